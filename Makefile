@@ -1,0 +1,43 @@
+# Two commands set everything up on a fresh machine (README):
+#   make demo   create/reuse .venv, build synth_faces, train configs/demo.py,
+#               evaluate and write runs/demo/{results.json,report/}
+#   make test   create/reuse .venv and run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR ?= tfds_data
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint format install clean bench
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m hyperface_jax.data.prepare synth_faces --data_dir=$(DATA_DIR)
+	rm -rf runs/demo
+	$(BIN)/python -m hyperface_jax.main --config=configs/demo.py --workdir=runs/demo \
+	  --config.data.data_dir=$(DATA_DIR)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS) tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check hyperface_jax configs tests bench
+
+format: $(STAMP)
+	$(BIN)/ruff format hyperface_jax configs tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/model_flops.py
+	$(BIN)/python bench/render_speed.py
+
+clean:
+	rm -rf runs $(DATA_DIR)

@@ -1,0 +1,1 @@
+"""hyperface_jax: deep multi-task face analysis in JAX/Flax."""

@@ -1,0 +1,57 @@
+"""Shared config defaults; configs/*.py start from these and override.
+
+Configs never read flags (they must load in Colab): `get_config(arg)` returns
+a plain `ml_collections.ConfigDict`; `main.py` locks it and applies
+`--config.key=value` overrides, so an unknown key fails naming the key.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from hyperface_jax.losses import HYPERFACE_LOSS_WEIGHTS
+
+
+def hyperface_base() -> ml_collections.ConfigDict:
+  """HyperFace-AlexNet defaults (papers.md sections 1.2-1.7)."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  # JAX's "rbg" generator: init compiles about 3x faster than threefry on CPU
+  # (bench/model_flops.py notes) and it is the faster one on TPU too.
+  c.prng_impl = "rbg"
+  c.total_steps = 100_000
+  c.batch_size = 64             # papers.md 1.7: TK batch 64 (paper value unknown)
+  c.eval_batch_size = 256
+  c.log_every = 50
+  c.eval_every = 2_000
+  c.checkpoint_every = 2_000
+  c.keep_checkpoints = 3
+
+  c.model_name = "hyperface_alexnet"
+  c.model = ml_collections.ConfigDict(dict(
+      width=1.0, dropout=0.5, lrn=True, conv_groups=1, conv1a_input="norm1"))
+  c.input_size = 227            # papers.md 1.1: proposals resized to 227x227
+
+  c.loss_name = "hyperface"
+  c.tasks = ("detection", "landmarks", "visibility", "pose", "gender")
+  c.weighting = ml_collections.ConfigDict(dict(
+      name="static", weights=dict(HYPERFACE_LOSS_WEIGHTS)))
+
+  # papers.md 1.7: SGD; lr/momentum are TK's (the paper's are unknown).
+  c.optim = ml_collections.ConfigDict(dict(
+      name="sgd", momentum=0.9, nesterov=False, weight_decay=5e-4, grad_clip_norm=0.0))
+  c.lr = 0.01
+  c.schedule = ml_collections.ConfigDict(dict(name="cosine", warmup_steps=500, alpha=0.0))
+
+  c.data = ml_collections.ConfigDict(dict(
+      name="synth_faces", data_dir="tfds_data", builder_config={},
+      prepare_if_missing=True, train_split="train", eval_split="validation",
+      test_split="test", max_train_scenes=None, max_eval_scenes=None,
+      regions_per_scene=4, eval_regions_per_scene=8, flip_prob=0.5,
+      normalize="minus_half",
+      # papers.md 1.4: per-task IoU rules.
+      thresholds=dict(detection_positive=0.5, detection_negative=0.35,
+                      landmarks=0.35, visibility=0.35, pose=0.5, gender=0.5)))
+  c.evaluator = ml_collections.ConfigDict(dict(name="hyperface_regions"))
+  c.report = ml_collections.ConfigDict(dict(num_crops=16))
+  return c

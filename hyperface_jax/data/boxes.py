@@ -1,0 +1,145 @@
+"""Box utilities on numpy arrays (boxes are [..., 4] = x, y, w, h).
+
+Geometry convention used by the whole data pipeline (sampling, cropping,
+flipping, landmark normalisation): boxes and landmarks live in ONE continuous
+pixel coordinate system in which pixel i has its centre at coordinate i
+(0-based, x right, y down; DESIGN.md section 6). A box [x, y, w, h] spans
+[x, x + w] x [y, y + h]; the image of width W spans [-0.5, W - 0.5]. A
+horizontal flip maps a point u -> W - 1 - u (papers.md section 1.13), hence a
+box x -> W - 1 - (x + w); see `flip_boxes`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _check_boxes(boxes, name):
+  boxes = np.asarray(boxes, dtype=np.float64)
+  if boxes.ndim < 1 or boxes.shape[-1] != 4:
+    raise ValueError(f"{name} must have shape [..., 4] (x, y, w, h); got {boxes.shape}.")
+  return boxes
+
+
+def xywh_to_corners(boxes):
+  """Converts [..., 4] x, y, w, h boxes to x0, y0, x1, y1 corners.
+
+  Args:
+    boxes: array [..., 4] of x, y, w, h.
+
+  Returns:
+    float64 array [..., 4] of x0, y0, x1, y1 (x1 = x + w, y1 = y + h).
+  """
+  b = _check_boxes(boxes, "boxes")
+  return np.concatenate([b[..., :2], b[..., :2] + b[..., 2:]], axis=-1)
+
+
+def corners_to_xywh(corners):
+  """Converts [..., 4] x0, y0, x1, y1 corners to x, y, w, h boxes.
+
+  Args:
+    corners: array [..., 4] of x0, y0, x1, y1.
+
+  Returns:
+    float64 array [..., 4] of x, y, w, h.
+  """
+  c = _check_boxes(corners, "corners")
+  return np.concatenate([c[..., :2], c[..., 2:] - c[..., :2]], axis=-1)
+
+
+def area(boxes):
+  """Area w * h of [..., 4] boxes (negative sizes count as 0)."""
+  b = _check_boxes(boxes, "boxes")
+  return np.clip(b[..., 2], 0, None) * np.clip(b[..., 3], 0, None)
+
+
+def intersection(a, b):
+  """Pairwise intersection areas of a [N, 4] and b [M, 4] -> [N, M]."""
+  ca = xywh_to_corners(np.reshape(_check_boxes(a, "a"), (-1, 4)))
+  cb = xywh_to_corners(np.reshape(_check_boxes(b, "b"), (-1, 4)))
+  lo = np.maximum(ca[:, None, :2], cb[None, :, :2])
+  hi = np.minimum(ca[:, None, 2:], cb[None, :, 2:])
+  wh = np.clip(hi - lo, 0, None)
+  return wh[..., 0] * wh[..., 1]
+
+
+def iou(a, b):
+  """Standard intersection-over-union of every pair (papers.md section 1.4).
+
+  Standard IoU = area(A n B) / area(A u B), NOT TK's sqrt overlap rate
+  (papers.md section 1.4 says to use the standard one).
+
+  Args:
+    a: [N, 4] boxes x, y, w, h.
+    b: [M, 4] boxes x, y, w, h.
+
+  Returns:
+    float64 [N, M]; 0 where the union is empty (degenerate boxes).
+  """
+  a = np.reshape(_check_boxes(a, "a"), (-1, 4))
+  b = np.reshape(_check_boxes(b, "b"), (-1, 4))
+  inter = intersection(a, b)
+  union = area(a)[:, None] + area(b)[None, :] - inter
+  with np.errstate(divide="ignore", invalid="ignore"):
+    out = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+  return out
+
+
+def inside_fraction(boxes, image_hw):
+  """Fraction of each box's area that lies inside the image [-0.5, W-0.5] x [-0.5, H-0.5].
+
+  Args:
+    boxes: [N, 4] boxes.
+    image_hw: (H, W) of the image.
+
+  Returns:
+    float64 [N].
+  """
+  h, w = image_hw
+  image_box = np.array([[-0.5, -0.5, float(w), float(h)]])
+  inter = intersection(boxes, image_box)[:, 0]
+  a = area(np.reshape(boxes, (-1, 4)))
+  return np.where(a > 0, inter / np.where(a > 0, a, 1.0), 0.0)
+
+
+def flip_boxes(boxes, width):
+  """Mirrors boxes horizontally in an image `width` pixels wide.
+
+  Points map u -> width - 1 - u (papers.md section 1.13), so the box edge
+  x + w becomes the new left edge: x' = width - 1 - x - w.
+
+  Args:
+    boxes: [..., 4] boxes.
+    width: image width in pixels.
+
+  Returns:
+    float64 [..., 4] mirrored boxes.
+  """
+  b = _check_boxes(boxes, "boxes").copy()
+  b[..., 0] = width - 1 - b[..., 0] - b[..., 2]
+  return b
+
+
+def box_from_points(points, mask=None):
+  """Tight axis-aligned box around the points selected by `mask`.
+
+  Args:
+    points: [..., K, 2] x, y points.
+    mask: optional [..., K] (bool or 0/1); None means all points.
+
+  Returns:
+    float64 [..., 4] x, y, w, h; all zeros where no point is selected.
+  """
+  p = np.asarray(points, dtype=np.float64)
+  if p.ndim < 2 or p.shape[-1] != 2:
+    raise ValueError(f"points must have shape [..., K, 2]; got {p.shape}.")
+  m = np.ones(p.shape[:-1], bool) if mask is None else np.asarray(mask).astype(bool)
+  if m.shape != p.shape[:-1]:
+    raise ValueError(
+      f"mask must have shape {p.shape[:-1]} (points without the last axis); got {m.shape}."
+    )
+  lo = np.where(m[..., None], p, np.inf).min(axis=-2)
+  hi = np.where(m[..., None], p, -np.inf).max(axis=-2)
+  any_point = m.any(axis=-1)[..., None]
+  corners = np.where(any_point, np.concatenate([lo, hi], axis=-1), 0.0)
+  return corners_to_xywh(corners)

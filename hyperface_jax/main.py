@@ -1,0 +1,56 @@
+"""Entry point: parses flags, nothing else (STYLE.md habit 2).
+
+  python -m hyperface_jax.main --config=configs/demo.py --workdir=runs/demo \
+      [--config.total_steps=100 ...]
+
+Re-running the same command resumes from the checkpoints in --workdir.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file, optionally with an argument: configs/x.py:arg.",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, "
+                               "results and the report.")
+_MULTIHOST = flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() "
+                               "(coordinator from the environment: SLURM, TPU VM, or "
+                               "JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / "
+                               "JAX_PROCESS_ID).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _hide_accelerators_from_tensorflow() -> None:
+  """TF is only the input pipeline here; it must not grab GPU/TPU memory."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], "GPU")
+  tf.config.set_visible_devices([], "TPU")
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  _hide_accelerators_from_tensorflow()
+  import jax  # pylint: disable=g-import-not-at-top
+  if _MULTIHOST.value:
+    jax.distributed.initialize()
+  from hyperface_jax import train  # pylint: disable=g-import-not-at-top
+  logging.info("JAX %s, %d process(es), devices: %s", jax.__version__,
+               jax.process_count(), jax.devices())
+  try:
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except train.NonFiniteLossError as e:
+    logging.error("%s", e)
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  app.run(main)

@@ -1,0 +1,100 @@
+"""AlexNet (CaffeNet order) backbone of HyperFace-AlexNet, returning every named feature map."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from hyperface_jax.models.layers import local_response_norm, scale_channels
+
+# He initialisation for ReLU layers: keeps activation variance through the stack when
+# training from scratch (pretrained AlexNet weights replace it by name later).
+relu_init = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
+
+
+def max_pool_3x3_s2(x: jax.Array) -> jax.Array:
+  """AlexNet 3x3 / stride 2 max-pool, VALID (floor) mode.
+
+  Caffe pools in ceil mode; both agree at 227 and at every size HyperFusion accepts
+  (35 + 32 g, where every pooled extent minus 3 is even), see fusion.py.
+  """
+  return nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
+
+
+class AlexNetBackbone(nn.Module):
+  """AlexNet conv1..pool5 (papers.md section 1.2, rows 1-11).
+
+  Attributes:
+    width: multiplies every channel count (rounded to a multiple of conv_groups, min 8).
+    conv_groups: feature_group_count of conv2, conv4, conv5 (1 = TK / CaffeNet without
+      groups, 2 = BVLC AlexNet, needed only to load its weights; papers.md section 1.2).
+    lrn: apply norm1/norm2 (Caffe LRN, size 5, alpha 1e-4, beta 0.75, k 1); when False the
+      "norm" maps equal the pooled maps.
+    dtype: computation dtype (params stay float32).
+  """
+
+  width: float = 1.0
+  conv_groups: int = 1
+  lrn: bool = True
+  dtype: Any = jnp.float32
+
+  def channels(self, n: int) -> int:
+    """Scaled channel count of a layer with n channels in the paper."""
+    return scale_channels(n, self.width, self.conv_groups)
+
+  def conv(
+    self, name: str, features: int, kernel: int, stride: int, pad: int, groups: int = 1
+  ) -> nn.Conv:
+    return nn.Conv(
+      features,
+      (kernel, kernel),
+      strides=(stride, stride),
+      padding=((pad, pad), (pad, pad)),
+      feature_group_count=groups,
+      kernel_init=relu_init,
+      dtype=self.dtype,
+      name=name,
+    )
+
+  def norm(self, x: jax.Array) -> jax.Array:
+    # papers.md section 1.2 row 3: Caffe AlexNet LRN constants (alpha divided by size).
+    return local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=1.0) if self.lrn else x
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> Dict[str, jax.Array]:
+    """Runs the backbone.
+
+    Args:
+      x: images [B, H, W, 3] (NHWC), 227 x 227 in the paper.
+
+    Returns:
+      Dict of feature maps "conv1", "max1", "norm1", "conv2", "max2", "norm2", "conv3",
+      "conv4", "conv5", "pool5" (all after ReLU where the layer has one).
+    """
+    if x.ndim != 4 or x.shape[-1] != 3:
+      raise ValueError(f"AlexNetBackbone expects images [B, H, W, 3] (NHWC), got shape {x.shape}.")
+    if x.shape[1] < 67 or x.shape[2] < 67:
+      raise ValueError(
+        f"AlexNetBackbone needs inputs of at least 67 x 67 (pool5 >= 1 x 1), "
+        f"got {x.shape[1]} x {x.shape[2]}."
+      )
+    g = self.conv_groups
+    f = {}
+    x = x.astype(self.dtype)
+    # Row 1: conv1 11x11/4, VALID, ungrouped in every AlexNet variant.
+    f["conv1"] = nn.relu(self.conv("conv1", self.channels(96), 11, 4, 0)(x))
+    f["max1"] = max_pool_3x3_s2(f["conv1"])  # row 2 (fused by HyperFace)
+    f["norm1"] = self.norm(f["max1"])  # row 3
+    # Row 5: conv2 5x5 pad 2 (2 groups in BVLC AlexNet).
+    f["conv2"] = nn.relu(self.conv("conv2", self.channels(256), 5, 1, 2, g)(f["norm1"]))
+    f["max2"] = max_pool_3x3_s2(f["conv2"])  # row 6
+    f["norm2"] = self.norm(f["max2"])
+    # Rows 7, 9, 10: conv3 is ungrouped in BVLC AlexNet, conv4 and conv5 are grouped.
+    f["conv3"] = nn.relu(self.conv("conv3", self.channels(384), 3, 1, 1)(f["norm2"]))
+    f["conv4"] = nn.relu(self.conv("conv4", self.channels(384), 3, 1, 1, g)(f["conv3"]))
+    f["conv5"] = nn.relu(self.conv("conv5", self.channels(256), 3, 1, 1, g)(f["conv4"]))
+    f["pool5"] = max_pool_3x3_s2(f["conv5"])  # row 11 (fused)
+    return f

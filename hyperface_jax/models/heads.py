@@ -1,0 +1,90 @@
+"""Per-task heads of HyperFace: fc_<task>1 (512 + ReLU + dropout) -> fc_<task>2."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Sequence, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from hyperface_jax.models.alexnet import relu_init
+
+DEFAULT_TASKS = ("detection", "landmarks", "visibility", "pose", "gender")
+
+
+def task_output_shape(task: str, num_landmarks: int = 21) -> Tuple[int, ...]:
+  """Per-example output shape of a built-in task (papers.md section 1.2, rows 15-19).
+
+  Args:
+    task: one of DEFAULT_TASKS.
+    num_landmarks: landmark count of the landmarks/visibility heads.
+
+  Returns:
+    Shape without the batch axis, e.g. (21, 2) for "landmarks".
+  """
+  shapes = {
+    "detection": (2,),  # face / non-face logits, index 1 = face
+    "landmarks": (num_landmarks, 2),  # 42 outputs at 21 points, reshaped to (x, y)
+    "visibility": (num_landmarks,),
+    "pose": (3,),  # roll, pitch, yaw
+    "gender": (2,),  # logits, index 1 = female
+  }
+  if task not in shapes:
+    raise ValueError(
+      f"Unknown HyperFace task {task!r}; built-in tasks: {sorted(shapes)} "
+      f"(add others through TaskHeads.extra_tasks)."
+    )
+  return shapes[task]
+
+
+class TaskHeads(nn.Module):
+  """One two-layer head per task on the shared hyperfeature.
+
+  Attributes:
+    tasks: built-in tasks to predict, each named fc_<task>1 / fc_<task>2 in the params.
+    num_landmarks: number of landmarks (21 for AFLW).
+    head_width: width of each fc_<task>1 layer (512 in the paper, not scaled by width).
+    dropout: rate after each fc_<task>1 (documented default 0.5, papers.md 1.2 notes).
+    extra_tasks: additional heads as ((name, output_shape), ...), e.g.
+      (("landmarks68", (68, 2)),); the head output is reshaped to [B, *output_shape].
+    dtype: computation dtype; outputs are returned in float32 for the losses.
+  """
+
+  tasks: Sequence[str] = DEFAULT_TASKS
+  num_landmarks: int = 21
+  head_width: int = 512
+  dropout: float = 0.5
+  extra_tasks: Tuple[Tuple[str, Tuple[int, ...]], ...] = ()
+  dtype: Any = jnp.float32
+
+  def output_shapes(self) -> Dict[str, Tuple[int, ...]]:
+    """Per-example output shape of every head, in call order."""
+    shapes = {t: task_output_shape(t, self.num_landmarks) for t in self.tasks}
+    for name, shape in self.extra_tasks:
+      if name in shapes:
+        raise ValueError(f"TaskHeads: task {name!r} is both in tasks and extra_tasks.")
+      shapes[name] = tuple(shape)
+    return shapes
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> Dict[str, jax.Array]:
+    """Applies every head.
+
+    Args:
+      x: hyperfeature [B, D].
+      train: enables dropout (rng stream "dropout").
+
+    Returns:
+      Dict task -> float32 array [B, *output_shape].
+    """
+    out = {}
+    for task, shape in self.output_shapes().items():
+      h = nn.Dense(self.head_width, kernel_init=relu_init, dtype=self.dtype, name=f"fc_{task}1")(x)
+      h = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(h))
+      size = 1
+      for s in shape:
+        size *= s
+      y = nn.Dense(size, dtype=self.dtype, name=f"fc_{task}2")(h)
+      out[task] = y.reshape((x.shape[0],) + shape).astype(jnp.float32)
+    return out

@@ -1,0 +1,55 @@
+"""Optimiser and learning-rate schedule from the config.
+
+papers.md section 1.7: the paper trains with SGD (Caffe); its learning rate,
+momentum and batch size are unknown, so the documented default is TK's
+MomentumSGD (lr 0.01, momentum 0.9) with weight decay 5e-4 (Caffe AlexNet).
+"""
+
+from __future__ import annotations
+
+import optax
+
+
+def make_schedule(config, total_steps: int) -> optax.Schedule:
+  """`config.schedule.name` in {constant, cosine, step}, with linear warm-up."""
+  sched = config.schedule
+  lr = config.lr
+  warmup = int(sched.get("warmup_steps", 0))
+  if sched.name == "constant":
+    main = optax.constant_schedule(lr)
+  elif sched.name == "cosine":
+    main = optax.cosine_decay_schedule(lr, max(total_steps - warmup, 1),
+                                       alpha=sched.get("alpha", 0.0))
+  elif sched.name == "step":
+    boundaries = {int(s) - warmup: sched.get("factor", 0.1)
+                  for s in sched.get("boundaries", ())}
+    main = optax.piecewise_constant_schedule(lr, boundaries)
+  else:
+    raise ValueError(f"Unknown config.schedule.name {sched.name!r}; expected "
+                     "'constant', 'cosine' or 'step'.")
+  if warmup:
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+  return main
+
+
+def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:
+  """SGD-momentum / Adam(W) with optional clipping and weight decay."""
+  opt = config.optim
+  schedule = make_schedule(config, total_steps)
+  chain = []
+  if opt.get("grad_clip_norm"):
+    chain.append(optax.clip_by_global_norm(opt.grad_clip_norm))
+  if opt.name == "sgd":
+    if opt.get("weight_decay"):
+      chain.append(optax.add_decayed_weights(opt.weight_decay))
+    chain.append(optax.sgd(schedule, momentum=opt.get("momentum", 0.9),
+                           nesterov=opt.get("nesterov", False)))
+  elif opt.name == "adamw":
+    chain.append(optax.adamw(schedule, weight_decay=opt.get("weight_decay", 0.0)))
+  elif opt.name == "adam":
+    chain.append(optax.adam(schedule))
+  else:
+    raise ValueError(f"Unknown config.optim.name {opt.name!r}; expected 'sgd', "
+                     "'adam' or 'adamw'.")
+  return optax.chain(*chain)

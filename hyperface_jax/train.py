@@ -1,0 +1,138 @@
+"""The one training loop for every system (DESIGN.md section 2).
+
+init (shape-first) -> restore-or-init -> step -> log -> evaluate -> checkpoint
+-> final evaluation, results.json and report. Systems differ by config:
+model, losses, weighting, data and evaluator are chosen by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Dict
+
+import jax
+import numpy as np
+from absl import logging
+
+from hyperface_jax import checkpointing, optim, registry, sharding, steps, weighting
+from hyperface_jax import losses as _losses  # noqa: F401  (registers losses)
+from hyperface_jax import models as _models  # noqa: F401  (registers models)
+from hyperface_jax.data import inputs
+from hyperface_jax.evaluation import runner
+from hyperface_jax.metric_writer import MetricWriter
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Raised when a task loss becomes NaN or infinite."""
+
+
+def _check_finite(step: int, metrics: Dict[str, Any]) -> None:
+  bad = [k for k, v in metrics.items()
+         if k.startswith("train/loss") and not np.all(np.isfinite(v))]
+  if bad:
+    tasks = [k[len("train/loss/"):] for k in bad if k.startswith("train/loss/")]
+    raise NonFiniteLossError(
+        f"Non-finite loss at step {step} in task(s) {tasks or ['total']} "
+        f"({', '.join(f'{k}={float(metrics[k])}' for k in bad)}). The run stopped; "
+        "the last good checkpoint was left intact.")
+
+
+def build(config, mesh):
+  """Model, loss function, optimiser, weighting and the abstract train state."""
+  model = registry.MODELS.get(config.model_name)(**config.model)
+  loss_fn = registry.LOSSES.get(config.loss_name)
+  tasks = tuple(config.tasks)
+  optimizer = optim.make_optimizer(config, config.total_steps)
+  weigher = weighting.make_weighting(config.weighting, tasks)
+  image_shape = (1, config.input_size, config.input_size, 3)
+  init = lambda rng: steps.init_state(model, optimizer, weigher, tasks, rng, image_shape)
+  return model, loss_fn, optimizer, weigher, init
+
+
+def restore_or_init(config, mesh, init, ckpt: checkpointing.Checkpointer):
+  """Restores the latest checkpoint or initialises (shape first, then jitted init)."""
+  rng = jax.random.PRNGKey(config.seed)
+  abstract = jax.eval_shape(init, rng)
+  repl = sharding.replicated(mesh)
+  if ckpt.latest_step() is not None:
+    target = checkpointing.abstract_with_sharding(abstract, repl)
+    state = ckpt.restore(target)
+    logging.info("Resumed from %s step %d.", ckpt.directory, int(state.step))
+    return state
+  shardings = jax.tree.map(lambda _: repl, abstract)
+  return jax.jit(init, out_shardings=shardings)(rng)
+
+
+def train_and_evaluate(config, workdir: str) -> Dict[str, float]:
+  """Trains `config` in `workdir` (resuming if it holds checkpoints), evaluates.
+
+  Returns:
+    The flat final results (also written to `workdir/results.json`).
+  """
+  os.makedirs(workdir, exist_ok=True)
+  jax.config.update("jax_default_prng_impl", config.prng_impl)
+  mesh = sharding.make_mesh()
+  local_batch = sharding.check_batch_size(config.batch_size, mesh)
+  sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
+  _write_config(config, workdir)
+
+  data = inputs.load(config)
+  model, loss_fn, optimizer, weigher, init = build(config, mesh)
+  ckpt = checkpointing.Checkpointer(workdir, max_to_keep=config.keep_checkpoints)
+  state = restore_or_init(config, mesh, init, ckpt)
+  start = int(state.step)
+  writer = MetricWriter(workdir, resume_step=start)
+
+  train_step = steps.make_train_step(mesh, model=model, loss_fn=loss_fn,
+                                     optimizer=optimizer, weighting=weigher,
+                                     seed=config.seed)
+  eval_step = steps.make_eval_step(mesh, model=model, loss_fn=loss_fn)
+  validator = runner.Evaluation(mesh, eval_step, data.validation, config)
+
+  t0, last_step = time.time(), start
+  for step in range(start + 1, config.total_steps + 1):
+    batch = sharding.global_batch(mesh, data.train_batch(step, local_batch))
+    state, metrics = train_step(state, batch)
+    metrics = sharding.to_host(metrics)  # small; lets us stop on the first bad step
+    _check_finite(step, metrics)
+    if step % config.log_every == 0 or step == config.total_steps:
+      dt = time.time() - t0
+      rate = (step - last_step) * config.batch_size / max(dt, 1e-9)
+      eta = (config.total_steps - step) * config.batch_size / max(rate, 1e-9)
+      metrics["train/examples_per_sec"] = rate
+      writer.write(step, metrics)
+      logging.info("step %d/%d  loss %.4f  %.1f examples/s  ETA %.0f s", step,
+                   config.total_steps, metrics["train/loss"], rate, eta)
+      t0, last_step = time.time(), step
+    if step % config.eval_every == 0 or step == config.total_steps:
+      val_losses = validator.losses(state)
+      state = state.replace(
+          val_losses={t: jax.device_put(np.float32(v), sharding.replicated(mesh))
+                      for t, v in val_losses.items()},
+          val_valid=jax.device_put(np.float32(1.0), sharding.replicated(mesh)))
+      writer.write(step, {f"val/loss/{t}": v for t, v in val_losses.items()})
+    if step % config.checkpoint_every == 0 or step == config.total_steps:
+      ckpt.save(step, state)
+  ckpt.close()
+
+  results = runner.final_evaluation(config, workdir, mesh, eval_step, state, data)
+  writer.close()
+  return results
+
+
+def _write_config(config, workdir: str) -> None:
+  path = os.path.join(workdir, "config.json")
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  os.replace(tmp, path)
+
+
+def write_json_atomic(path: str, payload: Any) -> None:
+  """Writes JSON to a temporary name, then renames (never half-written)."""
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(payload, f, indent=2, sort_keys=True, allow_nan=True)
+  os.replace(tmp, path)

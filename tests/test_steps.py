@@ -1,0 +1,108 @@
+"""The data-parallel train step: exact, device-count independent, weights logged."""
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from hyperface_jax import losses, optim, registry, sharding, steps, weighting
+from hyperface_jax import models  # noqa: F401
+
+
+def _config():
+  c = ml_collections.ConfigDict()
+  c.lr = 0.002
+  c.optim = dict(name="sgd", momentum=0.9, weight_decay=5e-4, grad_clip_norm=0.0)
+  c.schedule = dict(name="constant", warmup_steps=0)
+  return c
+
+
+def _random_batch(rng, n, size=67):
+  """A region batch with uneven masks, so per-device counts differ."""
+  b = dict(
+      image=rng.uniform(-0.5, 0.5, size=(n, size, size, 3)).astype(np.float32),
+      detection=rng.integers(0, 2, n).astype(np.int32),
+      detection_mask=(rng.random(n) < 0.8).astype(np.float32),
+      landmarks=rng.normal(scale=0.2, size=(n, 21, 2)).astype(np.float32),
+      visibility=(rng.random((n, 21)) < 0.7).astype(np.float32),
+      landmarks_mask=(rng.random(n) < 0.6).astype(np.float32),
+      visibility_mask=(rng.random(n) < 0.6).astype(np.float32),
+      pose=rng.normal(scale=0.5, size=(n, 3)).astype(np.float32),
+      pose_mask=(rng.random(n) < 0.4).astype(np.float32),
+      gender=rng.integers(0, 2, n).astype(np.int32),
+      gender_mask=(rng.random(n) < 0.4).astype(np.float32),
+      example_mask=np.ones(n, np.float32))
+  return b
+
+
+def _run(num_devices, batches):
+  mesh = sharding.make_mesh(jax.devices()[:num_devices])
+  model = registry.MODELS.get("hyperface_alexnet")(width=0.125, dropout=0.0)
+  tasks = tuple(losses.HYPERFACE_LOSS_WEIGHTS)
+  opt = optim.make_optimizer(_config(), 10)
+  weigher = weighting.static(losses.HYPERFACE_LOSS_WEIGHTS, tasks)
+  init = lambda rng: steps.init_state(model, opt, weigher, tasks, rng, (1, 67, 67, 3))
+  state = sharding.replicate(mesh, jax.jit(init)(jax.random.PRNGKey(0)))
+  step = steps.make_train_step(mesh, model=model, loss_fn=losses.hyperface_losses,
+                               optimizer=opt, weighting=weigher, seed=0)
+  metrics = []
+  for b in batches:
+    state, m = step(state, sharding.global_batch(mesh, b))
+    metrics.append(sharding.to_host(m))
+  return sharding.to_host(state.params), metrics
+
+
+@pytest.fixture(scope="module")
+def runs():
+  rng = np.random.default_rng(0)
+  batches = [_random_batch(rng, 16) for _ in range(3)]
+  return batches, {n: _run(n, batches) for n in (1, 8)}
+
+
+def test_one_and_eight_devices_give_the_same_parameters(runs):
+  _, results = runs
+  (p1, m1), (p8, m8) = results[1], results[8]
+  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p8)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  for a, b in zip(m1, m8):
+    for k in a:
+      np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-6, err_msg=k)
+  # Parameters really moved (the test could otherwise pass vacuously).
+  p0 = sharding.to_host(steps.init_state(
+      registry.MODELS.get("hyperface_alexnet")(width=0.125, dropout=0.0),
+      optim.make_optimizer(_config(), 10),
+      weighting.static(losses.HYPERFACE_LOSS_WEIGHTS), (), jax.random.PRNGKey(0),
+      (1, 67, 67, 3)).params)
+  moved = max(float(np.max(np.abs(a - b)))
+              for a, b in zip(jax.tree.leaves(p0), jax.tree.leaves(p1)))
+  assert moved > 1e-4
+
+
+def test_losses_are_exact_global_masked_means(runs):
+  batches, results = runs
+  m = results[8][1][0]
+  # Independent reference: the initial params on the whole first batch at once.
+  model = registry.MODELS.get("hyperface_alexnet")(width=0.125, dropout=0.0)
+  params = model.init(jax.random.PRNGKey(0), np.zeros((1, 67, 67, 3), np.float32),
+                      train=False)["params"]
+  batch = batches[0]
+  out = model.apply({"params": params}, batch["image"], train=False)
+  total = 0.0
+  for task, (s, c) in losses.hyperface_losses(out, batch).items():
+    ref = float(s) / max(float(c), 1.0)
+    np.testing.assert_allclose(m[f"train/loss/{task}"], ref, rtol=1e-4)
+    assert m[f"train/count/{task}"] == float(c)
+    assert m[f"weight/{task}"] == pytest.approx(losses.HYPERFACE_LOSS_WEIGHTS[task])
+    total += losses.HYPERFACE_LOSS_WEIGHTS[task] * ref
+  np.testing.assert_allclose(m["train/loss"], total, rtol=1e-4)
+
+
+def test_batch_not_divisible_by_devices_fails_before_compiling():
+  mesh = sharding.make_mesh(jax.devices()[:8])
+  with pytest.raises(ValueError, match=r"batch_size=12 must be a positive multiple.*8"):
+    sharding.check_batch_size(12, mesh)
+
+
+def test_static_weighting_rejects_unknown_tasks():
+  with pytest.raises(ValueError, match=r"missing: \['pose'\].*unexpected: \['posee'\]"):
+    weighting.static({"detection": 1.0, "posee": 1.0}, tasks=("detection", "pose"))

@@ -3,8 +3,9 @@
   PYTHONPATH=. python bench/gender_study.py [--train 2400 --test 800 --size 48 --epochs 8]
 
 Checks the issue-2 design of the gender cues (render_params): no single sampled cue
-(optimal threshold) should beat ~80 %, a logistic regression on raw pixels should do
-markedly worse than a small CNN. Prints a markdown table.
+(optimal threshold) should beat ~80 %, all cues together (logistic regression on the sampled
+values) should reach ~98 %, a logistic regression on raw pixels should do markedly worse
+than a small CNN. Prints a markdown table.
 """
 
 import argparse
@@ -81,6 +82,12 @@ def main():
   rows = [(f"cue: {name} (best threshold)", best_threshold_accuracy(cues[:, k], y), None)
           for k, name in enumerate(rp.CUE_NAMES)]
   xtr, ytr, xte, yte = x[:args.train], y[:args.train], x[args.train:], y[args.train:]
+  # Upper reference: logistic regression on all sampled cue values (standardised).
+  z = (cues - cues[:args.train].mean(0)) / (cues[:args.train].std(0) + 1e-6)
+  lin_c = {"w": jnp.zeros((z.shape[1], 2)), "b": jnp.zeros(2)}
+  tr, te = train(lambda p, zb: zb @ p["w"] + p["b"], lin_c, z[:args.train], ytr,
+                 z[args.train:], yte, epochs=30, lr=1e-2)
+  rows.append(("logistic regression, all sampled cues", te, tr))
   # Linear model: logistic regression on raw pixels (L2 via AdamW weight decay).
   dim = xtr[0].size
   lin = {"w": jnp.zeros((dim, 2)), "b": jnp.zeros(2)}

@@ -49,6 +49,9 @@ def hyperface_base() -> ml_collections.ConfigDict:
       test_split="test", max_train_scenes=None, max_eval_scenes=None,
       regions_per_scene=4, eval_regions_per_scene=8, flip_prob=0.5,
       normalize="minus_half",
+      # Region sampling around/away from faces (data/sampling.py DEFAULT_SAMPLING;
+      # papers.md 1.4 leaves it open: the paper uses selective search regions).
+      sampling=dict(scale_range=(0.6, 1.6), shift_range=0.25),
       # papers.md 1.4: per-task IoU rules.
       thresholds=dict(detection_positive=0.5, detection_negative=0.35,
                       landmarks=0.35, visibility=0.35, pose=0.5, gender=0.5)))

@@ -33,6 +33,19 @@ def _hide_accelerators_from_tensorflow() -> None:
   tf.config.set_visible_devices([], "TPU")
 
 
+def parse_flags(argv):
+  """absl flag parsing, with a one-line error for a bad --config override."""
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
+    # ml_collections wraps its KeyError text in repr quotes and escapes.
+    message = str(e).strip("'\"").replace("\\'", "'").replace("\\n", " ")
+    print(f"error: bad command line ({type(e).__name__}): {message}\n"
+          f"Config keys are those of the --config file; see "
+          f"`python -m hyperface_jax.main --helpfull`.", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -53,4 +66,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -63,6 +63,19 @@ def test_examples_are_pure_function_of_seed_split_index(built):
   assert ex["faces"]["gender"].dtype == np.int64 and ex["faces"]["box"].dtype == np.float32
 
 
+def test_parallel_rendering_equals_serial():
+  keys = list(sf._face_features().keys())
+  jobs = [(3, "train", i, 48, keys) for i in range(6)]
+  serial = list(map(sf._render_scene_example, jobs))
+  parallel = list(sf._parallel(sf._render_scene_example, jobs, min_jobs=0))
+  assert [i for i, _ in parallel] == list(range(6))
+  for (_, a), (_, b) in zip(serial, parallel, strict=False):
+    fa, fb = _flat(a), _flat(b)
+    assert fa.keys() == fb.keys()
+    for k in fa:
+      assert fa[k].tobytes() == fb[k].tobytes(), k
+
+
 def test_crop_builder(tmp_path):
   b = _build("synth_face_crops", tmp_path, 2, size=40)
   ex = _load(b, "train")

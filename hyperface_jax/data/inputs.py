@@ -39,6 +39,7 @@ def builder_kwargs(data_config) -> dict:
   empty means the builder's default config.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   import hyperface_jax.data  # noqa: F401  (registers the builders)
   values = dict(data_config.get("builder_config", {}) or {})
   if not values:
@@ -91,6 +92,7 @@ def load(config) -> Data:
         train, seed=config.seed, step=step, batch_size=config.batch_size,
         image_size=config.input_size, regions_per_scene=dc.regions_per_scene,
         flip_prob=dc.flip_prob, normalize=dc.normalize, thresholds=thresholds,
+        sampling_config=dc.sampling.to_dict(),
         process_index=jax.process_index(), process_count=jax.process_count())
     assert batch["image"].shape[0] == local_rows, (batch["image"].shape, local_rows)
     return {k: batch[k] for k in MODEL_KEYS}

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from hyperface_jax.data import face_model as fm
+from hyperface_jax.data import render_cues as rc
 
 _SHIFT = 4
 _HEAD_C = np.array([-0.065, 0.3, -1.1])
@@ -29,6 +30,8 @@ def _ellipsoid_samples(n_t=28, n_p=14):
 
 _CRANIUM, _CRANIUM_N = _ellipsoid_samples()
 _CRANIUM_N = _CRANIUM_N / np.linalg.norm(_CRANIUM_N, axis=1, keepdims=True)
+_CRANIUM_SIN_T = np.abs(np.sin(np.arctan2(*((_CRANIUM - _HEAD_C)[:, [0, 2]] / _HEAD_R[[0, 2]]).T)))
+_HAIRLINE_T = np.linspace(-np.pi / 2, np.pi / 2, 25)
 _ring = np.linspace(0, 2 * np.pi, 16, endpoint=False)
 _NECK = np.concatenate([np.stack([_HEAD_C[0] + 0.36 * np.sin(_ring), np.full(16, y),
                                   -1.0 + 0.36 * np.cos(_ring)], 1) for y in (-0.4, -1.7)])
@@ -77,6 +80,22 @@ class Posed:
     return fm.FOCAL_FACTOR * self.w * self.scale / float(self.trans[2])
 
 
+def _hairline_height(prm, sin_t):
+  """Hairline y at longitudes with |sin t| = sin_t (0 front, 1 side): it drops towards the
+  temples by prm.temple_drop (fringe cue, render_params), framing the face with hair."""
+  return prm.hairline - prm.temple_drop * sin_t ** 1.5
+
+
+def _hairline(prm):
+  """Dense hairline contour on the cranium ellipsoid: points [25, 3] and normals [25, 3]."""
+  y = _hairline_height(prm, np.abs(np.sin(_HAIRLINE_T)))
+  p = np.arcsin(np.clip((y - _HEAD_C[1]) / _HEAD_R[1], -1.0, 1.0))
+  unit = np.stack([np.cos(p) * np.sin(_HAIRLINE_T), np.sin(p), np.cos(p) * np.cos(_HAIRLINE_T)],
+                  1)
+  n = unit / _HEAD_R
+  return unit * _HEAD_R + _HEAD_C, n / np.linalg.norm(n, axis=1, keepdims=True)
+
+
 def _shade(c, k):
   return np.clip(np.asarray(c) * k, 0, 255)
 
@@ -110,19 +129,23 @@ def draw_face(img, owner, owner_id, posed: Posed, prm, p68, rng):
   cran = _CRANIUM[_CRANIUM[:, 1] > -0.25]
   head_xy = hull(posed.proj(np.concatenate([cran, jaw, p68[27:36]])))
   fill(img, head_xy, skin if prm.bald else hair, owner, owner_id)
-  front = (_CRANIUM[:, 1] < prm.hairline) & (_CRANIUM[:, 2] > -1.05) & (_CRANIUM[:, 1] > -0.3)
-  vis = posed.facing(_CRANIUM_N[front])
-  face_pts = np.concatenate([_CRANIUM[front][vis], jaw, p68[27:36]])
+  front = ((_CRANIUM[:, 1] < _hairline_height(prm, _CRANIUM_SIN_T))
+           & (_CRANIUM[:, 2] > -1.05) & (_CRANIUM[:, 1] > -0.3))
+  line_pts, line_n = _hairline(prm)
+  face_pts = np.concatenate([_CRANIUM[front][posed.facing(_CRANIUM_N[front])],
+                             line_pts[posed.facing(line_n)], jaw, p68[27:36]])
   fill(img, hull(posed.proj(face_pts)), skin)
-  # 3. ears (hidden under long hair).
+  # 3. ears (hidden under long hair) and earrings (hanging below the hair).
   ears_hidden = np.array([hair_len > 0.55 and not prm.bald] * 2)
   for k, (idx, sign) in enumerate(((12, -1.0), (16, 1.0))):
-    if ears_hidden[k] or not posed.facing(fm.A21_NORMALS[idx:idx + 1])[0]:
+    if not posed.facing(fm.A21_NORMALS[idx:idx + 1])[0]:
       continue
-    c = fm.A21[idx]
-    ear = np.stack([c + [0.03 * sign, 0.17 * np.sin(a), 0.1 * np.cos(a)] for a in _ring])
-    fill(img, posed.proj(ear), _shade(skin, 0.9), owner, owner_id)
-    line(img, posed.proj(ear * [1, 0.75, 0.7] + c * [0, 0.25, 0.3]), _shade(skin, 0.7))
+    if not ears_hidden[k]:
+      c = fm.A21[idx]
+      ear = np.stack([c + [0.03 * sign, 0.17 * np.sin(a), 0.1 * np.cos(a)] for a in _ring])
+      fill(img, posed.proj(ear), _shade(skin, 0.9), owner, owner_id)
+      line(img, posed.proj(ear * [1, 0.75, 0.7] + c * [0, 0.25, 0.3]), _shade(skin, 0.7))
+    rc.earrings(img, owner, owner_id, posed, prm, idx, sign)
   # 4. beard under the features.
   if prm.cues["beard"] > 0:
     lip_top = p68[48:55] + up * 0.09
@@ -131,6 +154,7 @@ def draw_face(img, owner, owner_id, posed: Posed, prm, p68, rng):
     fill(overlay, posed.proj(beard), _shade(hair, 0.7))
     a = 0.35 + 0.6 * prm.cues["beard"]
     cv2.addWeighted(overlay, a, img, 1 - a, 0, dst=img)
+  rc.blush(img, posed, prm, p68)
   # 5. features, far-to-near, each only if its anchor faces the camera.
   feats = []
   n68 = fm.IBUG68_NORMALS
@@ -148,7 +172,7 @@ def draw_face(img, owner, owner_id, posed: Posed, prm, p68, rng):
   brow_col = _shade(hair if not prm.bald else (60, 50, 40), 0.6)
   for kind, idx in feats:
     if kind == "brow":
-      t = 0.022 + 0.035 * max(prm.cues["brow_thick"], 0.15)
+      t = 0.012 + 0.05 * max(prm.cues["brow_thick"], 0.15)
       pts = p68[idx]
       poly = np.concatenate([pts + up * t, (pts - up * t * 0.8)[::-1]])
       fill(img, posed.proj(poly), brow_col)
@@ -172,6 +196,7 @@ def draw_face(img, owner, owner_id, posed: Posed, prm, p68, rng):
 
 
 def _draw_eye(img, posed, prm, eye, skin):
+  rc.eye_shadow(img, posed, prm, eye)
   xy = posed.proj(eye)
   fill(img, xy, (235, 235, 230))
   centre = eye.mean(0) + np.array([prm.gaze[0], prm.gaze[1], 0.02])
@@ -179,13 +204,13 @@ def _draw_eye(img, posed, prm, eye, skin):
   iris = np.stack([centre + [rad * np.cos(a), rad * np.sin(a), 0] for a in _ring])
   fill(img, posed.proj(iris), prm.iris)
   fill(img, posed.proj(centre + (iris - centre) * 0.45), (10, 10, 10))
-  line(img, xy[[0, 1, 2, 3]], _shade(skin, 0.3), 1)
   line(img, xy[[3, 4, 5, 0]], _shade(skin, 0.6), 1)
+  rc.eyeliner(img, posed, prm, eye, skin)
 
 
 def _draw_mouth(img, posed, prm, p68):
-  lip = prm.skin * (1 - 0.6 * prm.cues["lip_red"]) + np.array([200, 40, 60]) * (
-      0.6 * prm.cues["lip_red"])
+  red = 0.85 * prm.cues["lip_red"]  # documented default: strong enough to see at 99 px
+  lip = prm.skin * (1 - red) + np.array([195, 30, 60]) * red
   lip = _shade(lip, 0.85)
   fill(img, posed.proj(p68[48:60]), lip)
   inner = posed.proj(p68[60:68])

@@ -8,7 +8,6 @@ from typing import Dict, Tuple
 
 import jax
 import numpy as np
-from absl import logging
 from jax.experimental import multihost_utils
 
 from hyperface_jax import registry, sharding
@@ -33,7 +32,8 @@ class Evaluation:
     self.regions = pipeline.eval_regions(
         store, seed=config.seed + seed_offset, regions_per_scene=dc.eval_regions_per_scene,
         image_size=config.input_size, thresholds=dc.thresholds.to_dict(),
-        normalize=dc.normalize, return_uint8=return_uint8)
+        normalize=dc.normalize, sampling_config=dc.sampling.to_dict(),
+        return_uint8=return_uint8)
 
   def run(self, state):
     """Yields (host batch, host outputs) per padded batch; returns nothing."""
@@ -63,7 +63,7 @@ def evaluate(config, mesh, eval_step, state, data) -> Tuple[Dict, object, Evalua
   train_regions = pipeline.eval_regions(
       data.train, seed=config.seed + 2, regions_per_scene=config.data.eval_regions_per_scene,
       image_size=config.input_size, thresholds=config.data.thresholds.to_dict(),
-      normalize=config.data.normalize)
+      normalize=config.data.normalize, sampling_config=config.data.sampling.to_dict())
   evaluator.set_baselines(**_evaluators.baseline_stats(train_regions))
   test = Evaluation(mesh, eval_step, data.test, config, seed_offset=3, return_uint8=True)
   evaluator.reset()

@@ -2,10 +2,24 @@ r"""HyperFace-AlexNet, CPU variant on synth_faces (the `make demo` job).
 
   python -m hyperface_jax.main --config=configs/demo.py --workdir=runs/demo
 
-Input 99x99 (fused grid 2x2, see models/fusion.py), width 0.5, batch 64.
-On a 2-core CPU it trains in about 8 minutes and reaches (README table):
-landmark NME about a third of the mean-shape baseline, gender accuracy > 0.85,
-detection AP > 0.95.
+About 11 minutes of training on a 2-core CPU; the README shows the results table it
+printed: landmark NME 0.072 (mean shape 0.150), pose MAE 9.2 deg (mean pose 18.6),
+gender accuracy 0.83, detection AP 0.998.
+
+Same network as configs/hyperface_alexnet.py, scaled down, with the choices that make
+training from scratch in minutes work (each is a config field, documented here):
+- input 99x99 (the smallest size whose fused grid is 2x2, models/fusion.py), width 0.5;
+- BatchNorm after every conv (`model.norm="batch"`, statistics synchronised over the
+  'data' mesh axis): the paper instead initialises from R-CNN_Face / ImageNet AlexNet
+  (papers.md 1.3), which a from-scratch CPU run does not have;
+- Adam 2e-3 with cosine decay instead of the paper's SGD (papers.md 1.7 leaves the
+  optimiser settings unknown);
+- regions closer to the faces (scale 0.8-1.3, shift 0.15 of the face side) and 3/4 of
+  them faces, so that the four face tasks get more labelled regions per step;
+- landmark weight 25 instead of 5: with the per-example 1/(2N) mean of papers.md 1.6 the
+  landmark loss is ~1e-3 and the shared layers otherwise hardly see it (TK re-scales the
+  same way, papers.md 1.6 note); gender weight 4 instead of 2: gender is the slowest task
+  to learn from scratch on synth_faces (its cues are soft by design, docs/synth_faces.md).
 """
 
 from hyperface_jax import config_lib
@@ -18,14 +32,22 @@ def get_config(arg=None):
   c.batch_size = 64
   c.eval_batch_size = 256
   c.log_every = 50
-  c.eval_every = 500
+  c.eval_every = 750
   c.checkpoint_every = 500
   c.input_size = 99
   c.model.width = 0.5
-  c.model.dropout = 0.2
-  c.lr = 0.01
+  c.model.dropout = 0.0
+  c.model.norm = "batch"
+  c.optim.name = "adam"
+  c.optim.weight_decay = 0.0
+  c.lr = 0.002
   c.schedule.warmup_steps = 100
+  c.weighting.weights.landmarks = 25.0
+  c.weighting.weights.gender = 4.0
   c.data.data_dir = "tfds_data"
   c.data.regions_per_scene = 4
   c.data.eval_regions_per_scene = 6
+  c.data.positive_fraction = 0.75
+  c.data.sampling.scale_range = (0.8, 1.3)
+  c.data.sampling.shift_range = 0.15
   return c

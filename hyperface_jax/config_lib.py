@@ -29,7 +29,8 @@ def hyperface_base() -> ml_collections.ConfigDict:
 
   c.model_name = "hyperface_alexnet"
   c.model = ml_collections.ConfigDict(dict(
-      width=1.0, dropout=0.5, lrn=True, conv_groups=1, conv1a_input="norm1"))
+      width=1.0, dropout=0.5, lrn=True, conv_groups=1, conv1a_input="norm1",
+      norm="none", norm_axis_name="data"))
   c.input_size = 227            # papers.md 1.1: proposals resized to 227x227
 
   c.loss_name = "hyperface"
@@ -48,6 +49,8 @@ def hyperface_base() -> ml_collections.ConfigDict:
       prepare_if_missing=True, train_split="train", eval_split="validation",
       test_split="test", max_train_scenes=None, max_eval_scenes=None,
       regions_per_scene=4, eval_regions_per_scene=8, flip_prob=0.5,
+      # papers.md 1.4: face/non-face regions balanced (TK alternates classes).
+      positive_fraction=0.5,
       normalize="minus_half",
       # Region sampling around/away from faces (data/sampling.py DEFAULT_SAMPLING;
       # papers.md 1.4 leaves it open: the paper uses selective search regions).

@@ -91,10 +91,13 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, float]:
   eval_step = steps.make_eval_step(mesh, model=model, loss_fn=loss_fn)
   validator = runner.Evaluation(mesh, eval_step, data.validation, config)
 
+  make_batch = lambda step: sharding.global_batch(mesh, data.train_batch(step, local_batch))
   t0, last_step = time.time(), start
+  next_batch = make_batch(start + 1) if start < config.total_steps else None
   for step in range(start + 1, config.total_steps + 1):
-    batch = sharding.global_batch(mesh, data.train_batch(step, local_batch))
-    state, metrics = train_step(state, batch)
+    state, metrics = train_step(state, next_batch)  # dispatched asynchronously
+    if step < config.total_steps:
+      next_batch = make_batch(step + 1)  # host work overlaps the device step
     metrics = sharding.to_host(metrics)  # small; lets us stop on the first bad step
     _check_finite(step, metrics)
     if step % config.log_every == 0 or step == config.total_steps:

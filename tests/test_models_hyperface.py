@@ -246,3 +246,34 @@ def test_scale_channels():
   assert scale_channels(10, 0.5, groups=4) == 8  # 1.25 -> 1 group, raised to the minimum 8
   with pytest.raises(ValueError, match="width"):
     scale_channels(96, 0.0)
+
+
+def test_batch_norm_option_normalises_with_batch_statistics():
+  """norm="batch": every conv gets a BatchNorm; train mode uses the batch moments."""
+  model = HyperFaceAlexNet(width=0.125, dropout=0.0, norm="batch")
+  x = jax.random.normal(jax.random.PRNGKey(1), (4, 67, 67, 3)) * 3.0 + 1.0
+  variables = model.init(jax.random.PRNGKey(0), x[:1])
+  stats = variables["batch_stats"]
+  assert sorted(stats["backbone"]) == [f"conv{i}_bn" for i in range(1, 6)]
+  assert sorted(stats["fusion"]) == ["conv1a_bn", "conv3a_bn", "conv_all_bn"]
+  # Reference for conv1: conv -> (x - batch mean) / sqrt(batch var + eps) * scale + bias.
+  conv1 = nn.Conv(8, (11, 11), strides=(4, 4), padding="VALID")
+  y = conv1.apply({"params": variables["params"]["backbone"]["conv1"]}, x)
+  mean, var = y.mean((0, 1, 2)), y.var((0, 1, 2))
+  expected = jax.nn.relu((y - mean) / jnp.sqrt(var + 1e-5))   # scale 1, bias 0 at init
+  feats, updates = AlexNetBackbone(width=0.125, norm="batch").apply(
+      {"params": variables["params"]["backbone"],
+       "batch_stats": variables["batch_stats"]["backbone"]},
+      x, train=True, mutable=["batch_stats"])
+  np.testing.assert_allclose(feats["conv1"], expected, rtol=1e-4, atol=1e-4)
+  # Running averages move towards the batch moments (momentum 0.9).
+  new_mean = updates["batch_stats"]["conv1_bn"]["mean"]
+  np.testing.assert_allclose(new_mean, 0.1 * mean, rtol=1e-4, atol=1e-5)
+  # Eval mode uses the running averages (initially mean 0, var 1): the plain conv + ReLU.
+  feats_eval = AlexNetBackbone(width=0.125, norm="batch").apply(
+      {"params": variables["params"]["backbone"],
+       "batch_stats": variables["batch_stats"]["backbone"]}, x, train=False)
+  np.testing.assert_allclose(feats_eval["conv1"], jax.nn.relu(y / jnp.sqrt(1 + 1e-5)),
+                             rtol=1e-4, atol=1e-4)
+  with pytest.raises(ValueError, match="norm must be one of"):
+    HyperFaceAlexNet(width=0.125, norm="group").init(jax.random.PRNGKey(0), x[:1])

@@ -42,9 +42,15 @@ def _random_batch(rng, n, size=67):
   return b
 
 
+def _model(axis_name="data"):
+  # BatchNorm synchronised over 'data': the test also covers cross-device BN statistics.
+  return registry.MODELS.get("hyperface_alexnet")(width=0.125, dropout=0.0, norm="batch",
+                                                  norm_axis_name=axis_name)
+
+
 def _run(num_devices, batches):
   mesh = sharding.make_mesh(jax.devices()[:num_devices])
-  model = registry.MODELS.get("hyperface_alexnet")(width=0.125, dropout=0.0)
+  model = _model()
   tasks = tuple(losses.HYPERFACE_LOSS_WEIGHTS)
   opt = optim.make_optimizer(_config(), 10)
   weigher = weighting.static(losses.HYPERFACE_LOSS_WEIGHTS, tasks)
@@ -56,7 +62,7 @@ def _run(num_devices, batches):
   for b in batches:
     state, m = step(state, sharding.global_batch(mesh, b))
     metrics.append(sharding.to_host(m))
-  return sharding.to_host(state.params), metrics
+  return sharding.to_host({"params": state.params, **state.model_state}), metrics
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +81,9 @@ def test_one_and_eight_devices_give_the_same_parameters(runs):
     for k in a:
       np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-6, err_msg=k)
   # Parameters really moved (the test could otherwise pass vacuously).
+  assert set(p1) == {"params", "batch_stats"}
   p0 = sharding.to_host(steps.init_state(
-      registry.MODELS.get("hyperface_alexnet")(width=0.125, dropout=0.0),
+      _model(),
       optim.make_optimizer(_config(), 10),
       weighting.static(losses.HYPERFACE_LOSS_WEIGHTS), (), jax.random.PRNGKey(0),
       (1, 67, 67, 3)).params)
@@ -88,12 +95,13 @@ def test_one_and_eight_devices_give_the_same_parameters(runs):
 def test_losses_are_exact_global_masked_means(runs):
   batches, results = runs
   m = results[8][1][0]
-  # Independent reference: the initial params on the whole first batch at once.
-  model = registry.MODELS.get("hyperface_alexnet")(width=0.125, dropout=0.0)
-  params = model.init(jax.random.PRNGKey(0), np.zeros((1, 67, 67, 3), np.float32),
-                      train=False)["params"]
+  # Independent reference: the initial params on the whole first batch at once, with
+  # BatchNorm statistics of the whole global batch (no cross-device axis needed).
+  model = _model(axis_name=None)
+  variables = model.init(jax.random.PRNGKey(0), np.zeros((1, 67, 67, 3), np.float32),
+                         train=False)
   batch = batches[0]
-  out = model.apply({"params": params}, batch["image"], train=False)
+  out, _ = model.apply(variables, batch["image"], train=True, mutable=["batch_stats"])
   total = 0.0
   for task, (s, c) in losses.hyperface_losses(out, batch).items():
     ref = float(s) / max(float(c), 1.0)

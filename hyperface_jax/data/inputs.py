@@ -92,7 +92,7 @@ def load(config) -> Data:
         train, seed=config.seed, step=step, batch_size=config.batch_size,
         image_size=config.input_size, regions_per_scene=dc.regions_per_scene,
         flip_prob=dc.flip_prob, normalize=dc.normalize, thresholds=thresholds,
-        sampling_config=dc.sampling.to_dict(),
+        sampling_config=dc.sampling.to_dict(), positive_fraction=dc.positive_fraction,
         process_index=jax.process_index(), process_count=jax.process_count())
     assert batch["image"].shape[0] == local_rows, (batch["image"].shape, local_rows)
     return {k: batch[k] for k in MODEL_KEYS}

@@ -68,12 +68,17 @@ def _labelled_crops(
     for k, v in flipped.items():
       labels[k][flip] = v
     labels["flipped"] = flip.astype(np.int32)
+  if image_size is None:  # labels only (e.g. baseline statistics): no pixels
+    return None, labels
   crops = preprocess.crop_and_resize(image, regions, image_size, fill, flip=flip)
   return crops, labels
 
 
 def _finish(crops, labels, normalize, return_uint8):
   out = dict(labels)
+  if crops is None:
+    out["example_mask"] = np.ones(len(labels["detection"]), np.float32)
+    return out
   if normalize is not None:
     out["image"] = preprocess.normalize(crops, normalize)
   if return_uint8 or normalize is None:
@@ -180,7 +185,7 @@ def eval_regions(
     store: SceneStore of the evaluation split.
     seed: int >= 0; the set depends only on (seed, scene, settings).
     regions_per_scene, image_size, thresholds, positive_fraction, sampling_config,
-      fill: as in `train_batch`.
+      fill: as in `train_batch`; image_size None returns the labels only (no crops).
     normalize: mode for "image", or None to keep only "image_uint8" (saves 4x
       memory; `iterate_batches(..., normalize=mode)` then normalises per batch).
     return_uint8: also keep "image_uint8".
@@ -205,7 +210,8 @@ def eval_regions(
     )
     crops.append(c)
     parts.append(lab)
-  return _finish(np.concatenate(crops), _concat(parts), normalize, return_uint8)
+  crops = None if image_size is None else np.concatenate(crops)
+  return _finish(crops, _concat(parts), normalize, return_uint8)
 
 
 def iterate_batches(regions, batch_size, *, normalize=None, process_index=0, process_count=1):

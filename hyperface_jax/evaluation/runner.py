@@ -24,22 +24,23 @@ def _gather(tree):
 class Evaluation:
   """A fixed, padded set of labelled regions of one split, run through `eval_step`."""
 
-  def __init__(self, mesh, eval_step, store, config, *, seed_offset: int = 1,
-               return_uint8: bool = False):
+  def __init__(self, mesh, eval_step, store, config, *, seed_offset: int = 1):
     dc = config.data
     self.mesh, self.eval_step = mesh, eval_step
     self.batch_size = config.eval_batch_size
     self.regions = pipeline.eval_regions(
         store, seed=config.seed + seed_offset, regions_per_scene=dc.eval_regions_per_scene,
         image_size=config.input_size, thresholds=dc.thresholds.to_dict(),
-        normalize=dc.normalize, sampling_config=dc.sampling.to_dict(),
-        return_uint8=return_uint8)
+        normalize=None, sampling_config=dc.sampling.to_dict(),  # uint8 kept; normalised per batch
+        positive_fraction=dc.positive_fraction)
+    self.normalize = dc.normalize
 
   def run(self, state):
     """Yields (host batch, host outputs) per padded batch; returns nothing."""
     local = self.batch_size // jax.process_count()
     lo = jax.process_index() * local
-    for batch in pipeline.iterate_batches(self.regions, self.batch_size):
+    for batch in pipeline.iterate_batches(self.regions, self.batch_size,
+                                          normalize=self.normalize):
       device_batch = {k: batch[k][lo:lo + local] for k in inputs.MODEL_KEYS}
       outputs, losses, counts = self.eval_step(
           state, sharding.global_batch(self.mesh, device_batch))
@@ -62,10 +63,11 @@ def evaluate(config, mesh, eval_step, state, data) -> Tuple[Dict, object, Evalua
   evaluator = registry.EVALUATORS.get(ev_config.pop("name"))(**ev_config)
   train_regions = pipeline.eval_regions(
       data.train, seed=config.seed + 2, regions_per_scene=config.data.eval_regions_per_scene,
-      image_size=config.input_size, thresholds=config.data.thresholds.to_dict(),
-      normalize=config.data.normalize, sampling_config=config.data.sampling.to_dict())
+      image_size=None, thresholds=config.data.thresholds.to_dict(),  # labels only
+      normalize=None, sampling_config=config.data.sampling.to_dict(),
+      positive_fraction=config.data.positive_fraction)
   evaluator.set_baselines(**_evaluators.baseline_stats(train_regions))
-  test = Evaluation(mesh, eval_step, data.test, config, seed_offset=3, return_uint8=True)
+  test = Evaluation(mesh, eval_step, data.test, config, seed_offset=3)
   evaluator.reset()
   losses, counts = {}, {}
   for batch, outputs, batch_losses, batch_counts in test.run(state):

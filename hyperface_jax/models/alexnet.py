@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from hyperface_jax.models.layers import local_response_norm, scale_channels
+from hyperface_jax.models.layers import conv_norm_relu, local_response_norm, scale_channels
 
 # He initialisation for ReLU layers: keeps activation variance through the stack when
 # training from scratch (pretrained AlexNet weights replace it by name later).
@@ -33,12 +33,16 @@ class AlexNetBackbone(nn.Module):
       groups, 2 = BVLC AlexNet, needed only to load its weights; papers.md section 1.2).
     lrn: apply norm1/norm2 (Caffe LRN, size 5, alpha 1e-4, beta 0.75, k 1); when False the
       "norm" maps equal the pooled maps.
+    norm: "none" (the paper) or "batch" (BatchNorm after every conv; layers.conv_norm_relu).
+    norm_axis_name: mesh axis over which BatchNorm statistics are synchronised.
     dtype: computation dtype (params stay float32).
   """
 
   width: float = 1.0
   conv_groups: int = 1
   lrn: bool = True
+  norm: str = "none"
+  norm_axis_name: Any = None
   dtype: Any = jnp.float32
 
   def channels(self, n: int) -> int:
@@ -59,16 +63,22 @@ class AlexNetBackbone(nn.Module):
       name=name,
     )
 
-  def norm(self, x: jax.Array) -> jax.Array:
+  def local_norm(self, x: jax.Array) -> jax.Array:
     # papers.md section 1.2 row 3: Caffe AlexNet LRN constants (alpha divided by size).
     return local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=1.0) if self.lrn else x
 
+  def block(self, name, x, features, kernel, stride, pad, groups=1, train=False):
+    conv = self.conv(name, features, kernel, stride, pad, groups)
+    return conv_norm_relu(conv, x, norm=self.norm, train=train,
+                          axis_name=self.norm_axis_name, name=name)
+
   @nn.compact
-  def __call__(self, x: jax.Array) -> Dict[str, jax.Array]:
+  def __call__(self, x: jax.Array, train: bool = False) -> Dict[str, jax.Array]:
     """Runs the backbone.
 
     Args:
       x: images [B, H, W, 3] (NHWC), 227 x 227 in the paper.
+      train: BatchNorm uses batch statistics (only matters with norm="batch").
 
     Returns:
       Dict of feature maps "conv1", "max1", "norm1", "conv2", "max2", "norm2", "conv3",
@@ -85,16 +95,16 @@ class AlexNetBackbone(nn.Module):
     f = {}
     x = x.astype(self.dtype)
     # Row 1: conv1 11x11/4, VALID, ungrouped in every AlexNet variant.
-    f["conv1"] = nn.relu(self.conv("conv1", self.channels(96), 11, 4, 0)(x))
+    f["conv1"] = self.block("conv1", x, self.channels(96), 11, 4, 0, train=train)
     f["max1"] = max_pool_3x3_s2(f["conv1"])  # row 2 (fused by HyperFace)
-    f["norm1"] = self.norm(f["max1"])  # row 3
+    f["norm1"] = self.local_norm(f["max1"])  # row 3
     # Row 5: conv2 5x5 pad 2 (2 groups in BVLC AlexNet).
-    f["conv2"] = nn.relu(self.conv("conv2", self.channels(256), 5, 1, 2, g)(f["norm1"]))
+    f["conv2"] = self.block("conv2", f["norm1"], self.channels(256), 5, 1, 2, g, train)
     f["max2"] = max_pool_3x3_s2(f["conv2"])  # row 6
-    f["norm2"] = self.norm(f["max2"])
+    f["norm2"] = self.local_norm(f["max2"])
     # Rows 7, 9, 10: conv3 is ungrouped in BVLC AlexNet, conv4 and conv5 are grouped.
-    f["conv3"] = nn.relu(self.conv("conv3", self.channels(384), 3, 1, 1)(f["norm2"]))
-    f["conv4"] = nn.relu(self.conv("conv4", self.channels(384), 3, 1, 1, g)(f["conv3"]))
-    f["conv5"] = nn.relu(self.conv("conv5", self.channels(256), 3, 1, 1, g)(f["conv4"]))
+    f["conv3"] = self.block("conv3", f["norm2"], self.channels(384), 3, 1, 1, train=train)
+    f["conv4"] = self.block("conv4", f["conv3"], self.channels(384), 3, 1, 1, g, train)
+    f["conv5"] = self.block("conv5", f["conv4"], self.channels(256), 3, 1, 1, g, train)
     f["pool5"] = max_pool_3x3_s2(f["conv5"])  # row 11 (fused)
     return f

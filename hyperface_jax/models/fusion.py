@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from hyperface_jax.models.alexnet import relu_init
-from hyperface_jax.models.layers import scale_channels
+from hyperface_jax.models.layers import conv_norm_relu, scale_channels
 
 VALID_SIZES_DOC = (
   "S = 35 + 32*g + r with g >= 1 and r in 0..7 (r > 0 ignores the last r "
@@ -64,6 +64,8 @@ class HyperFusion(nn.Module):
     fusion_channels: output channels of conv_all (192).
     fc_full: width of the fully connected hyperfeature (3072).
     dropout: rate after fc_full (documented default 0.5, papers.md section 1.2 notes).
+    norm: "none" (the paper) or "batch" (layers.conv_norm_relu).
+    norm_axis_name: mesh axis over which BatchNorm statistics are synchronised.
     dtype: computation dtype.
   """
 
@@ -73,7 +75,13 @@ class HyperFusion(nn.Module):
   fusion_channels: int = 192
   fc_full: int = 3072
   dropout: float = 0.5
+  norm: str = "none"
+  norm_axis_name: Any = None
   dtype: Any = jnp.float32
+
+  def block(self, name, x, features, kernel, stride, train):
+    return conv_norm_relu(self.conv(name, features, kernel, stride), x, norm=self.norm,
+                          train=train, axis_name=self.norm_axis_name, name=name)
 
   def conv(self, name: str, features: int, kernel: int, stride: int) -> nn.Conv:
     return nn.Conv(
@@ -102,9 +110,9 @@ class HyperFusion(nn.Module):
         f"HyperFusion.conv1a_input must be 'norm1' or 'max1', got {self.conv1a_input!r}."
       )
     # Row 4: conv1a 4x4/4 brings the 27x27 level-1 map to 6x6.
-    c1a = nn.relu(self.conv("conv1a", self.fused_channels, 4, 4)(feats[self.conv1a_input]))
+    c1a = self.block("conv1a", feats[self.conv1a_input], self.fused_channels, 4, 4, train)
     # Row 8: conv3a 2x2/2 brings 13x13 conv3 to 6x6.
-    c3a = nn.relu(self.conv("conv3a", self.fused_channels, 2, 2)(feats["conv3"]))
+    c3a = self.block("conv3a", feats["conv3"], self.fused_channels, 2, 2, train)
     pool5 = feats["pool5"]
     grids = [t.shape[1:3] for t in (c1a, c3a, pool5)]
     if len(set(grids)) != 1:
@@ -115,7 +123,7 @@ class HyperFusion(nn.Module):
       )
     # Row 12: channel concat (768 channels at width 1), row 13: 1x1 conv_all to 192.
     x = jnp.concatenate([c1a, c3a, pool5.astype(c1a.dtype)], axis=-1)
-    x = nn.relu(self.conv("conv_all", self.fusion_channels, 1, 1)(x))
+    x = self.block("conv_all", x, self.fusion_channels, 1, 1, train)
     x = x.reshape((x.shape[0], -1))
     # Row 14: fc_full 3072 + ReLU, dropout after it (documented default, TK).
     x = nn.Dense(

@@ -36,6 +36,10 @@ class HyperFaceAlexNet(nn.Module):
     num_landmarks: landmarks predicted (21, AFLW).
     tasks: heads to build (default all five).
     extra_tasks: more heads as ((name, output_shape), ...), e.g. (("landmarks68", (68, 2)),).
+    norm: "none" (the paper) or "batch": BatchNorm after every conv, a documented option
+      for training from scratch (models/layers.py conv_norm_relu).
+    norm_axis_name: mesh axis for synchronised BatchNorm statistics ("data" inside the
+      data-parallel step; None = per-device statistics).
     dtype: computation dtype; params are float32, outputs float32.
   """
 
@@ -50,6 +54,8 @@ class HyperFaceAlexNet(nn.Module):
   num_landmarks: int = 21
   tasks: Sequence[str] = DEFAULT_TASKS
   extra_tasks: Tuple[Tuple[str, Tuple[int, ...]], ...] = ()
+  norm: str = "none"
+  norm_axis_name: Any = None
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -73,15 +79,19 @@ class HyperFaceAlexNet(nn.Module):
       width=self.width,
       conv_groups=self.conv_groups,
       lrn=self.lrn,
+      norm=self.norm,
+      norm_axis_name=self.norm_axis_name,
       dtype=self.dtype,
       name="backbone",
-    )(images)
+    )(images, train)
     hyper = HyperFusion(
       width=self.width,
       conv1a_input=self.conv1a_input,
       fusion_channels=self.fusion_channels,
       fc_full=self.fc_full,
       dropout=self.dropout,
+      norm=self.norm,
+      norm_axis_name=self.norm_axis_name,
       dtype=self.dtype,
       name="fusion",
     )(feats, train)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -64,3 +65,24 @@ def scale_channels(channels: int, width: float, groups: int = 1, minimum: int = 
     raise ValueError(f"groups must be >= 1, got {groups}.")
   n = int(math.floor(channels * width / groups + 0.5))  # half up, not banker's rounding
   return max(n, math.ceil(minimum / groups)) * groups
+
+
+NORMS = ("none", "batch")
+
+
+def conv_norm_relu(conv: "nn.Conv", x, *, norm: str, train: bool, axis_name=None, name: str):
+  """conv -> [BatchNorm] -> ReLU.
+
+  `norm="none"` is the paper's AlexNet (papers.md section 1.2 has no BatchNorm).
+  `norm="batch"` is a documented option for training from scratch without the
+  R-CNN_Face / ImageNet initialisation the paper relies on (papers.md 1.3): the
+  CPU demo uses it. Statistics are synchronised over `axis_name` (the 'data'
+  mesh axis inside the data-parallel step) when given.
+  """
+  if norm not in NORMS:
+    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
+  y = conv(x)
+  if norm == "batch":
+    y = nn.BatchNorm(use_running_average=not train, momentum=0.9, axis_name=axis_name,
+                     name=f"{name}_bn")(y)
+  return nn.relu(y)

@@ -257,7 +257,7 @@ def test_batch_norm_option_normalises_with_batch_statistics():
   assert sorted(stats["backbone"]) == [f"conv{i}_bn" for i in range(1, 6)]
   assert sorted(stats["fusion"]) == ["conv1a_bn", "conv3a_bn", "conv_all_bn"]
   # Reference for conv1: conv -> (x - batch mean) / sqrt(batch var + eps) * scale + bias.
-  conv1 = nn.Conv(8, (11, 11), strides=(4, 4), padding="VALID")
+  conv1 = nn.Conv(scale_channels(96, 0.125), (11, 11), strides=(4, 4), padding="VALID")
   y = conv1.apply({"params": variables["params"]["backbone"]["conv1"]}, x)
   mean, var = y.mean((0, 1, 2)), y.var((0, 1, 2))
   expected = jax.nn.relu((y - mean) / jnp.sqrt(var + 1e-5))   # scale 1, bias 0 at init

@@ -75,9 +75,9 @@ def runs():
 def test_one_and_eight_devices_give_the_same_parameters(runs):
   _, results = runs
   (p1, m1), (p8, m8) = results[1], results[8]
-  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p8), strict=False):
+  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p8), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-  for a, b in zip(m1, m8, strict=False):
+  for a, b in zip(m1, m8, strict=True):
     for k in a:
       np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-6, err_msg=k)
   # Parameters really moved (the test could otherwise pass vacuously).
@@ -88,7 +88,7 @@ def test_one_and_eight_devices_give_the_same_parameters(runs):
       weighting.static(losses.HYPERFACE_LOSS_WEIGHTS), (), jax.random.PRNGKey(0),
       (1, 67, 67, 3)).params)
   moved = max(float(np.max(np.abs(a - b)))
-              for a, b in zip(jax.tree.leaves(p0), jax.tree.leaves(p1), strict=False))
+              for a, b in zip(jax.tree.leaves(p0), jax.tree.leaves(p1["params"]), strict=True))
   assert moved > 1e-4
 
 

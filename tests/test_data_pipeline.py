@@ -178,6 +178,21 @@ def test_positive_fraction(store):
   assert np.all(ious[~with_faces] == 0)
 
 
+def test_fractional_positive_share_is_exact_on_average(store):
+  """2 regions per scene at a 0.75 face share: 1 or 2 faces per scene, 3/4 overall."""
+  ious, scene = [], []
+  for step in range(40):
+    b = pipeline.train_batch(store, seed=2, step=step, batch_size=16, image_size=8,
+                             regions_per_scene=2, positive_fraction=0.75)
+    ious.append(b["iou"])
+    scene.append(b["scene_index"])
+  ious, scene = np.concatenate(ious), np.concatenate(scene)
+  with_faces = scene < 2
+  per_scene = (ious[with_faces] > 0.5).reshape(-1, 2).sum(1)
+  assert set(per_scene.tolist()) == {1, 2}
+  assert abs(np.mean(ious[with_faces] > 0.5) - 0.75) < 0.06
+
+
 def test_eval_regions_and_padding(store):
   ev = pipeline.eval_regions(store, seed=0, regions_per_scene=5, image_size=16, return_uint8=True)
   again = pipeline.eval_regions(store, seed=0, regions_per_scene=5, image_size=16, normalize=None)

@@ -26,6 +26,8 @@ only less clean).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from hyperface_jax.data import boxes as box_lib
@@ -94,6 +96,18 @@ def _max_iou(regions, faces):
   return box_lib.iou(regions, faces).max(axis=1)
 
 
+def _stochastic_round(rng, x):
+  """floor(x) or floor(x) + 1 with the right odds, so the expected count is x.
+
+  With few regions per scene (e.g. 2 at a 0.75 face share) plain rounding would
+  give every scene the same count and a batch the wrong share; the extra draw
+  only happens when x is fractional, so integral shares keep their streams.
+  """
+  base = math.floor(x)
+  frac = x - base
+  return int(base + (rng.random() < frac)) if frac > 1e-9 else int(base)
+
+
 def sample_regions(
   rng, image_hw, face_boxes, face_valid, num_regions, positive_fraction=0.5, config=None
 ):
@@ -105,7 +119,8 @@ def sample_regions(
     face_boxes: [F, 4] face boxes x, y, w, h (F may be 0).
     face_valid: [F] bool, which boxes are valid (invalid ones are ignored).
     num_regions: number of regions to return.
-    positive_fraction: target share of regions with IoU > 0.5 with some face.
+    positive_fraction: target share of regions with IoU > 0.5 with some face (the
+      count per scene is stochastically rounded, so the expected share is exact).
     config: optional overrides of DEFAULT_SAMPLING.
 
   Returns:
@@ -121,7 +136,7 @@ def sample_regions(
       f"face_valid must have shape [{len(face_boxes)}] like face_boxes; got {face_valid.shape}."
     )
   faces = face_boxes[face_valid & (face_boxes[:, 2] > 0) & (face_boxes[:, 3] > 0)]
-  n_pos = int(round(num_regions * positive_fraction)) if len(faces) else 0
+  n_pos = _stochastic_round(rng, num_regions * positive_fraction) if len(faces) else 0
   n_near = int(round((num_regions - n_pos) * cfg["near_fraction"])) if len(faces) else 0
   n_bg = num_regions - n_pos - n_near
 

@@ -29,12 +29,14 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def _check_finite(step: int, metrics: Dict[str, Any]) -> None:
+  """Stops on a non-finite loss, or gradient (which would poison the parameters
+  that the next checkpoint saves even while the losses still look finite)."""
   bad = [k for k, v in metrics.items()
-         if k.startswith("train/loss") and not np.all(np.isfinite(v))]
+         if k.startswith(("train/loss", "train/grad_norm")) and not np.all(np.isfinite(v))]
   if bad:
     tasks = [k[len("train/loss/"):] for k in bad if k.startswith("train/loss/")]
     raise NonFiniteLossError(
-        f"Non-finite loss at step {step} in task(s) {tasks or ['total']} "
+        f"Non-finite loss at step {step} in task(s) {tasks or ['total / gradient']} "
         f"({', '.join(f'{k}={float(metrics[k])}' for k in bad)}). The run stopped; "
         "the last good checkpoint was left intact.")
 

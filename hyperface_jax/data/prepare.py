@@ -3,6 +3,7 @@
   python -m hyperface_jax.data.prepare synth_faces --data_dir=D \
       [--train_size=N --validation_size=N --test_size=N --seed=S --image_size=N]
   python -m hyperface_jax.data.prepare aflw --data_dir=D --manual_dir=M
+  python -m hyperface_jax.data.prepare celeba/in_the_wild --data_dir=D --manual_dir=M
 
 Size / seed / image-size flags select a `SynthFacesConfig.make(...)` config for the synthetic
 builders; without them the "default" config is built. Real-data builders read manual_dir.
@@ -23,7 +24,7 @@ import time
 import tensorflow_datasets as tfds
 
 import hyperface_jax.data  # noqa: F401  (registers the builders)
-from hyperface_jax.data.builders import synth_faces
+from hyperface_jax.data.builders import manual, synth_faces
 
 SYNTH_BUILDERS = ("synth_faces", "synth_face_crops")
 _SIZE_FLAGS = ("train_size", "validation_size", "test_size", "seed", "image_size")
@@ -46,7 +47,8 @@ def prepare(name, data_dir, manual_dir=None, **sizes):
   """Builds dataset `name` under data_dir and returns (builder, seconds).
 
   Args:
-    name: a registered hyperface_jax builder name.
+    name: a registered hyperface_jax builder name, optionally with a builder config
+      as TFDS spells it ("celeba/in_the_wild").
     data_dir: TFDS data directory.
     manual_dir: directory with manually downloaded raw data (real datasets).
     **sizes: train_size, validation_size, test_size, seed, image_size (synthetic only;
@@ -55,12 +57,18 @@ def prepare(name, data_dir, manual_dir=None, **sizes):
     (tfds builder, build seconds).
   """
   names = registered_names()
-  if name not in names:
-    raise ValueError(f"unknown dataset {name!r}; registered: {', '.join(names)}")
+  base, _, config_name = name.partition("/")
+  if base not in names:
+    raise ValueError(f"unknown dataset {base!r}; registered: {', '.join(names)}")
+  if config_name:
+    known = [c.name for c in tfds.builder_cls(base).BUILDER_CONFIGS]
+    if config_name not in known:
+      raise ValueError(f"dataset {base!r} has no config {config_name!r}; known: "
+                       f"{', '.join(known)}")
   sizes = {k: v for k, v in sizes.items() if v is not None}
   kwargs = {}
   if sizes:
-    if name not in SYNTH_BUILDERS:
+    if base not in SYNTH_BUILDERS or config_name:
       raise ValueError(f"size/seed flags apply to {SYNTH_BUILDERS} only, not {name!r}")
     kwargs["config"] = synth_faces.SynthFacesConfig.make(**sizes)
   builder = tfds.builder(name, data_dir=data_dir, **kwargs)
@@ -81,7 +89,7 @@ def main(argv=None):
   try:
     builder, seconds = prepare(args.name, args.data_dir, args.manual_dir,
                                **{k: getattr(args, k) for k in _SIZE_FLAGS})
-  except ValueError as e:
+  except (ValueError, manual.ManualFileMissing, manual.TooManyBadImages) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   counts = {k: v.num_examples for k, v in builder.info.splits.items()}

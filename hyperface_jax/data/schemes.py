@@ -146,3 +146,71 @@ def flip_landmarks(points, width, scheme="aflw21"):
   flipped = points[..., perm, :].copy()
   flipped[..., 0] = width - 1 - flipped[..., 0]
   return flipped
+
+
+# AFLW-19 benchmark subset (AFLW-Full / AFLW-Frontal protocol of Zhu et al. CVPR'15/'16,
+# used by later AFLW landmark tables): the 21 AFLW points without the two ears, in AFLW
+# order (documented default; papers.md section 1.12 lists the 21-point protocol for
+# HyperFace, the 19-point one is for comparison with later work).
+AFLW21_TO_AFLW19 = np.array([i for i in range(21) if i not in (AFLW21_INDEX["LeftEar"],
+                                                               AFLW21_INDEX["RightEar"])])
+AFLW19_NAMES = tuple(AFLW21_NAMES[i] for i in AFLW21_TO_AFLW19)
+
+
+def _restricted_flip(flip, subset):
+  """Flip permutation of the scheme `points[subset]`, given the parent's `flip`."""
+  position = {int(p): i for i, p in enumerate(subset)}
+  return np.array([position[int(flip[p])] for p in subset])
+
+
+AFLW19_FLIP = _restricted_flip(AFLW21_FLIP, AFLW21_TO_AFLW19)
+FLIP_PERMUTATIONS["aflw19"] = AFLW19_FLIP
+
+
+def aflw21_to_aflw19(points21):
+  """Maps [..., 21, C] AFLW points (or [..., 21] visibilities) to the 19-point subset."""
+  points21 = np.asarray(points21)
+  axis = -2 if points21.ndim >= 2 and points21.shape[-1] != 21 else -1
+  return np.take(points21, AFLW21_TO_AFLW19, axis=axis)
+
+
+def _gather_all(visibility, groups):
+  """Visibility of mapped points: visible iff every source point of the group is."""
+  visibility = np.asarray(visibility, np.float64)
+  out = np.zeros(visibility.shape[:-1] + (len(groups),))
+  for j, group in enumerate(groups):
+    if group:
+      out[..., j] = np.all(visibility[..., list(group)] > 0.5, axis=-1)
+  return out
+
+
+def ibug68_visibility_to_aflw21(visibility68):
+  """[..., 68] visibility -> [..., 21]: a derived point is visible iff all its sources are
+  (the ears, with no source, are never visible)."""
+  return _gather_all(visibility68, IBUG68_TO_AFLW21)
+
+
+def ibug68_visibility_to_five(visibility68):
+  """[..., 68] visibility -> [..., 5] (same rule as `ibug68_visibility_to_aflw21`)."""
+  return _gather_all(visibility68, IBUG68_TO_FIVE)
+
+
+# (source, target) -> point conversion; used by the evaluators to score a model of one
+# scheme on a dataset annotated in another.
+CONVERSIONS = {
+    ("aflw21", "aflw19"): aflw21_to_aflw19,
+    ("aflw21", "five"): aflw21_to_five,
+    ("ibug68", "aflw21"): ibug68_to_aflw21,
+    ("ibug68", "five"): ibug68_to_five,
+}
+
+
+def convert_landmarks(points, source: str, target: str):
+  """Converts [..., N, 2] points of scheme `source` to `target` (identity if equal)."""
+  if source == target:
+    return np.asarray(points)
+  try:
+    return CONVERSIONS[(source, target)](points)
+  except KeyError:
+    raise ValueError(f"no landmark conversion {source} -> {target}; known: "
+                     f"{sorted(CONVERSIONS)}") from None

@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TORCH_STAMP := $(VENV)/.installed-torch
 DATA_DIR ?= tfds_data
 PYTEST_ARGS ?=
 
@@ -20,13 +21,18 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# torch (CPU build) for the torchvision-conversion tests only; see requirements-torch.lock.
+$(TORCH_STAMP): $(STAMP) requirements-torch.lock
+	$(BIN)/python -m pip install -q -r requirements-torch.lock
+	touch $(TORCH_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/python -m hyperface_jax.data.prepare synth_faces --data_dir=$(DATA_DIR)
 	rm -rf runs/demo
 	$(BIN)/python -m hyperface_jax.main --config=configs/demo.py --workdir=runs/demo \
 	  --config.data.data_dir=$(DATA_DIR)
 
-test: $(STAMP)
+test: $(STAMP) $(TORCH_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS) tests
 
 lint: $(STAMP)

@@ -1,10 +1,15 @@
-"""HyperFace-AlexNet cost: params, XLA-counted GFLOPs per image, train-step images/s.
+"""Model cost: params, XLA-counted GFLOPs per image, train-step images/s.
 
   .venv/bin/python bench/model_flops.py [--configs=hyperface_alexnet,demo] [--steps=5]
+  .venv/bin/python bench/model_flops.py --steps=2 --batch=8 \
+      --configs=imagenet:resnet101,hyperface_resnet101,hyperface_resnet101:cpu
 
-For each config: the model it names, the real data-parallel train step of
-hyperface_jax.steps (losses, task weighting, optimiser of that config) on one device,
-fed random region batches of the config's batch size. GFLOPs come from
+For each config (`NAME` or `NAME:ARG` of configs/NAME.py): the model it names, the real
+data-parallel train step of hyperface_jax.steps (losses, task weighting, optimiser of
+that config) on one device, fed random region batches of the config's batch size (or
+--batch). `imagenet:MODEL` is an ImageNet classifier of the registry (e.g. resnet101) at
+224x224 with a softmax cross-entropy, SGD-momentum train step updating BatchNorm
+statistics, the step that fine-tunes converted weights. GFLOPs come from
 `compiled.cost_analysis()["flops"]` (XLA's count: a multiply-add is 2 FLOPs).
 Images/s is wall-clock over `--steps` steps after one warm-up step, on whatever
 machine runs this; the README names the machine for its numbers.
@@ -13,6 +18,7 @@ machine runs this; the README names the machine for its numbers.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import sys
@@ -20,10 +26,11 @@ import time
 
 import jax
 import numpy as np
+import optax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hyperface_jax import sharding, steps, train  # noqa: E402
+from hyperface_jax import registry, sharding, steps, train  # noqa: E402
 
 
 def random_batch(rng, n, size):
@@ -44,8 +51,13 @@ def flops(compiled) -> float:
   return float(cost.get("flops", float("nan")))
 
 
-def measure(name: str, num_steps: int) -> dict:
-  config = importlib.import_module(f"configs.{name}").get_config()
+def measure(name: str, num_steps: int, batch_size: int = 0) -> dict:
+  if name.startswith("imagenet:"):
+    return measure_classifier(name.split(":", 1)[1], num_steps, batch_size or 32)
+  module, _, arg = name.partition(":")
+  config = importlib.import_module(f"configs.{module}").get_config(arg or None)
+  if batch_size:
+    config.batch_size = batch_size
   jax.config.update("jax_default_prng_impl", config.prng_impl)
   mesh = sharding.make_mesh(jax.devices()[:1])
   model, loss_fn, optimizer, weigher, init = train.build(config, mesh)
@@ -66,8 +78,47 @@ def measure(name: str, num_steps: int) -> dict:
   jax.block_until_ready(metrics)
   seconds = time.perf_counter() - t0
   params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
-  return dict(config=name, input=size, width=config.model.width, norm=config.model.norm,
+  width = config.model.get("width", config.model.get("base_width"))
+  return dict(config=name, input=size, width=width, norm=config.model.get("norm", "batch"),
               params=params, fwd=fwd_flops / n / 1e9, train=step_flops / n / 1e9, batch=n,
+              ips=num_steps * n / seconds)
+
+
+def measure_classifier(model_name: str, num_steps: int, n: int, size: int = 224) -> dict:
+  """An ImageNet classifier's train step (cross-entropy, SGD momentum 0.9, BN updates)."""
+  model = registry.MODELS.get(model_name)()
+  rng = np.random.default_rng(0)
+  images = rng.normal(size=(n, size, size, 3)).astype(np.float32)
+  labels = rng.integers(0, 1000, n)
+  variables = jax.jit(model.init)(jax.random.key(0), images[:1])
+  params, stats = variables["params"], variables.get("batch_stats", {})
+  optimizer = optax.sgd(0.01, momentum=0.9)
+  opt_state = optimizer.init(params)
+
+  def loss_fn(p, s, x, y):
+    logits, new = model.apply({"params": p, "batch_stats": s}, x, train=True,
+                              mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)})
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new
+
+  @functools.partial(jax.jit, donate_argnums=(0, 1, 2))
+  def step(p, s, o, x, y):
+    (loss, new), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, s, x, y)
+    updates, o = optimizer.update(grads, o, p)
+    return optax.apply_updates(p, updates), new["batch_stats"], o, loss
+
+  step_flops = flops(step.lower(params, stats, opt_state, images, labels).compile())
+  forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  fwd_flops = flops(forward.lower(variables, images).compile())
+  params, stats, opt_state, loss = step(params, stats, opt_state, images, labels)
+  jax.block_until_ready(loss)
+  t0 = time.perf_counter()
+  for _ in range(num_steps):
+    params, stats, opt_state, loss = step(params, stats, opt_state, images, labels)
+  jax.block_until_ready(loss)
+  seconds = time.perf_counter() - t0
+  return dict(config=f"imagenet:{model_name}", input=size, width=64, norm="batch",
+              params=sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params)),
+              fwd=fwd_flops / n / 1e9, train=step_flops / n / 1e9, batch=n,
               ips=num_steps * n / seconds)
 
 
@@ -80,8 +131,10 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--configs", default="hyperface_alexnet,demo")
   parser.add_argument("--steps", type=int, default=5)
+  parser.add_argument("--batch", type=int, default=0,
+                      help="batch size (default: the config's; 32 for imagenet:*)")
   args = parser.parse_args()
-  rows = [measure(name, args.steps) for name in args.configs.split(",")]
+  rows = [measure(name, args.steps, args.batch) for name in args.configs.split(",")]
   print("| config | input | width | norm | params | fwd GFLOPs/img | train-step GFLOPs/img "
         "| batch | train images/s |")
   print("|---|---|---|---|---|---|---|---|---|")

@@ -10,9 +10,10 @@ into an empty or partial target silently skips subtrees).
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 
@@ -58,3 +59,61 @@ def abstract_with_sharding(abstract_tree: Any, sharding) -> Any:
   return jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
       abstract_tree)
+
+
+def resolve_checkpoint(path: str, step: Optional[int] = None) -> str:
+  """The orbax item directory of a run's checkpoint.
+
+  Args:
+    path: a workdir (holding `checkpoints/`), its `checkpoints/` directory, or one
+      step directory `checkpoints/<step>`.
+    step: the step to use with a workdir or checkpoints directory (latest if None).
+
+  Returns:
+    The `.../<step>/default` directory that `restore_variables` reads.
+  """
+  path = os.path.abspath(path)
+  if os.path.isdir(os.path.join(path, "default")):
+    return os.path.join(path, "default")
+  directory = os.path.join(path, "checkpoints")
+  directory = directory if os.path.isdir(directory) else path
+  steps = sorted(int(d) for d in (os.listdir(directory) if os.path.isdir(directory) else [])
+                 if d.isdigit() and os.path.isdir(os.path.join(directory, d, "default")))
+  if not steps:
+    raise FileNotFoundError(
+        f"No checkpoint under {path!r}: expected a workdir with checkpoints/<step>/, a "
+        "checkpoints/ directory, or a checkpoints/<step> directory.")
+  if step is not None and step not in steps:
+    raise FileNotFoundError(f"No step {step} in {directory!r}; steps there: {steps}.")
+  return os.path.join(directory, str(steps[-1] if step is None else step), "default")
+
+
+def restore_variables(path: str, step: Optional[int] = None) -> Dict[str, Any]:
+  """Reads only the model variables of another run's train state, as numpy.
+
+  Unlike `Checkpointer.restore` this needs no target of the same structure (the
+  other run may be another model with another optimiser): the target is built
+  from the checkpoint's own metadata, restricted to `params` and `model_state`,
+  and restored with orbax's partial restore (the optimiser state is not read).
+
+  Args:
+    path: see `resolve_checkpoint`.
+    step: see `resolve_checkpoint`.
+
+  Returns:
+    {"params": tree, <collection>: tree, ...} (model_state's collections, e.g.
+    batch_stats), nested dicts of numpy arrays.
+  """
+  item = resolve_checkpoint(path, step)
+  checkpointer = ocp.PyTreeCheckpointer()
+  metadata = checkpointer.metadata(item).item_metadata
+  missing = [k for k in ("params", "model_state") if k not in metadata]
+  if missing:
+    raise KeyError(f"Checkpoint {item!r} is not a hyperface_jax train state: it lacks "
+                   f"{missing} (top-level keys: {sorted(metadata)}).")
+  target = {k: jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), metadata[k])
+            for k in ("params", "model_state")}
+  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
+  restored = checkpointer.restore(item, args=ocp.args.PyTreeRestore(
+      item=target, restore_args=restore_args, partial_restore=True))
+  return {"params": restored["params"], **dict(restored["model_state"] or {})}

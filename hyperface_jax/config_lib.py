@@ -40,7 +40,14 @@ def hyperface_base() -> ml_collections.ConfigDict:
 
   # papers.md 1.7: SGD; lr/momentum are TK's (the paper's are unknown).
   c.optim = ml_collections.ConfigDict(dict(
-      name="sgd", momentum=0.9, nesterov=False, weight_decay=5e-4, grad_clip_norm=0.0))
+      name="sgd", momentum=0.9, nesterov=False, weight_decay=5e-4, grad_clip_norm=0.0,
+      freeze=()))  # regexes of frozen params, e.g. ("backbone/.*",) (docs/surgery.md)
+  # Partial initialisation of a fresh run (model_init.py, docs/surgery.md): a converted-
+  # weights directory or one of our workdirs; ignored when the workdir has a checkpoint.
+  c.model_init = ""
+  c.model_load = ml_collections.ConfigDict(dict(
+      dont_load=(), prefix_map=(), batch_stats=True,
+      step=ml_collections.config_dict.placeholder(int)))  # None: the latest step
   c.lr = 0.01
   c.schedule = ml_collections.ConfigDict(dict(name="cosine", warmup_steps=500, alpha=0.0))
 
@@ -60,4 +67,7 @@ def hyperface_base() -> ml_collections.ConfigDict:
                       landmarks=0.35, visibility=0.35, pose=0.5, gender=0.5)))
   c.evaluator = ml_collections.ConfigDict(dict(name="hyperface_regions"))
   c.report = ml_collections.ConfigDict(dict(num_crops=16))
+  # Horizontal-flip test-time averaging in evaluation (evaluation/runner.py); off by
+  # default: the HyperFace papers evaluate single crops.
+  c.flip_test = False
   return c

@@ -82,3 +82,19 @@ def hyperface_losses(outputs: Mapping[str, jax.Array],
                      batch: Mapping[str, jax.Array]) -> Dict[str, SumCount]:
   """All five HyperFace task losses as {task: (sum, count)} (papers.md 1.6)."""
   return {task: fn(outputs, batch) for task, fn in HYPERFACE_LOSSES.items()}
+
+
+@registry.LOSSES.register("hyperface_present")
+def hyperface_present_losses(outputs: Mapping[str, jax.Array],
+                             batch: Mapping[str, jax.Array]) -> Dict[str, SumCount]:
+  """The HyperFace task losses of the tasks the model predicts (keys of `outputs`).
+
+  For models with a subset of the heads, e.g. R-CNN_Face (papers.md 1.3) that predicts
+  only "detection": the other tasks need no output. train.py checks that the tasks
+  returned equal config.tasks, so a head missing by mistake still fails loudly.
+  """
+  present = {task: fn for task, fn in HYPERFACE_LOSSES.items() if task in outputs}
+  if not present:
+    raise ValueError(f"hyperface_present: the model outputs {sorted(outputs)} contain no "
+                     f"HyperFace task {sorted(HYPERFACE_LOSSES)}.")
+  return {task: fn(outputs, batch) for task, fn in present.items()}

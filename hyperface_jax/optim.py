@@ -3,11 +3,16 @@
 papers.md section 1.7: the paper trains with SGD (Caffe); its learning rate,
 momentum and batch size are unknown, so the documented default is TK's
 MomentumSGD (lr 0.01, momentum 0.9) with weight decay 5e-4 (Caffe AlexNet).
+`config.optim.freeze` (regexes) freezes parameters (`with_frozen`, docs/surgery.md).
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import optax
+
+from hyperface_jax import surgery
 
 
 def make_schedule(config, total_steps: int) -> optax.Schedule:
@@ -52,4 +57,37 @@ def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:
   else:
     raise ValueError(f"Unknown config.optim.name {opt.name!r}; expected 'sgd', "
                      "'adam' or 'adamw'.")
-  return optax.chain(*chain)
+  optimizer = optax.chain(*chain)
+  freeze = tuple(opt.get("freeze", ()) or ())
+  return with_frozen(optimizer, freeze) if freeze else optimizer
+
+
+def with_frozen(optimizer: optax.GradientTransformation,
+                freeze: Sequence[str]) -> optax.GradientTransformation:
+  """Freezes the parameters whose "/" name fully matches a `freeze` regex.
+
+  `optax.multi_transform` routes the frozen parameters to `optax.set_to_zero()`
+  and the others to `optimizer`, so frozen values stay bit-for-bit the same and
+  carry no optimiser state (no momentum / Adam moments). Consequences, by design:
+  - weight decay, gradient clipping and the learning rate act on the trained
+    parameters only (clip_by_global_norm sees only their gradients);
+  - gradients of frozen parameters are still computed (and counted in the logged
+    train/grad_norm); freezing saves optimiser memory, not backward compute;
+  - BatchNorm running statistics (model_state, not params) of frozen layers keep
+    following the training data, as PyTorch's requires_grad=False does: only the
+    learned scale/bias are frozen. Use a BatchNorm-free model or norm="none" to
+    avoid drift (the paper's AlexNet has no BatchNorm).
+  The labels are computed from the parameter tree at `init`, and a regex that
+  matches no parameter is an error naming it (surgery.label_tree).
+
+  Args:
+    optimizer: the transformation for the trained parameters.
+    freeze: regexes (re.fullmatch, e.g. "backbone/.*").
+
+  Returns:
+    The combined transformation.
+  """
+  labels = lambda params: surgery.label_tree(params, {"frozen": tuple(freeze)},
+                                             default="trained")
+  return optax.multi_transform({"trained": optimizer, "frozen": optax.set_to_zero()},
+                               labels)

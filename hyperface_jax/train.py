@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from hyperface_jax import checkpointing, optim, registry, sharding, steps, weighting
+from hyperface_jax import checkpointing, model_init, optim, registry, sharding, steps, weighting
 from hyperface_jax import losses as _losses  # noqa: F401  (registers losses)
 from hyperface_jax import models as _models  # noqa: F401  (registers models)
 from hyperface_jax.data import inputs
@@ -44,8 +44,8 @@ def _check_finite(step: int, metrics: Dict[str, Any]) -> None:
 def build(config, mesh):
   """Model, loss function, optimiser, weighting and the abstract train state."""
   model = registry.MODELS.get(config.model_name)(**config.model)
-  loss_fn = registry.LOSSES.get(config.loss_name)
   tasks = tuple(config.tasks)
+  loss_fn = _checked_tasks(registry.LOSSES.get(config.loss_name), tasks)
   optimizer = optim.make_optimizer(config, config.total_steps)
   weigher = weighting.make_weighting(config.weighting, tasks)
   image_shape = (1, config.input_size, config.input_size, 3)
@@ -53,8 +53,24 @@ def build(config, mesh):
   return model, loss_fn, optimizer, weigher, init
 
 
+def _checked_tasks(loss_fn, tasks):
+  """Wraps `loss_fn` to fail at trace time if its tasks differ from config.tasks."""
+
+  def checked(outputs, batch):
+    result = loss_fn(outputs, batch)
+    if set(result) != set(tasks):
+      raise ValueError(
+          f"The loss computed tasks {sorted(result)} but config.tasks is {sorted(tasks)} "
+          f"(model outputs: {sorted(outputs)}); set config.tasks, config.loss_name and "
+          "config.weighting.weights to match the model's heads.")
+    return result
+
+  return checked
+
+
 def restore_or_init(config, mesh, init, ckpt: checkpointing.Checkpointer):
-  """Restores the latest checkpoint or initialises (shape first, then jitted init)."""
+  """Restores the latest checkpoint or initialises (shape first, then jitted init),
+  then loads `config.model_init` into a fresh state (model_init.py)."""
   rng = jax.random.PRNGKey(config.seed)
   abstract = jax.eval_shape(init, rng)
   repl = sharding.replicated(mesh)
@@ -64,7 +80,10 @@ def restore_or_init(config, mesh, init, ckpt: checkpointing.Checkpointer):
     logging.info("Resumed from %s step %d.", ckpt.directory, int(state.step))
     return state
   shardings = jax.tree.map(lambda _: repl, abstract)
-  return jax.jit(init, out_shardings=shardings)(rng)
+  state = jax.jit(init, out_shardings=shardings)(rng)
+  if config.get("model_init"):  # only a fresh run: a resumed one restored above
+    state = model_init.initialise_from(state, config, repl)
+  return state
 
 
 def train_and_evaluate(config, workdir: str) -> Dict[str, float]:

@@ -19,8 +19,15 @@ Conventions (used by `predict` PNGs and report/crops.png):
     (the face turns right), pitch > 0 swings z down (the face looks down), and
     roll > 0 turns x counter-clockwise on screen. A horizontal flip (negating
     roll and yaw, papers.md section 1.13) mirrors the drawing.
-  * Text (gender "F 0.87" = p_female, detection score "s 0.95") goes above the
-    box (or the top-left corner without a box) in `colour`.
+  * Text goes above the box (or the top-left corner without a box) in `colour`,
+    over a black outline so that it reads on any photograph: the gender label with
+    the probability of THAT label ("F 0.87" = p_female 0.87, "M 0.90" = p_female
+    0.10; the label alone when no probability is given) and the detection score
+    ("s 0.95").
+  * Several faces (`draw_faces`, the predict CLI): each face gets its own colour from
+    FACE_COLOURS (in order of the list given, i.e. by decreasing score for the
+    analyzer's output), so that overlapping faces stay apart; the pose axes keep the
+    x red / y green / z blue colours.
 """
 
 from __future__ import annotations
@@ -72,7 +79,7 @@ def draw_face(image, box=None, landmarks=None, visibility=None, pose=None, gende
     visibility: optional [K] labels or probabilities (None: all visible).
     pose: optional (roll, pitch, yaw) radians, drawn as 3-D axes.
     gender: optional label 0 male / 1 female (text "M"/"F").
-    p_female: optional probability shown after the gender letter.
+    p_female: optional P(female); the text shows the probability of the drawn label.
     score: optional detection score.
     colour: RGB for box, points and text.
     pose_origin: optional [2] pixel origin of the axes.
@@ -114,12 +121,54 @@ def draw_face(image, box=None, landmarks=None, visibility=None, pose=None, gende
       cv2.line(out, _pt(pose_origin), _pt(end), axis_colour, thickness, cv2.LINE_AA)
   text = []
   if gender is not None:
-    text.append("MF"[int(gender)] + ("" if p_female is None else f" {float(p_female):.2f}"))
+    text.append(gender_text(int(gender), p_female))
   if score is not None:
     text.append(f"s {float(score):.2f}")
   if text:
     anchor = (box[0], box[1] - 3 * thickness) if box is not None else (2, 12)
     anchor = (anchor[0], max(anchor[1], 10))
-    cv2.putText(out, " ".join(text), _pt(anchor), cv2.FONT_HERSHEY_SIMPLEX,
-                max(0.3, face_size / 300), colour, max(1, thickness // 2), cv2.LINE_AA)
+    font_scale, weight = max(0.3, face_size / 300), max(1, thickness // 2)
+    for c, extra in (((0, 0, 0), 2), (colour, 0)):  # black outline, then the colour
+      cv2.putText(out, " ".join(text), _pt(anchor), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                  c, weight + extra, cv2.LINE_AA)
+  return out
+
+
+def gender_text(gender: int, p_female=None) -> str:
+  """"F 0.87" / "M 0.90": the label and the probability of that label."""
+  if gender not in (0, 1):
+    raise ValueError(f"gender must be 0 (male) or 1 (female), got {gender}")
+  if p_female is None:
+    return "MF"[gender]
+  p = float(p_female) if gender == 1 else 1.0 - float(p_female)
+  return f"{'MF'[gender]} {p:.2f}"
+
+
+FACE_COLOURS = ((0, 255, 0), (255, 255, 0), (0, 255, 255), (255, 0, 255), (255, 128, 0),
+                (128, 128, 255), (255, 255, 255), (0, 128, 255))
+
+
+def draw_faces(image, faces, colours=FACE_COLOURS, draw_pose: bool = True,
+               copy: bool = True) -> np.ndarray:
+  """Draws the analyzer's faces (conventions in the module doc).
+
+  Args:
+    image: uint8 RGB [H, W, 3].
+    faces: objects with the attributes of `inference.analyzer.Face`: box [4] px, score,
+      landmarks [21, 2] px, visibility [21] probabilities, pose [3] radians, p_female.
+    colours: RGB colours given to the faces in turn.
+    draw_pose: draw the 3-D pose axes.
+    copy: draw on a copy (True) or in place.
+
+  Returns:
+    The drawn uint8 image.
+  """
+  out = np.array(image, copy=True) if copy else image
+  for i, face in enumerate(faces):
+    p_female = getattr(face, "p_female", None)
+    out = draw_face(out, box=face.box, landmarks=face.landmarks, visibility=face.visibility,
+                    pose=face.pose if draw_pose else None,
+                    gender=None if p_female is None else int(float(p_female) >= 0.5),
+                    p_female=p_female, score=face.score, colour=colours[i % len(colours)],
+                    copy=False)
   return out

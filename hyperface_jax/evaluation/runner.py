@@ -11,7 +11,15 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from hyperface_jax import registry, sharding
-from hyperface_jax.data import inputs, pipeline
+from hyperface_jax.data import inputs, pipeline, preprocess
+from hyperface_jax.evaluation import (  # noqa: F401  (register the other evaluators)
+  detection_regions,
+  full_image,
+  protocols_attributes,
+  protocols_detection,
+  protocols_faces5,
+  protocols_landmarks,
+)
 from hyperface_jax.evaluation import evaluators as _evaluators  # noqa: F401 (registers)
 
 
@@ -34,9 +42,17 @@ class Evaluation:
         normalize=None, sampling_config=dc.sampling.to_dict(),  # uint8 kept; normalised per batch
         positive_fraction=dc.positive_fraction)
     self.normalize = dc.normalize
+    self.flip_test = bool(config.get("flip_test", False))
 
   def run(self, state):
-    """Yields (host batch, host outputs) per padded batch; returns nothing."""
+    """Yields (host batch, host outputs, losses, counts) per padded batch.
+
+    With `config.flip_test` every crop is also run mirrored and the outputs of the
+    mirrored pass, mapped back with `preprocess.flip_labels` (landmark/visibility
+    permutation, x, roll and yaw negated), are averaged with the plain ones. This is
+    horizontal-flip test-time augmentation, a documented default-off option (the
+    HyperFace papers do not use it); losses always come from the plain pass.
+    """
     local = self.batch_size // jax.process_count()
     lo = jax.process_index() * local
     for batch in pipeline.iterate_batches(self.regions, self.batch_size,
@@ -44,7 +60,14 @@ class Evaluation:
       device_batch = {k: batch[k][lo:lo + local] for k in inputs.MODEL_KEYS}
       outputs, losses, counts = self.eval_step(
           state, sharding.global_batch(self.mesh, device_batch))
-      yield batch, _gather(outputs), sharding.to_host(losses), sharding.to_host(counts)
+      outputs = _gather(outputs)
+      if self.flip_test:
+        mirrored = dict(device_batch,
+                        image=np.ascontiguousarray(device_batch["image"][:, :, ::-1]))
+        flipped, _, _ = self.eval_step(state, sharding.global_batch(self.mesh, mirrored))
+        unflipped = preprocess.flip_labels(_gather(flipped))
+        outputs = {k: 0.5 * (outputs[k] + unflipped[k]) for k in outputs}
+      yield batch, outputs, sharding.to_host(losses), sharding.to_host(counts)
 
   def losses(self, state) -> Dict[str, float]:
     """Exact per-task mean losses over the whole (unpadded) region set."""
@@ -90,7 +113,9 @@ def final_evaluation(config, workdir, mesh, eval_step, state, data) -> Dict[str,
   payload["step"] = int(state.step)
   if jax.process_index() == 0:
     train.write_json_atomic(os.path.join(workdir, "results.json"), payload)
-    report.write_report(workdir, results, evaluator.arrays(), test.regions,
+    # An evaluator keeping no examples (detection_regions: no landmark outputs) gets no crops.
+    crops = test.regions if getattr(evaluator, "keep_examples", 1) else None
+    report.write_report(workdir, results, evaluator.arrays(), crops,
                         num_crops=config.report.num_crops)
     print(format_table(results), flush=True)
   return results

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import flax.linen as nn
 import jax
@@ -13,6 +13,11 @@ from hyperface_jax.models.layers import conv_norm_relu, local_response_norm, sca
 # He initialisation for ReLU layers: keeps activation variance through the stack when
 # training from scratch (pretrained AlexNet weights replace it by name later).
 relu_init = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
+
+# Channels of conv1..conv5: papers.md section 1.2 (CaffeNet / BVLC AlexNet) and torchvision's
+# AlexNet ("One weird trick" variant, no LRN, no groups).
+CAFFENET_CHANNELS = (96, 256, 384, 384, 256)
+TORCHVISION_CHANNELS = (64, 192, 384, 256, 256)
 
 
 def max_pool_3x3_s2(x: jax.Array) -> jax.Array:
@@ -36,6 +41,15 @@ class AlexNetBackbone(nn.Module):
     norm: "none" (the paper) or "batch" (BatchNorm after every conv; layers.conv_norm_relu).
     norm_axis_name: mesh axis over which BatchNorm statistics are synchronised.
     dtype: computation dtype (params stay float32).
+    conv_channels: output channels of conv1..conv5 at width 1 (CaffeNet / the paper:
+      96, 256, 384, 384, 256; torchvision's AlexNet: 64, 192, 384, 256, 256).
+    conv1_pad: zero padding of conv1 (0 in Caffe and the paper, 2 in torchvision).
+    lrn_before_pool: BVLC AlexNet order conv -> LRN -> pool in levels 1 and 2 (False:
+      CaffeNet / the paper's order conv -> pool -> LRN). "max1"/"norm1" (and level 2)
+      are then both the pooled map after LRN, so the fusion reads the same level.
+
+  The torchvision AlexNet is `conv_channels=TORCHVISION_CHANNELS, conv1_pad=2, lrn=False,
+  conv_groups=1` (models/classifiers.py); parameter names are the same in every variant.
   """
 
   width: float = 1.0
@@ -44,6 +58,9 @@ class AlexNetBackbone(nn.Module):
   norm: str = "none"
   norm_axis_name: Any = None
   dtype: Any = jnp.float32
+  conv_channels: Tuple[int, int, int, int, int] = CAFFENET_CHANNELS
+  conv1_pad: int = 0
+  lrn_before_pool: bool = False
 
   def channels(self, n: int) -> int:
     """Scaled channel count of a layer with n channels in the paper."""
@@ -92,19 +109,26 @@ class AlexNetBackbone(nn.Module):
         f"got {x.shape[1]} x {x.shape[2]}."
       )
     g = self.conv_groups
+    c1, c2, c3, c4, c5 = (self.channels(n) for n in self.conv_channels)
     f = {}
     x = x.astype(self.dtype)
-    # Row 1: conv1 11x11/4, VALID, ungrouped in every AlexNet variant.
-    f["conv1"] = self.block("conv1", x, self.channels(96), 11, 4, 0, train=train)
-    f["max1"] = max_pool_3x3_s2(f["conv1"])  # row 2 (fused by HyperFace)
-    f["norm1"] = self.local_norm(f["max1"])  # row 3
+    # Row 1: conv1 11x11/4, VALID (padding 2 in torchvision), ungrouped in every variant.
+    f["conv1"] = self.block("conv1", x, c1, 11, 4, self.conv1_pad, train=train)
+    self.pool_and_norm(f, "1", f["conv1"])  # rows 2-3: max1 (fused by HyperFace), norm1
     # Row 5: conv2 5x5 pad 2 (2 groups in BVLC AlexNet).
-    f["conv2"] = self.block("conv2", f["norm1"], self.channels(256), 5, 1, 2, g, train)
-    f["max2"] = max_pool_3x3_s2(f["conv2"])  # row 6
-    f["norm2"] = self.local_norm(f["max2"])
+    f["conv2"] = self.block("conv2", f["norm1"], c2, 5, 1, 2, g, train)
+    self.pool_and_norm(f, "2", f["conv2"])  # row 6
     # Rows 7, 9, 10: conv3 is ungrouped in BVLC AlexNet, conv4 and conv5 are grouped.
-    f["conv3"] = self.block("conv3", f["norm2"], self.channels(384), 3, 1, 1, train=train)
-    f["conv4"] = self.block("conv4", f["conv3"], self.channels(384), 3, 1, 1, g, train)
-    f["conv5"] = self.block("conv5", f["conv4"], self.channels(256), 3, 1, 1, g, train)
+    f["conv3"] = self.block("conv3", f["norm2"], c3, 3, 1, 1, train=train)
+    f["conv4"] = self.block("conv4", f["conv3"], c4, 3, 1, 1, g, train)
+    f["conv5"] = self.block("conv5", f["conv4"], c5, 3, 1, 1, g, train)
     f["pool5"] = max_pool_3x3_s2(f["conv5"])  # row 11 (fused)
     return f
+
+  def pool_and_norm(self, f: Dict[str, jax.Array], level: str, x: jax.Array) -> None:
+    """Sets f["max<level>"] and f["norm<level>"] in CaffeNet or BVLC AlexNet order."""
+    if self.lrn_before_pool:  # BVLC AlexNet: conv -> ReLU -> LRN -> pool
+      f[f"max{level}"] = f[f"norm{level}"] = max_pool_3x3_s2(self.local_norm(x))
+    else:  # CaffeNet and the paper: conv -> ReLU -> pool -> LRN
+      f[f"max{level}"] = max_pool_3x3_s2(x)
+      f[f"norm{level}"] = self.local_norm(f[f"max{level}"])

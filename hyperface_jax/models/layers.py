@@ -70,6 +70,12 @@ def scale_channels(channels: int, width: float, groups: int = 1, minimum: int = 
 NORMS = ("none", "batch")
 
 
+def norm_axis(axis_name):
+  """The mesh axis name, or None for None, "" and "None"/"none" (what an absl override
+  `--config.model.norm_axis_name=None` of a string field delivers)."""
+  return None if axis_name in (None, "", "None", "none") else axis_name
+
+
 def conv_norm_relu(conv: "nn.Conv", x, *, norm: str, train: bool, axis_name=None, name: str):
   """conv -> [BatchNorm] -> ReLU.
 
@@ -83,6 +89,7 @@ def conv_norm_relu(conv: "nn.Conv", x, *, norm: str, train: bool, axis_name=None
     raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
   y = conv(x)
   if norm == "batch":
-    y = nn.BatchNorm(use_running_average=not train, momentum=0.9, axis_name=axis_name,
+    y = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                     axis_name=norm_axis(axis_name) if train else None,
                      name=f"{name}_bn")(y)
   return nn.relu(y)

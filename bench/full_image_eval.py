@@ -1,0 +1,147 @@
+r"""Full-image evaluation of the HyperFace pipeline on face scenes, and its ablation table.
+
+  PYTHONPATH=. .venv/bin/python bench/full_image_eval.py --workdir=runs/demo \
+      --num_scenes=100 [--ablation] [--set nms.top_k=3 ...] [--output=FILE.json]
+
+Without --ablation: the analyzer's configured pipeline (default: sliding window -> IRP ->
+L-NMS) on the first `num_scenes` scenes of the split; prints the flat metrics of
+evaluation/full_image.py. With --ablation: papers.md 1.8's table -- plain NMS vs IRP vs
+IRP + L-NMS on the same proposals, then the proposal generators (selective search,
+learned, sliding window) with IRP + L-NMS -- as a markdown table (AP, NME of matched
+faces, pose MAE, gender accuracy, seconds per image). Post-processing variants share one
+proposal + network pass; a variant's time per image is the sum of the stages it uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from hyperface_jax.data import scene_store
+from hyperface_jax.evaluation.full_image import FullImageEvaluator
+from hyperface_jax.inference import analyzer as analyzer_lib
+from hyperface_jax.inference import config as config_lib
+
+POSTPROCESSING = {  # name -> overrides (papers.md 1.8 ablation)
+    "proposals -> net -> plain NMS": {"irp.enabled": False, "nms.method": "plain"},
+    "proposals -> net -> IRP -> plain NMS": {"irp.enabled": True, "nms.method": "plain"},
+    "proposals -> net -> IRP -> L-NMS": {"irp.enabled": True, "nms.method": "lnms"},
+}
+
+
+def parse_value(text):
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError:
+    return text
+
+
+def evaluate(an, store, indices, variants, batch_images, min_visible=4):
+  """Runs `variants` (name -> config) on the scenes; returns name -> metrics.
+
+  Each variant is scored twice: every face counts, and (keys "visible_faces/...") faces
+  with fewer than `min_visible` visible landmarks are ignored (full_image.py).
+  """
+  evals = {name: FullImageEvaluator() for name in variants}
+  lenient = {name: FullImageEvaluator(min_visible_landmarks=min_visible) for name in variants}
+  seconds = {name: 0.0 for name in variants}
+  proposals_count = 0.0
+  for start in range(0, len(indices), batch_images):
+    idx = indices[start:start + batch_images]
+    images = [store.images[i] for i in idx]
+    raw = an.score_proposals(images)
+    shared = an.timings["proposals"] + an.timings["network"]
+    proposals_count += an.timings["num_proposals"]
+    for name, cfg in variants.items():
+      dets = an.refine(images, [dict(d) for d in raw], cfg)
+      seconds[name] += shared + an.timings["irp"] + an.timings["lnms"]
+      for i, d in zip(idx, dets, strict=True):
+        evals[name].update(store.scene_faces(i), d)
+        lenient[name].update(store.scene_faces(i), d)
+  out = {}
+  for name, ev in evals.items():
+    res = ev.result()
+    res.update({f"visible_faces/{k}": v for k, v in lenient[name].result().items()
+                if k.startswith(("detection/", "count/gt"))})
+    res["seconds_per_image"] = seconds[name] / len(indices)
+    res["proposals_per_image"] = proposals_count / len(indices)
+    out[name] = res
+  return out
+
+
+def table(rows):
+  head = ("| pipeline | proposals/img | AP@0.5 | recall | FP/img | AP@0.5, faces with >= 4 "
+          "visible landmarks | NME (matched) | pose MAE deg | gender acc | s/img |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
+  lines = [head]
+  for name, r in rows.items():
+    lines.append(f"| {name} | {r['proposals_per_image']:.0f} | {r['detection/ap']:.4f} | "
+                 f"{r['detection/recall']:.4f} | "
+                 f"{r['detection/false_positives_per_image']:.2f} | "
+                 f"{r.get('visible_faces/detection/ap', float('nan')):.4f} | "
+                 f"{r.get('landmarks/nme', float('nan')):.4f} | "
+                 f"{r.get('pose/mae_mean_deg', float('nan')):.2f} | "
+                 f"{r.get('gender/accuracy', float('nan')):.4f} | "
+                 f"{r['seconds_per_image']:.3f} |")
+  return "\n".join(lines)
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--data_dir", default="tfds_data")
+  p.add_argument("--dataset", default="synth_faces")
+  p.add_argument("--split", default="test")
+  p.add_argument("--num_scenes", type=int, default=100)
+  p.add_argument("--batch_images", type=int, default=8)
+  p.add_argument("--ablation", action="store_true")
+  p.add_argument("--proposals_ablation", default="selective_search,learned,sliding_window",
+                 help="generators compared with IRP + L-NMS under --ablation")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                 help="pipeline setting override (inference/config.py), repeatable")
+  p.add_argument("--output", default="")
+  args = p.parse_args(argv)
+  overrides = {}
+  for item in args.set:
+    key, _, value = item.partition("=")
+    overrides[key] = parse_value(value)
+  store = scene_store.SceneStore.from_tfds(args.dataset, f"{args.split}[:{args.num_scenes}]",
+                                           args.data_dir)
+  indices = list(range(len(store)))
+  an = analyzer_lib.FaceAnalyzer.from_workdir(args.workdir, **overrides)
+  an(store.images[:1])  # compile once, outside the timings
+  results = {}
+  if not args.ablation:
+    results["configured pipeline"] = evaluate(an, store, indices,
+                                              {"configured pipeline": an.config},
+                                              args.batch_images)["configured pipeline"]
+  else:
+    variants = {k: config_lib.with_overrides(an.config, v) for k, v in POSTPROCESSING.items()}
+    name = an.config.proposals.name
+    res = evaluate(an, store, indices, variants, args.batch_images)
+    results.update({f"{name}: {k}": v for k, v in res.items()})
+    for gen in [g for g in args.proposals_ablation.split(",") if g and g != name]:
+      if gen == "learned" and not an.config.proposals.learned.workdir:
+        print("skipping learned proposals: set --set proposals.learned.workdir=DIR",
+              file=sys.stderr)
+        continue
+      other = analyzer_lib.FaceAnalyzer(an.network, an.config, **{"proposals.name": gen})
+      other(store.images[:1])
+      full = {"proposals -> net -> IRP -> L-NMS": other.config}
+      res = evaluate(other, store, indices, full, args.batch_images)
+      results.update({f"{gen}: {k}": v for k, v in res.items()})
+  print(table(results))
+  print(json.dumps(results, indent=1, sort_keys=True))
+  if args.output:
+    tmp = args.output + ".tmp"
+    with open(tmp, "w") as f:
+      json.dump({"command": " ".join(sys.argv), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                 "results": results}, f, indent=1, sort_keys=True)
+    os.replace(tmp, args.output)
+
+
+if __name__ == "__main__":
+  main()

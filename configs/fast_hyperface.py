@@ -1,0 +1,58 @@
+r"""Fast-HyperFace's proposal network (papers.md section 1.11), trained on face scenes.
+
+  python -m hyperface_jax.main --config=configs/fast_hyperface.py:cpu --workdir=runs/fast_hf
+
+then use it as the analyzer's proposal generator:
+
+  FaceAnalyzer.from_workdir("runs/demo", **{"proposals.name": "learned",
+                                             "proposals.learned.workdir": "runs/fast_hf"})
+
+A tiny fully-convolutional face / non-face net (models/fast_proposal_net.py, 24 x 24
+windows) trained through the one training loop on the same IoU-labelled regions as
+HyperFace's detection task (papers.md 1.4: IoU > 0.5 face, < 0.35 non-face) with the
+HyperFace detection loss (papers.md 1.6). The default region sampling (scale 0.6-1.6,
+shift 0.25 of the face side) yields many near-miss negatives, which is what a proposal
+net scanning every position needs to learn. The paper does not say which detector
+Fast-HyperFace uses (papers.md 1.11 [?]); this is the documented choice.
+
+Variants:
+  (none) batch 256, 20k steps: accelerators.
+  :cpu   batch 128, 800 steps, a few minutes on a 2-core CPU (docs/inference.md has its
+         numbers).
+"""
+
+import ml_collections
+
+from hyperface_jax import config_lib
+from hyperface_jax.models import fast_proposal_net  # noqa: F401  (registers the model)
+
+
+def get_config(arg=None):
+  c = config_lib.hyperface_base()
+  c.model_name = "fast_proposal_net"
+  c.model = ml_collections.ConfigDict(dict(width=1.0, norm="batch", norm_axis_name="data"))
+  c.input_size = 24                 # the net's receptive field (one output cell)
+  c.loss_name = "hyperface_present"  # the HyperFace detection loss only (papers.md 1.6)
+  c.tasks = ("detection",)
+  c.weighting.weights = ml_collections.ConfigDict(dict(detection=1.0))
+  c.evaluator.name = "detection_regions"
+  c.optim.name = "adam"
+  c.optim.weight_decay = 0.0
+  c.lr = 0.003
+  c.batch_size = 256
+  c.total_steps = 20_000
+  c.schedule.warmup_steps = 200
+  c.data.positive_fraction = 0.4     # faces are rare among scanned windows
+  c.data.regions_per_scene = 8
+  c.data.eval_regions_per_scene = 8
+  c.data.flip_prob = 0.5
+  if arg == "cpu":
+    c.batch_size = 128
+    c.total_steps = 800
+    c.log_every = 50
+    c.eval_every = 400
+    c.checkpoint_every = 400
+    c.schedule.warmup_steps = 50
+  elif arg:
+    raise ValueError(f"Unknown variant {arg!r} of fast_hyperface; expected 'cpu'.")
+  return c

@@ -1,0 +1,159 @@
+"""The batched network pass: every region of every image through ONE compiled model.
+
+Regions of any number of images of any sizes are cropped on the host exactly as in
+training (`data.preprocess.crop_and_resize` + `normalize`), concatenated and cut into
+fixed-size batches (the last one padded), so the jitted model compiles once for the
+life of the object whatever the images (papers.md section 1.8 step 2).
+
+Why crops are cut with OpenCV on the host and not with a jitted gather: the crop
+size S is small (99 px demo, 227 px paper) and `cv2.warpAffine` cuts one S x S crop in
+~10-30 us (bench/pipeline_latency.py), faster on a CPU than a jitted bilinear gather
+over a padded image, which also would need a fixed padded image size to avoid a
+recompilation per image size. Above all it is *the* training-time crop, so test crops
+are bit-identical to training crops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from hyperface_jax import checkpointing, registry, sharding, train
+from hyperface_jax import models as _models  # noqa: F401  (registers models)
+from hyperface_jax.data import preprocess
+from hyperface_jax.evaluation.evaluators import denormalise_landmarks
+
+
+def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
+  """Reads `workdir/config.json` (written by train.py) into a ConfigDict."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path} not found: expected a training workdir with "
+                            "config.json and checkpoints/ (python -m hyperface_jax.main).")
+  with open(path) as f:
+    try:
+      return ml_collections.ConfigDict(json.load(f))
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{path} is not valid JSON: {e}") from None
+
+
+def load_variables(config, workdir: str, step: Optional[int] = None):
+  """Restores the model variables (params + e.g. batch_stats) of a training workdir.
+
+  Restores the full train state into its abstract target (STYLE.md trap: never into a
+  partial target) on one device, and keeps only params and model_state.
+
+  Returns:
+    (model built with the saved config, variables dict, checkpoint step restored).
+  """
+  mesh = sharding.make_mesh()
+  _, _, _, _, init = train.build(config, mesh)
+  abstract = jax.eval_shape(init, jax.random.PRNGKey(config.seed))
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = checkpointing.abstract_with_sharding(abstract, device)
+  ckpt = checkpointing.Checkpointer(workdir)
+  try:
+    if ckpt.latest_step() is None:
+      raise FileNotFoundError(f"No checkpoint in {ckpt.directory}.")
+    step = ckpt.latest_step() if step is None else int(step)
+    state = ckpt.restore(target, step=step)
+  finally:
+    ckpt.close()
+  model = inference_model(config)
+  return model, {"params": state.params, **state.model_state}, step
+
+
+def inference_model(config):
+  """The model of `config` for single-device inference (no cross-device BatchNorm)."""
+  kwargs = dict(config.model)
+  if "norm_axis_name" in kwargs:
+    kwargs["norm_axis_name"] = None
+  return registry.MODELS.get(config.model_name)(**kwargs)
+
+
+_EMPTY_OUTPUTS = {"score": np.zeros(0, np.float32), "p_female": np.zeros(0, np.float32),
+                  "landmarks": np.zeros((0, 21, 2), np.float32),
+                  "visibility": np.zeros((0, 21), np.float32),
+                  "pose": np.zeros((0, 3), np.float32)}
+
+
+class BatchedNetwork:
+  """Runs the multi-task model on regions of many images in fixed-size batches.
+
+  Attributes:
+    traces: how many times the model function was traced (1 after the first call;
+      tests use it to check that nothing recompiles per image).
+  """
+
+  def __init__(self, model, variables, *, input_size: int, normalize: str = "minus_half",
+               batch_size: int = 256):
+    if batch_size < 1:
+      raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+    self.input_size = int(input_size)
+    self.normalize = normalize
+    self.batch_size = int(batch_size)
+    self.variables = variables
+    self.traces = 0
+
+    def forward(variables, images):
+      self.traces += 1  # Python side effect: runs once per trace only
+      out = model.apply(variables, images, train=False)
+      res = {}
+      if "detection" in out:
+        res["score"] = jax.nn.softmax(out["detection"], axis=-1)[:, 1]
+      if "gender" in out:
+        res["p_female"] = jax.nn.softmax(out["gender"], axis=-1)[:, 1]
+      if "visibility" in out:
+        res["visibility"] = jnp.clip(out["visibility"], 0.0, 1.0)  # MSE-trained (1.6)
+      for k in ("landmarks", "pose"):
+        if k in out:
+          res[k] = out[k]
+      return res
+
+    self._forward = jax.jit(forward)
+
+  def crops(self, images: Sequence[np.ndarray], regions: Sequence[np.ndarray]) -> np.ndarray:
+    """uint8 [sum N_i, S, S, 3] training-identical crops of regions [N_i, 4] per image."""
+    parts = [preprocess.crop_and_resize(img, reg, self.input_size)
+             for img, reg in zip(images, regions, strict=True) if len(reg)]
+    if not parts:
+      return np.zeros((0, self.input_size, self.input_size, 3), np.uint8)
+    return np.concatenate(parts, 0)
+
+  def run_crops(self, crops: np.ndarray) -> Dict[str, np.ndarray]:
+    """Model outputs of uint8 crops [N, S, S, 3], batched with padding."""
+    n, b = len(crops), self.batch_size
+    outs = []
+    for start in range(0, n, b):
+      chunk = preprocess.normalize(crops[start:start + b], self.normalize)
+      if len(chunk) < b:
+        pad = np.zeros((b - len(chunk),) + chunk.shape[1:], np.float32)
+        chunk = np.concatenate([chunk, pad], 0)
+      outs.append(self._forward(self.variables, chunk))
+    if not outs:
+      return {}
+    host = jax.device_get(outs)
+    return {k: np.concatenate([o[k] for o in host], 0)[:n] for k in host[0]}
+
+  def __call__(self, images: Sequence[np.ndarray],
+               regions: Sequence[np.ndarray]) -> list[Dict[str, np.ndarray]]:
+    """Per image: score [N], landmarks [N, 21, 2] px, visibility [N], pose [N, 3],
+    p_female [N] for its regions [N, 4] (landmarks de-normalised, papers.md 1.5)."""
+    regions = [np.asarray(r, np.float64).reshape(-1, 4) for r in regions]
+    out = self.run_crops(self.crops(images, regions)) or _EMPTY_OUTPUTS
+    result, start = [], 0
+    for reg in regions:
+      stop = start + len(reg)
+      part = {k: v[start:stop] for k, v in out.items()}
+      if "landmarks" in part:
+        part["landmarks"] = denormalise_landmarks(part["landmarks"], reg)
+      part["box"] = reg
+      result.append(part)
+      start = stop
+    return result

@@ -1,0 +1,125 @@
+"""FaceAnalyzer (inference/analyzer.py) on a tiny smoke-config model initialised here."""
+
+import importlib.util
+import json
+import math
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from hyperface_jax import checkpointing, sharding, train
+from hyperface_jax.data import preprocess
+from hyperface_jax.inference import analyzer, batched
+
+_SMOKE = os.path.join(os.path.dirname(__file__), "..", "configs", "smoke.py")
+_spec = importlib.util.spec_from_file_location("smoke_config", _SMOKE)
+smoke_config = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(smoke_config)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+  """A training workdir (config.json + one orbax checkpoint) of the smoke model."""
+  config = smoke_config.get_config()
+  path = str(tmp_path_factory.mktemp("smoke_workdir"))
+  mesh = sharding.make_mesh()
+  _, _, _, _, init = train.build(config, mesh)
+  state = jax.jit(init)(jax.random.PRNGKey(0))
+  ckpt = checkpointing.Checkpointer(path)
+  ckpt.save(3, state)
+  ckpt.close()
+  train._write_config(config, path)
+  return path
+
+
+@pytest.fixture(scope="module")
+def face_analyzer(workdir):
+  return analyzer.FaceAnalyzer.from_workdir(
+      workdir, **{"batch_size": 16, "proposals.sliding_window.min_side": 24,
+                  "proposals.sliding_window.scale_step": 2.0,
+                  "proposals.sliding_window.stride_fraction": 0.5,
+                  # A random model scores ~0.5: low thresholds so that faces come out.
+                  "irp.score_threshold": 0.0, "nms.score_threshold": 0.0})
+
+
+def _images():
+  rng = np.random.default_rng(0)
+  return [rng.integers(0, 255, (60, 80, 3), np.uint8),
+          rng.integers(0, 255, (90, 50, 3), np.uint8),
+          rng.integers(0, 255, (48, 48, 3), np.uint8)]
+
+
+def test_batched_network_equals_direct_model_apply(workdir):
+  config = batched.load_workdir_config(workdir)
+  model, variables, step = batched.load_variables(config, workdir)
+  assert step == 3
+  image = _images()[0]
+  regions = np.array([[0, 0, 40, 40], [10.5, 5, 30, 30], [-5, -5, 70, 70]])
+  want = model.apply(variables, preprocess.normalize(
+      preprocess.crop_and_resize(image, regions, config.input_size)), train=False)
+  for bs in (2, 8):  # padding of the last batch must not change anything
+    net = batched.BatchedNetwork(model, variables, input_size=config.input_size, batch_size=bs)
+    got = net([image], [regions])[0]
+    p_face = jax.nn.softmax(want["detection"], -1)[:, 1]
+    np.testing.assert_allclose(got["score"], p_face, rtol=1e-5, atol=1e-6)
+    centre = regions[:, None, :2] + regions[:, None, 2:] / 2
+    np.testing.assert_allclose(got["landmarks"],
+                               np.asarray(want["landmarks"]) * regions[:, None, 2:] + centre,
+                               rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(got["pose"], want["pose"], rtol=1e-5, atol=1e-6)
+
+
+def test_no_recompilation_across_image_sizes(face_analyzer):
+  images = _images()
+  face_analyzer(images[:1])
+  traces = face_analyzer.network.traces
+  face_analyzer(images[1:])
+  face_analyzer(images[::-1])
+  assert traces == 1 and face_analyzer.network.traces == 1
+  assert set(analyzer.STAGES) <= set(face_analyzer.timings)
+
+
+def test_padded_equals_unpadded(face_analyzer):
+  images = _images()
+  faces = face_analyzer(images)
+  padded = face_analyzer.padded(images)
+  f = face_analyzer.config.max_faces
+  assert padded["landmarks"].shape == (3, f, 21, 2) and padded["mask"].shape == (3, f)
+  assert any(len(x) for x in faces)
+  for i, per_image in enumerate(faces):
+    assert padded["mask"][i].sum() == len(per_image)
+    assert not padded["mask"][i, len(per_image):].any()
+    for j, face in enumerate(per_image):
+      np.testing.assert_allclose(padded["box"][i, j], face.box, rtol=1e-6)
+      np.testing.assert_allclose(padded["landmarks"][i, j], face.landmarks, rtol=1e-6)
+      np.testing.assert_allclose(padded["pose"][i, j], face.pose, rtol=1e-6)
+      assert padded["score"][i, j] == pytest.approx(face.score, rel=1e-6)
+      assert padded["p_female"][i, j] == pytest.approx(face.p_female, rel=1e-6)
+    assert np.all(padded["landmarks"][i, len(per_image):] == 0)
+
+
+def test_face_to_json_degrees_and_label():
+  face = analyzer.Face(box=np.array([1, 2, 3, 4.0]), score=0.9,
+                       landmarks=np.arange(42.0).reshape(21, 2),
+                       visibility=np.linspace(0, 1, 21),
+                       pose=np.array([math.pi / 2, -math.pi / 6, 0.0]), p_female=0.25)
+  j = face.to_json()
+  json.dumps(j)  # plain JSON types
+  assert j["box"] == [1, 2, 3, 4] and j["landmarks"][1] == [2, 3]
+  assert j["pose"]["roll"] == pytest.approx(90) and j["pose"]["pitch"] == pytest.approx(-30)
+  assert j["gender"] == {"label": "male", "p_female": 0.25}
+  assert len(j["visibility"]) == 21
+
+
+def test_bad_inputs_and_settings(face_analyzer, workdir, tmp_path):
+  with pytest.raises(ValueError, match="SEQUENCE"):
+    face_analyzer(np.zeros((10, 10, 3), np.uint8))
+  with pytest.raises(ValueError, match=r"images\[0\] must be uint8 RGB"):
+    face_analyzer([np.zeros((10, 10), np.uint8)])
+  with pytest.raises(KeyError, match="top_kk"):
+    analyzer.FaceAnalyzer(face_analyzer.network, **{"nms.top_kk": 3})
+  with pytest.raises(FileNotFoundError, match="config.json"):
+    analyzer.FaceAnalyzer.from_workdir(str(tmp_path))
+  assert os.path.isfile(os.path.join(workdir, "config.json"))

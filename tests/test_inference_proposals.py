@@ -1,0 +1,134 @@
+"""Proposal generators (inference/proposals.py): geometry, coverage, OpenCV backends."""
+
+import numpy as np
+import pytest
+
+from hyperface_jax import registry
+from hyperface_jax.data import boxes as box_lib
+from hyperface_jax.inference import proposals
+
+
+def test_registry_names_and_unknown_name():
+  from hyperface_jax.inference import fast_proposals  # noqa: F401  (registers "learned")
+
+  names = set(registry.PROPOSALS.names())
+  assert {"sliding_window", "selective_search", "haar", "learned"} <= names
+  with pytest.raises(KeyError, match="sliding_window"):
+    proposals.make_proposer({"name": "nope"})
+
+
+def test_window_sides_hand_worked():
+  # 32 * 1.3^k <= 100: 32, 41.6, 54.08, 70.304, 91.3952 (32 * 1.3^5 = 118.8 > 100).
+  np.testing.assert_allclose(proposals.window_sides((100, 120), 32, 1.0, 1.3),
+                             [32, 41.6, 54.08, 70.304, 91.3952])
+
+
+def test_sliding_window_grid_spans_the_image():
+  propose = proposals.sliding_window(min_side=32, scale_step=1.3, stride_fraction=0.3)
+  boxes = propose(np.zeros((100, 120, 3), np.uint8))
+  assert np.all(boxes[:, 2] == boxes[:, 3])
+  # Every window inside the image frame [-0.5, W - 0.5] x [-0.5, H - 0.5].
+  np.testing.assert_allclose(box_lib.inside_fraction(boxes, (100, 120)), 1.0)
+  small = boxes[boxes[:, 2] == 32]
+  # Side 32 on W = 120: span 88, stride 9.6 -> ceil(88 / 9.6) + 1 = 11 columns; H: 9 rows.
+  assert len(small) == 11 * 9
+  assert small[:, 0].min() == -0.5 and small[:, 0].max() + 32 == pytest.approx(119.5)
+  # Largest windows first.
+  assert boxes[0, 2] == boxes[:, 2].max()
+
+
+def test_sliding_window_covers_every_face_size():
+  propose = proposals.sliding_window(min_side=32, scale_step=1.3, stride_fraction=0.3)
+  windows = propose(np.zeros((160, 160, 3), np.uint8))
+  rng = np.random.default_rng(0)
+  side = rng.uniform(40, 110, 200)
+  xy = rng.uniform(0, 1, (200, 2)) * (160 - side[:, None]) - 0.5
+  faces = np.concatenate([xy, side[:, None], side[:, None]], 1)
+  assert box_lib.iou(faces, windows).max(axis=1).min() > 0.5
+
+
+def _square_scene():
+  image = np.full((120, 160, 3), 30, np.uint8)
+  image[30:80, 60:110] = (220, 40, 40)
+  return image
+
+
+def test_selective_search_finds_a_salient_square():
+  propose = proposals.selective_search(mode="fast", max_proposals=50, min_side=8)
+  boxes = propose(_square_scene())
+  assert 0 < len(boxes) <= 50
+  np.testing.assert_allclose(boxes[:, 2], boxes[:, 3])  # squared about the centre
+  target = np.array([[59.5, 29.5, 50, 50]])
+  assert box_lib.iou(boxes, target).max() > 0.8
+
+
+def test_selective_search_bad_mode_and_bad_image():
+  with pytest.raises(ValueError, match="mode"):
+    proposals.selective_search(mode="slow")
+  with pytest.raises(ValueError, match="uint8 RGB"):
+    proposals.sliding_window()(np.zeros((10, 10), np.uint8))
+
+
+def test_haar_loads_the_bundled_cascade_and_finds_nothing_in_a_flat_image():
+  propose = proposals.haar()
+  assert propose(np.full((80, 80, 3), 128, np.uint8)).shape == (0, 4)
+  with pytest.raises(FileNotFoundError, match="cascade"):
+    proposals.haar(cascade="/nonexistent.xml")
+
+
+def test_square_about_centre():
+  np.testing.assert_allclose(proposals.square_about_centre([[0, 0, 4, 16]]), [[-2, 4, 8, 8]])
+
+
+@pytest.fixture(scope="module")
+def fast_workdir(tmp_path_factory):
+  """A configs/fast_hyperface.py workdir with a randomly initialised checkpoint."""
+  import importlib.util
+  import os
+
+  import jax
+
+  from hyperface_jax import checkpointing, sharding, train
+
+  path = os.path.join(os.path.dirname(__file__), "..", "configs", "fast_hyperface.py")
+  spec = importlib.util.spec_from_file_location("fast_hyperface_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config("cpu")
+  config.model.width = 0.5
+  workdir = str(tmp_path_factory.mktemp("fast_hf"))
+  _, _, _, _, init = train.build(config, sharding.make_mesh())
+  state = jax.jit(init)(jax.random.PRNGKey(1))
+  ckpt = checkpointing.Checkpointer(workdir)
+  ckpt.save(1, state)
+  ckpt.close()
+  train._write_config(config, workdir)
+  return workdir
+
+
+def test_learned_dense_scores_equal_the_crop_scores(fast_workdir):
+  import jax
+
+  from hyperface_jax.data import preprocess
+  from hyperface_jax.inference import batched, fast_proposals
+
+  gen = registry.PROPOSALS.get("learned")(workdir=fast_workdir, min_side=24.0,
+                                           scale_step=10.0, score_threshold=0.0)
+  assert isinstance(gen, fast_proposals.LearnedProposals)
+  image = np.random.default_rng(0).integers(0, 255, (40, 56, 3), np.uint8)
+  boxes, scores = gen.score_windows(image)
+  # Level 0 has scale 1: windows of 24 px at (4 j - 8.5, 4 i - 8.5), centres inside.
+  first = boxes[boxes[:, 2] == 24]
+  # x = 4 j - 8.5 with the centre x + 12 in [-0.5, 55.5] -> x in {-8.5, -4.5, ..., 43.5}.
+  np.testing.assert_allclose(np.unique(first[:, 0]), np.arange(-8.5, 44, 4))
+  np.testing.assert_allclose(np.unique(first[:, 1]), np.arange(-8.5, 28, 4))  # H = 40
+  config = batched.load_workdir_config(fast_workdir)
+  model, variables, _ = batched.load_variables(config, fast_workdir)
+  pick = np.flatnonzero(boxes[:, 2] == 24)[[0, 5, -1]]
+  crops = preprocess.normalize(preprocess.crop_and_resize(image, boxes[pick], 24))
+  want = jax.nn.softmax(model.apply(variables, crops, train=False)["detection"], -1)[:, 1]
+  np.testing.assert_allclose(scores[pick], want, rtol=1e-4, atol=1e-5)
+  out = gen(image)
+  assert out.shape[1] == 4 and 0 < len(out) <= 300
+  with pytest.raises(ValueError, match="workdir"):
+    fast_proposals.LearnedProposals("")

@@ -56,12 +56,19 @@ def main(argv) -> None:
   from hyperface_jax import train  # pylint: disable=g-import-not-at-top
   logging.info("JAX %s, %d process(es), devices: %s", jax.__version__,
                jax.process_count(), jax.devices())
+  from hyperface_jax import surgery  # pylint: disable=g-import-not-at-top
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except train.NonFiniteLossError as e:
     logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
+  except (surgery.ParamMismatchError, FileNotFoundError) as e:
+    # config.model_init problems (wrong shapes, unknown names, a missing directory) are
+    # the user's input: one message listing the names, no traceback.
+    logging.error("%s", e)
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

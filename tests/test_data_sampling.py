@@ -153,6 +153,47 @@ def test_sample_regions_iou_spread_and_fallback():
   assert (boxes.iou(reg, big["box"])[:, 0] > 0.5).sum() >= 5
 
 
+def test_near_regions_wider_jitter_gives_hard_negatives():
+  # The demo's tight jitter (0.8-1.3 x side, shift 0.15) almost never yields IoU <= 0.5,
+  # so near regions fall back to background; a wider near jitter makes regions that cut
+  # through the face (0.2 <= IoU <= 0.5: near misses and landmark-only regions).
+  faces = make_faces([[100, 100, 60, 60]])
+  tight = dict(scale_range=(0.8, 1.3), shift_range=0.15)
+  wide = dict(tight, near_scale_range=(0.35, 2.5), near_shift_range=0.6)
+
+  def ious(cfg, seed):
+    rng = np.random.default_rng(seed)
+    reg = sampling.sample_regions(rng, (400, 400), faces["box"], faces["valid"]["box"], 32,
+                                  0.0, dict(cfg, near_fraction=1.0))
+    return boxes.iou(reg, faces["box"])[:, 0]
+
+  narrow_ious = np.concatenate([ious(tight, s) for s in range(5)])
+  wide_ious = np.concatenate([ious(wide, s) for s in range(5)])
+  assert np.all(wide_ious <= 0.5) and np.all(narrow_ious <= 0.5)
+  hard = lambda m: np.mean((m >= 0.2) & (m <= 0.5))
+  assert hard(wide_ious) > 0.5 > 0.1 > hard(narrow_ious)  # measured: 0.66 vs 0.03
+  # The wide jitter leaves the positives' distribution alone (same seed, same positives).
+  a = sampling.sample_regions(np.random.default_rng(3), (400, 400), faces["box"],
+                              faces["valid"]["box"], 4, 1.0, tight)
+  b = sampling.sample_regions(np.random.default_rng(3), (400, 400), faces["box"],
+                              faces["valid"]["box"], 4, 1.0, wide)
+  np.testing.assert_array_equal(a, b)
+
+
+def test_near_count_is_stochastically_rounded():
+  # 1 non-positive region per scene at near_fraction 0.5: near in about half the scenes.
+  faces = make_faces([[100, 100, 60, 60]])
+  # Tiny background squares in a large image never touch the face; near ones always do.
+  cfg = dict(near_scale_range=(0.35, 2.5), near_shift_range=0.6,
+             negative_side_range=(0.01, 0.02))
+  near = 0
+  for seed in range(400):
+    reg = sampling.sample_regions(np.random.default_rng(seed), (1000, 1000), faces["box"],
+                                  faces["valid"]["box"], 1, 0.0, cfg)
+    near += int(boxes.iou(reg, faces["box"])[0, 0] > 0.0)
+  assert 150 < near < 250  # binomial(400, 0.5): mean 200, sd 10
+
+
 def test_bad_inputs():
   faces = make_faces([[0, 0, 10, 10]])
   del faces["landmarks"]

@@ -14,9 +14,12 @@ Balancing (papers.md section 1.4: TK retries proposals until it gets the needed
 class; the paper's batch composition is unknown). Our scheme, per scene:
   * round(num_regions * positive_fraction) regions with IoU > 0.5 (rejection
     sampling from the around-face distribution);
-  * of the rest, `near_fraction` are around-face regions with IoU <= 0.5 (hard
-    negatives and landmark-only regions with 0.35 < IoU <= 0.5), the others are
-    clean background regions.
+  * of the rest, `near_fraction` (stochastically rounded) are around-face regions
+    with IoU <= 0.5 (hard negatives and landmark-only regions with 0.35 < IoU <= 0.5),
+    the others are clean background regions. Near regions are drawn from the same
+    jitter as positives unless `near_scale_range` / `near_shift_range` give a wider
+    one (documented default None = the same): a detector that must reject windows
+    cutting through a face (the full-image pipeline, papers.md 1.8) needs them.
 Scenes without faces give only background regions. If rejection sampling runs
 out of rounds: missing positives become the face boxes themselves, missing near
 regions become background, missing background regions are the lowest-IoU
@@ -47,6 +50,8 @@ DEFAULT_SAMPLING = {
   "scale_range": (0.6, 1.6),  # region side / face side
   "shift_range": 0.25,  # max centre shift per axis, in face sides
   "near_fraction": 0.5,  # share of non-positive regions drawn around faces
+  "near_scale_range": None,  # jitter of the near regions; None = scale_range
+  "near_shift_range": None,  # None = shift_range
   "negative_side_range": (0.15, 0.9),  # background side / min(H, W)
   "negative_max_iou": 0.35,  # background rejected if IoU >= this with a face
   "positive_min_iou": 0.5,  # a positive has IoU > this (papers.md section 1.4)
@@ -137,8 +142,10 @@ def sample_regions(
     )
   faces = face_boxes[face_valid & (face_boxes[:, 2] > 0) & (face_boxes[:, 3] > 0)]
   n_pos = _stochastic_round(rng, num_regions * positive_fraction) if len(faces) else 0
-  n_near = int(round((num_regions - n_pos) * cfg["near_fraction"])) if len(faces) else 0
+  n_near = _stochastic_round(rng, (num_regions - n_pos) * cfg["near_fraction"]) if len(
+    faces) else 0
   n_bg = num_regions - n_pos - n_near
+  near_cfg = _near_config(cfg)
 
   pos, near = [], []
   got_pos = got_near = 0
@@ -146,15 +153,18 @@ def sample_regions(
     need = (n_pos - got_pos) + (n_near - got_near)
     if need <= 0:
       break
-    cand = _around_faces(rng, faces, max(4 * need, 16), cfg)
-    ok = box_lib.inside_fraction(cand, image_hw) >= cfg["min_inside"]
-    m = _max_iou(cand, faces)
-    p = cand[ok & (m > cfg["positive_min_iou"])][: n_pos - got_pos]
-    q = cand[ok & (m <= cfg["positive_min_iou"])][: n_near - got_near]
-    pos.append(p)
-    near.append(q)
-    got_pos += len(p)
-    got_near += len(q)
+    if near_cfg is cfg:  # one candidate stream for positives and near regions
+      p, q = _split_candidates(rng, image_hw, faces, max(4 * need, 16), cfg)
+    else:  # separate streams, each drawn only while still needed
+      empty = np.zeros((0, 4))
+      p = (_split_candidates(rng, image_hw, faces, max(4 * (n_pos - got_pos), 16), cfg)[0]
+           if got_pos < n_pos else empty)
+      q = (_split_candidates(rng, image_hw, faces, max(4 * (n_near - got_near), 16),
+                             near_cfg)[1] if got_near < n_near else empty)
+    pos.append(p[: n_pos - got_pos])
+    near.append(q[: n_near - got_near])
+    got_pos += len(pos[-1])
+    got_near += len(near[-1])
   # Fallbacks (documented in the module docstring).
   if got_pos < n_pos:
     pos.append(faces[rng.integers(0, len(faces), size=n_pos - got_pos)])
@@ -163,6 +173,26 @@ def sample_regions(
   out = np.concatenate(pos + near + [bg], axis=0)
   assert len(out) == num_regions, (len(out), num_regions)
   return out[rng.permutation(num_regions)].astype(np.float32)
+
+
+def _near_config(cfg):
+  """`cfg` itself, or a copy with the near-region jitter when one is configured."""
+  if cfg["near_scale_range"] is None and cfg["near_shift_range"] is None:
+    return cfg
+  near = dict(cfg)
+  if cfg["near_scale_range"] is not None:
+    near["scale_range"] = tuple(cfg["near_scale_range"])
+  if cfg["near_shift_range"] is not None:
+    near["shift_range"] = float(cfg["near_shift_range"])
+  return near
+
+
+def _split_candidates(rng, image_hw, faces, k, cfg):
+  """k around-face candidates split into (positives IoU > positive_min_iou, near ones)."""
+  cand = _around_faces(rng, faces, k, cfg)
+  ok = box_lib.inside_fraction(cand, image_hw) >= cfg["min_inside"]
+  m = _max_iou(cand, faces)
+  return cand[ok & (m > cfg["positive_min_iou"])], cand[ok & (m <= cfg["positive_min_iou"])]
 
 
 def _fill_background(rng, image_hw, faces, k, cfg):

@@ -20,7 +20,10 @@ training from scratch in minutes work (each is a config field, documented here):
 - landmark weight 25 instead of 5: with the per-example 1/(2N) mean of papers.md 1.6 the
   landmark loss is ~1e-3 and the shared layers otherwise hardly see it (TK re-scales the
   same way, papers.md 1.6 note); gender weight 4 instead of 2: gender is the slowest task
-  to learn from scratch on synth_faces (its cues are soft by design, docs/synth_faces.md).
+  to learn from scratch on synth_faces (its cues are soft by design, docs/synth_faces.md);
+- evaluation averages each crop's outputs with those of its mirror image (`flip_test`,
+  evaluation/runner.py; the papers evaluate single crops): on the same trained model it
+  moved NME 0.069 -> 0.064, pose MAE 8.7 -> 8.5 deg, gender 0.836 -> 0.842.
 """
 
 from hyperface_jax import config_lib
@@ -51,4 +54,5 @@ def get_config(arg=None):
   c.data.positive_fraction = 0.75
   c.data.sampling.scale_range = (0.8, 1.3)
   c.data.sampling.shift_range = 0.15
+  c.flip_test = True
   return c

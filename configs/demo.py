@@ -32,12 +32,12 @@ from hyperface_jax import config_lib
 def get_config(arg=None):
   del arg
   c = config_lib.hyperface_base()
-  c.total_steps = 1400
+  c.total_steps = 1600
   c.batch_size = 64
   c.eval_batch_size = 256
   c.log_every = 50
-  c.eval_every = 700
-  c.checkpoint_every = 700
+  c.eval_every = 800
+  c.checkpoint_every = 800
   c.input_size = 99
   c.model.width = 0.5
   c.model.dropout = 0.0

@@ -2,9 +2,10 @@ r"""HyperFace-AlexNet, CPU variant on synth_faces (the `make demo` job).
 
   python -m hyperface_jax.main --config=configs/demo.py --workdir=runs/demo
 
-About 11 minutes of training (1400 steps) on a 2-core CPU; the README shows the results table it
-printed: landmark NME 0.069 (mean shape 0.150), pose MAE 8.7 deg (mean pose 18.4),
-gender accuracy 0.84 (majority 0.54), detection AP 0.998.
+About 12 minutes of training (1600 steps) on a 2-core CPU, 14 min for the whole fresh-clone
+`make demo`; the README shows the results table it printed: landmark NME 0.064 (mean shape
+0.150), pose MAE 8.6 deg (mean pose 18.4), gender accuracy 0.852 (majority 0.544), detection
+AP 0.999.
 
 Same network as configs/hyperface_alexnet.py, scaled down, with the choices that make
 training from scratch in minutes work (each is a config field, documented here):
@@ -23,7 +24,7 @@ training from scratch in minutes work (each is a config field, documented here):
   to learn from scratch on synth_faces (its cues are soft by design, docs/synth_faces.md);
 - evaluation averages each crop's outputs with those of its mirror image (`flip_test`,
   evaluation/runner.py; the papers evaluate single crops): on the same trained model it
-  moved NME 0.069 -> 0.064, pose MAE 8.7 -> 8.5 deg, gender 0.836 -> 0.842.
+  moved NME 0.069 -> 0.064, pose MAE 8.7 -> 8.5 deg, gender 0.836 -> 0.842 (1400 steps).
 """
 
 from hyperface_jax import config_lib

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hyperface_jax.models.alexnet import CAFFENET_CHANNELS, TORCHVISION_CHANNELS, AlexNetBackbone
-from hyperface_jax.models.resnet import ResNet, global_avg_pool, log_norm_choice
+from hyperface_jax.models.resnet import backbone_of, global_avg_pool, log_norm_choice
 from hyperface_jax.registry import MODELS
 
 NUM_CLASSES = 1000
@@ -71,15 +71,7 @@ class ResNetClassifier(nn.Module):
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
-    feats = ResNet(
-      self.depth,
-      base_width=self.base_width,
-      stride_in_1x1=self.stride_in_1x1,
-      caffe_pool=self.caffe_pool,
-      norm_axis_name=self.norm_axis_name,
-      dtype=self.dtype,
-      name="backbone",
-    )(images, train)
+    feats = backbone_of(self)(images, train)
     return LinearHead(self.num_classes, dtype=self.dtype, name="classifier")(
       global_avg_pool(feats["res5"])
     )

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 
 from hyperface_jax.models.classifiers import adaptive_avg_pool
 from hyperface_jax.models.heads import DEFAULT_TASKS, TaskHeads
-from hyperface_jax.models.resnet import ResNet, batch_norm, conv_init, log_norm_choice
+from hyperface_jax.models.resnet import backbone_of, batch_norm, conv_init, log_norm_choice
 from hyperface_jax.registry import MODELS
 
 LOCAL_TASKS = ("landmarks", "visibility")  # papers.md 1.10 [M]: read the fused features
@@ -128,15 +128,7 @@ class HyperFaceResNet(nn.Module):
     """
     if self.fuse_pool not in ("max", "avg"):
       raise ValueError(f"HyperFaceResNet.fuse_pool must be 'max' or 'avg', got {self.fuse_pool!r}.")
-    feats = ResNet(
-      self.depth,
-      base_width=self.base_width,
-      stride_in_1x1=self.stride_in_1x1,
-      caffe_pool=self.caffe_pool,
-      norm_axis_name=self.norm_axis_name,
-      dtype=self.dtype,
-      name="backbone",
-    )(images, train)
+    feats = backbone_of(self)(images, train)
     missing = [n for n in self.fuse_layers if n not in feats]
     if missing:
       raise ValueError(

@@ -61,8 +61,11 @@ def hyperface_base() -> ml_collections.ConfigDict:
       normalize="minus_half",
       # Region sampling around/away from faces (data/sampling.py DEFAULT_SAMPLING;
       # papers.md 1.4 leaves it open: the paper uses selective search regions).
-      sampling=dict(scale_range=(0.6, 1.6), shift_range=0.25,
-                    near_scale_range=None, near_shift_range=None),
+      sampling=dict(scale_range=(0.6, 1.6), shift_range=0.25, near_fraction=0.5,
+                    near_scale_range=None, near_shift_range=None, negative_source="random",
+                    window_min_side=32.0, window_max_side_fraction=1.0,
+                    window_scale_step=1.3, window_stride_fraction=0.3,
+                    window_border_fraction=0.4),
       # papers.md 1.4: per-task IoU rules.
       thresholds=dict(detection_positive=0.5, detection_negative=0.35,
                       landmarks=0.35, visibility=0.35, pose=0.5, gender=0.5)))

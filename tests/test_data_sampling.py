@@ -180,6 +180,57 @@ def test_near_regions_wider_jitter_gives_hard_negatives():
   np.testing.assert_array_equal(a, b)
 
 
+def test_window_negatives_come_from_the_test_time_pyramid():
+  # negative_source="windows": non-positive regions drawn from the test-time pyramid.
+  # Near ones overlap the face with 0 < IoU <= 0.5, many of them face PARTS (a window
+  # smaller than the face, mostly inside it), which jitter around the face box (scale
+  # 0.8-1.3) never produces; background ones have IoU < 0.35 and, like the test-time
+  # windows, some reach past the image edge, which random background squares never do.
+  faces = make_faces([[50, 40, 70, 70]])
+  cfg = dict(scale_range=(0.8, 1.3), shift_range=0.15, negative_source="windows",
+             window_min_side=32.0, window_scale_step=1.3, window_stride_fraction=0.3,
+             window_border_fraction=0.4)
+
+  def regions(near_fraction, source):
+    return np.concatenate([
+        sampling.sample_regions(np.random.default_rng(s), (160, 160), faces["box"],
+                                faces["valid"]["box"], 16, 0.0,
+                                dict(cfg, near_fraction=near_fraction, negative_source=source))
+        for s in range(10)])
+
+  def part_share(r):
+    inside = boxes.intersection(r, faces["box"])[:, 0] / (r[:, 2] * r[:, 3])
+    return np.mean((r[:, 2] < 70) & (inside > 0.7))
+
+  near = regions(1.0, "windows")
+  m = boxes.iou(near, faces["box"])[:, 0]
+  assert np.all((m > 0) & (m <= 0.5))
+  # Sides within half a pyramid step of the pyramid [32, 160].
+  assert near[:, 2].min() >= 32 / np.sqrt(1.3) - 1e-4
+  assert near[:, 2].max() <= 160 * np.sqrt(1.3) + 1e-4
+  assert part_share(near) > 0.1 > part_share(regions(1.0, "random"))  # measured 0.2 vs 0
+  background = regions(0.0, "windows")
+  assert np.all(boxes.iou(background, faces["box"])[:, 0] < 0.35)
+  outside = lambda r: np.mean(boxes.inside_fraction(r, (160, 160)) < 0.999)
+  assert outside(background) > 0.2 and outside(regions(0.0, "random")) == 0.0  # 0.5 vs 0
+  # The positives are untouched by the negative source (same seed, same positives).
+  a = sampling.sample_regions(np.random.default_rng(3), (160, 160), faces["box"],
+                              faces["valid"]["box"], 4, 1.0, dict(cfg, negative_source="random"))
+  b = sampling.sample_regions(np.random.default_rng(3), (160, 160), faces["box"],
+                              faces["valid"]["box"], 4, 1.0, cfg)
+  np.testing.assert_array_equal(a, b)
+  # A face filling an image whose pyramid is one window (the image itself, IoU 1): no
+  # window qualifies, so the regions fall back to the random scheme's lowest-IoU squares.
+  big = make_faces([[-0.5, -0.5, 100, 100]])
+  reg = sampling.sample_regions(np.random.default_rng(0), (100, 100), big["box"],
+                                big["valid"]["box"], 4, 0.0,
+                                dict(cfg, window_min_side=100.0, window_border_fraction=0.0))
+  assert reg.shape == (4, 4) and np.all(boxes.inside_fraction(reg, (100, 100)) > 0.99)
+  with pytest.raises(ValueError, match="negative_source"):
+    sampling.sample_regions(np.random.default_rng(0), (100, 100), big["box"],
+                            big["valid"]["box"], 4, 0.0, dict(cfg, negative_source="grid"))
+
+
 def test_near_count_is_stochastically_rounded():
   # 1 non-positive region per scene at near_fraction 0.5: near in about half the scenes.
   faces = make_faces([[100, 100, 60, 60]])

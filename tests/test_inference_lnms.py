@@ -73,6 +73,48 @@ def test_landmark_nms_medians_of_top_k():
   assert len(out3["score"]) == 2
 
 
+def test_top_k_mean_score_ranks_well_supported_groups_first():
+  # Same detections as above. top_k_mean with K = 3: group {3} (one member, 0.95) scores
+  # 0.95 / 3 = 0.3167, group {0, 1, 2} (0.9 + 0.8 + 0.7) / 3 = 0.8, group {4} 0.6 / 3 = 0.2,
+  # so the three-window face now comes first.
+  dets = _dets([(0, 0), (2, 0), (4, 0), (30, 0), (100, 100)], [0.9, 0.8, 0.7, 0.95, 0.6])
+  out = lnms.landmark_nms(dets, (200, 200), iou_threshold=0.6, top_k=3, score_threshold=0.5,
+                          score_mode="top_k_mean", box_fn=_tight_box)
+  np.testing.assert_allclose(out["score"], [0.8, 0.95 / 3, 0.2])
+  np.testing.assert_array_equal(out["group_size"], [3, 1, 1])
+  np.testing.assert_allclose(out["landmarks"][0], _TEMPLATE + [2, 0])
+  # Plain NMS at IoU 0.6 groups the same way on the tight boxes.
+  kept = lnms.plain_nms(dets, 0.6, 0.5, score_mode="top_k_mean", top_k=3)
+  np.testing.assert_allclose(kept["score"], [0.8, 0.95 / 3, 0.2])
+  np.testing.assert_allclose(kept["landmarks"][0], _TEMPLATE)  # the group leader (0.9)
+  assert lnms.group_score([0.9, 0.8], "top_k_mean", top_k=4) == pytest.approx(0.425)
+  # Box voting: the score-weighted mean of the top-3 boxes x = 0, 2, 4 (scores 0.9, 0.8,
+  # 0.7): (0 * 0.9 + 2 * 0.8 + 4 * 0.7) / 2.4 = 11 / 6; grouping on the boxes themselves
+  # gives the same groups here (the boxes are the landmark boxes).
+  voted = lnms.landmark_nms(dets, (200, 200), iou_threshold=0.6, top_k=3, score_threshold=0.5,
+                            group_by="boxes", output_box="vote", box_fn=_tight_box)
+  np.testing.assert_allclose(voted["box"][1], [11 / 6, 0, 20, 20])
+  np.testing.assert_allclose(voted["landmarks"][1], _TEMPLATE + [2, 0])
+  leader = lnms.landmark_nms(dets, (200, 200), iou_threshold=0.6, top_k=3,
+                             score_threshold=0.5, output_box="leader", box_fn=_tight_box)
+  np.testing.assert_allclose(leader["box"][1], [0, 0, 20, 20])
+  # Grouping on the boxes: a detection whose landmarks sit elsewhere but whose box is on
+  # the face joins the face's group (landmark-box grouping would keep it apart).
+  odd = _dets([(0, 0), (30, 0)], [0.9, 0.8])
+  odd["box"][1] = odd["box"][0]
+  assert len(lnms.landmark_nms(odd, (200, 200), iou_threshold=0.5, box_fn=_tight_box)["score"]) == 2
+  assert len(lnms.landmark_nms(odd, (200, 200), iou_threshold=0.5, group_by="boxes",
+                               box_fn=_tight_box)["score"]) == 1
+  with pytest.raises(ValueError, match="group_by"):
+    lnms.landmark_nms(dets, (200, 200), group_by="points")
+  with pytest.raises(ValueError, match="output_box"):
+    lnms.landmark_nms(dets, (200, 200), output_box="mean")
+  with pytest.raises(ValueError, match="score_mode"):
+    lnms.landmark_nms(dets, (200, 200), score_mode="mean")
+  with pytest.raises(ValueError, match="score_mode"):
+    lnms.plain_nms(dets, score_mode="sum")
+
+
 def test_landmark_boxes_use_visible_points_only():
   lm = _TEMPLATE[None].copy()
   vis = np.ones((1, 21))

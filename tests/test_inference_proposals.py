@@ -47,6 +47,30 @@ def test_sliding_window_covers_every_face_size():
   assert box_lib.iou(faces, windows).max(axis=1).min() > 0.5
 
 
+def test_sliding_window_border_reaches_faces_cut_by_the_image_edge():
+  # Side 32 with border 0.4 on a 100 x 120 image: the covered strip grows by 12.8 px per
+  # edge; W: span 120 + 25.6 - 32 = 113.6, stride 9.6 -> ceil(11.83) + 1 = 13 columns from
+  # x = -13.3 to 100.3 (right edge 132.3 = 119.5 + 12.8); H: span 93.6 -> 11 rows.
+  propose = proposals.sliding_window(min_side=32, scale_step=1.3, stride_fraction=0.3,
+                                     border_fraction=0.4)
+  boxes = propose(np.zeros((100, 120, 3), np.uint8))
+  small = boxes[boxes[:, 2] == 32]
+  assert len(small) == 13 * 11
+  assert small[:, 0].min() == pytest.approx(-13.3) and small[:, 0].max() == pytest.approx(100.3)
+  assert small[:, 1].min() == pytest.approx(-13.3) and small[:, 1].max() == pytest.approx(80.3)
+  # A 100 px face hanging 45 px out of the top-left corner of a 160 px scene: no window
+  # inside the image overlaps it with IoU > 0.5; with the border one does.
+  face = np.array([[-45.5, -45.5, 100, 100]])
+  inside = proposals.sliding_window(min_side=32, scale_step=1.3, stride_fraction=0.3)
+  image = np.zeros((160, 160, 3), np.uint8)
+  assert box_lib.iou(face, inside(image)).max() < 0.5
+  with_border = proposals.sliding_window(min_side=32, scale_step=1.3, stride_fraction=0.3,
+                                         border_fraction=0.4)
+  assert box_lib.iou(face, with_border(image)).max() > 0.6
+  with pytest.raises(ValueError, match="border_fraction"):
+    proposals.sliding_window(border_fraction=1.0)
+
+
 def _square_scene():
   image = np.full((120, 160, 3), 30, np.uint8)
   image[30:80, 60:110] = (220, 40, 40)

@@ -143,3 +143,54 @@ def box_from_points(points, mask=None):
   any_point = m.any(axis=-1)[..., None]
   corners = np.where(any_point, np.concatenate([lo, hi], axis=-1), 0.0)
   return corners_to_xywh(corners)
+
+
+def window_sides(image_hw, min_side=24.0, max_side_fraction=1.0, scale_step=1.25):
+  """Pyramid of window sides min_side * scale_step^k up to max_side_fraction * min(H, W)."""
+  if scale_step <= 1.0 or min_side <= 0:
+    raise ValueError(f"need scale_step > 1 and min_side > 0; got {scale_step}, {min_side}.")
+  top = max_side_fraction * min(image_hw)
+  if top < min_side:
+    return np.array([float(top)])
+  n = int(np.floor(np.log(top / min_side) / np.log(scale_step) + 1e-9)) + 1
+  return min_side * scale_step ** np.arange(n)
+
+
+def _window_origins(extent, side, stride, border):
+  """Origins of windows of `side` covering [-0.5 - border, extent - 0.5 + border], evenly
+  spread (one centred window when the side exceeds the span)."""
+  span = extent + 2 * border - side
+  if span <= 0:
+    return np.array([-0.5 + (extent - side) / 2])  # one window, centred on the image
+  n = int(np.ceil(span / stride)) + 1
+  return -0.5 - border + np.linspace(0.0, span, n)
+
+
+def window_pyramid(image_hw, min_side=24.0, max_side_fraction=1.0, scale_step=1.25,
+                   stride_fraction=0.25, border_fraction=0.0):
+  """Square sliding windows of every pyramid side, stepped by `stride_fraction` of the side.
+
+  The geometry of the `sliding_window` proposals (inference/proposals.py) and of the
+  training-time hard negatives drawn from them (data/sampling.py, negative_source="windows").
+  Windows of each side are spread evenly so the first touches the left/top edge and the
+  last the right/bottom edge of the image grown by `border_fraction` of the side on every
+  edge: faces cut by the image border have boxes partly outside the image (AFLW boxes
+  do, and 60 % of synth_faces faces do), which windows kept inside the image cannot
+  overlap with IoU > 0.5. Crops pad the outside (data/preprocess.py, as in training).
+
+  Returns:
+    float64 [N, 4] windows, ordered from the largest side to the smallest.
+  """
+  if not 0 < stride_fraction <= 1:
+    raise ValueError(f"stride_fraction must be in (0, 1]; got {stride_fraction}.")
+  if not 0 <= border_fraction < 1:
+    raise ValueError(f"border_fraction must be in [0, 1); got {border_fraction}.")
+  h, w = image_hw
+  out = []
+  for side in window_sides((h, w), min_side, max_side_fraction, scale_step)[::-1]:
+    step, border = side * stride_fraction, side * border_fraction
+    gx, gy = np.meshgrid(_window_origins(w, side, step, border),
+                         _window_origins(h, side, step, border))
+    n = gx.size
+    out.append(np.stack([gx.ravel(), gy.ravel(), np.full(n, side), np.full(n, side)], 1))
+  return np.concatenate(out, 0)

@@ -18,8 +18,20 @@ class; the paper's batch composition is unknown). Our scheme, per scene:
     with IoU <= 0.5 (hard negatives and landmark-only regions with 0.35 < IoU <= 0.5),
     the others are clean background regions. Near regions are drawn from the same
     jitter as positives unless `near_scale_range` / `near_shift_range` give a wider
-    one (documented default None = the same): a detector that must reject windows
-    cutting through a face (the full-image pipeline, papers.md 1.8) needs them.
+    one (documented default None = the same).
+With `negative_source="windows"` every non-positive region comes instead from the
+test-time sliding-window pyramid (data/boxes.py window_pyramid; `window_*` keys, the
+defaults of inference/config.py), moved by up to half a stride and rescaled by up to
+half a pyramid step: near regions are windows overlapping a face with 0 < IoU <= 0.5,
+background regions windows with IoU < negative_max_iou, both reaching past the image
+edge like the test-time windows. The network then sees the windows the full-image
+pipeline will show it: face PARTS (a window inside a larger face), windows cutting
+through a face, and background half outside the image. The paper trains on the
+proposals of its test-time generator (selective search, papers.md 1.4), so its
+negatives include these; a detector trained only on jitter around the face box and on
+background inside the image scores face parts, and anything padded past the image edge
+(where only cut faces were ever padded), as faces (docs/inference.md, the false-positive
+study). Documented default "random" (the scheme above).
 Scenes without faces give only background regions. If rejection sampling runs
 out of rounds: missing positives become the face boxes themselves, missing near
 regions become background, missing background regions are the lowest-IoU
@@ -52,6 +64,13 @@ DEFAULT_SAMPLING = {
   "near_fraction": 0.5,  # share of non-positive regions drawn around faces
   "near_scale_range": None,  # jitter of the near regions; None = scale_range
   "near_shift_range": None,  # None = shift_range
+  "negative_source": "random",  # "random" (jitter + background squares) | "windows"
+  # Pyramid of the "windows" source: the sliding-window defaults of inference/config.py.
+  "window_min_side": 32.0,
+  "window_max_side_fraction": 1.0,
+  "window_scale_step": 1.3,
+  "window_stride_fraction": 0.3,
+  "window_border_fraction": 0.4,
   "negative_side_range": (0.15, 0.9),  # background side / min(H, W)
   "negative_max_iou": 0.35,  # background rejected if IoU >= this with a face
   "positive_min_iou": 0.5,  # a positive has IoU > this (papers.md section 1.4)
@@ -145,10 +164,18 @@ def sample_regions(
   n_near = _stochastic_round(rng, (num_regions - n_pos) * cfg["near_fraction"]) if len(
     faces) else 0
   n_bg = num_regions - n_pos - n_near
+  if cfg["negative_source"] not in ("random", "windows"):
+    raise ValueError(f"negative_source must be 'random' or 'windows'; got "
+                     f"{cfg['negative_source']!r}.")
+  windows = cfg["negative_source"] == "windows"
   near_cfg = _near_config(cfg)
 
   pos, near = [], []
   got_pos = got_near = 0
+  if windows and n_near:
+    near.append(_windows_in_band(rng, image_hw, faces, n_near, cfg, "near"))
+    n_bg += n_near - len(near[-1])  # no qualifying window: background instead
+    got_near = n_near = len(near[-1])  # the jitter rounds below draw positives only
   for _ in range(cfg["max_rounds"] if len(faces) else 0):
     need = (n_pos - got_pos) + (n_near - got_near)
     if need <= 0:
@@ -169,7 +196,11 @@ def sample_regions(
   if got_pos < n_pos:
     pos.append(faces[rng.integers(0, len(faces), size=n_pos - got_pos)])
   n_bg += n_near - got_near
-  bg = _fill_background(rng, image_hw, faces, n_bg, cfg)
+  bg = _windows_in_band(rng, image_hw, faces, n_bg, cfg, "background") if windows else None
+  if bg is None or len(bg) < n_bg:  # random squares (also the fallback of "windows")
+    have = [] if bg is None else [bg]
+    bg = np.concatenate(have + [_fill_background(rng, image_hw, faces,
+                                                 n_bg - sum(map(len, have)), cfg)])
   out = np.concatenate(pos + near + [bg], axis=0)
   assert len(out) == num_regions, (len(out), num_regions)
   return out[rng.permutation(num_regions)].astype(np.float32)
@@ -185,6 +216,46 @@ def _near_config(cfg):
   if cfg["near_shift_range"] is not None:
     near["shift_range"] = float(cfg["near_shift_range"])
   return near
+
+
+def _windows_in_band(rng, image_hw, faces, k, cfg, band):
+  """Up to k jittered pyramid windows: "near" 0 < IoU <= positive_min_iou with a face,
+  "background" IoU < negative_max_iou with every face.
+
+  Each window is moved by U(-1/2, 1/2) of its stride per axis and rescaled by a factor
+  in [step^-1/2, step^1/2] about its centre (so the continuum between pyramid levels
+  and grid positions is covered); jittered windows that leave the band are dropped.
+  `min_inside` does not apply: like the test-time windows, these reach up to
+  `window_border_fraction` (plus the jitter) of their side past the image edge. Fewer
+  than k come back only when no window qualifies or rejection sampling runs out.
+  """
+  def in_band(boxes):
+    m = _max_iou(boxes, faces)
+    if band == "near":
+      return (m > 0) & (m <= cfg["positive_min_iou"])
+    return m < cfg["negative_max_iou"]
+
+  if k <= 0:
+    return np.zeros((0, 4))
+  win = box_lib.window_pyramid(image_hw, cfg["window_min_side"],
+                               cfg["window_max_side_fraction"], cfg["window_scale_step"],
+                               cfg["window_stride_fraction"], cfg["window_border_fraction"])
+  win = win[in_band(win)]
+  if len(win) == 0:
+    return np.zeros((0, 4))
+  step = np.log(cfg["window_scale_step"])
+  out, got = [], 0
+  for _ in range(cfg["max_rounds"]):
+    cand = win[rng.integers(0, len(win), size=max(2 * (k - got), 8))]
+    side = cand[:, 2] * np.exp(rng.uniform(-0.5, 0.5, len(cand)) * step)
+    centre = (cand[:, :2] + cand[:, 2:] / 2 + rng.uniform(-0.5, 0.5, (len(cand), 2))
+              * cand[:, 2:] * cfg["window_stride_fraction"])
+    cand = np.stack([centre[:, 0] - side / 2, centre[:, 1] - side / 2, side, side], axis=1)
+    out.append(cand[in_band(cand)][: k - got])
+    got += len(out[-1])
+    if got >= k:
+      break
+  return np.concatenate(out, axis=0)
 
 
 def _split_candidates(rng, image_hw, faces, k, cfg):

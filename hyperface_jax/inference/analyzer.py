@@ -155,9 +155,12 @@ class FaceAnalyzer:
       if cfg.nms.method == "lnms":
         d = lnms.landmark_nms(d, img.shape[:2], iou_threshold=cfg.nms.iou_threshold,
                               top_k=cfg.nms.top_k, score_threshold=cfg.nms.score_threshold,
-                              visibility_threshold=cfg.nms.visibility_threshold)
+                              visibility_threshold=cfg.nms.visibility_threshold,
+                              score_mode=cfg.nms.score_mode, group_by=cfg.nms.group_by,
+                              output_box=cfg.nms.output_box)
       elif cfg.nms.method == "plain":
-        d = lnms.plain_nms(d, cfg.nms.iou_threshold, cfg.nms.score_threshold)
+        d = lnms.plain_nms(d, cfg.nms.iou_threshold, cfg.nms.score_threshold,
+                           cfg.nms.score_mode, cfg.nms.top_k)
       elif cfg.nms.method == "none":
         d = lnms.select(d, np.argsort(-d["score"], kind="stable"))
         d = lnms.select(d, d["score"] >= cfg.nms.score_threshold)

@@ -11,12 +11,18 @@ L-NMS, the paper's five steps (papers.md 1.8 step 4) made into a greedy partitio
      not say how overlapping groups are resolved);
   3. the `top_k` highest-scoring members of the group are kept;
   4. the output landmarks, visibility, pose and gender probability are the element-wise
-     medians over those K members; the score is the group's best score (documented
-     default: the paper does not say which score an L-NMS output carries);
+     medians over those K members; the score is the group's best score (`score_mode=
+     "max"`, documented default: the paper does not say which score an L-NMS output
+     carries) or the sum of the K best scores divided by K (`"top_k_mean"`: missing
+     members count as 0, so a face supported by many overlapping windows outranks a
+     lone confident window -- the voting of Viola-Jones' min_neighbors; measured on
+     synth_faces validation scenes in docs/inference.md);
   5. the output box is computed from the median landmarks with the FaceRectCalculator
      (papers.md 1.9); if that fails (< 4 visible points) the best member's box is kept.
 K, the IoU threshold and the score threshold are unknown in the paper (papers.md 1.8,
-section 7 item 2); the defaults live in inference/config.py (IoU 0.5, K 5, score 0.5).
+section 7 item 2). This module's function defaults are the paper's L-NMS; the pipeline's
+measured defaults (grouping on the detections' boxes, box voting, top-K mean score) live
+in inference/config.py.
 
 Both NMS variants are written here on numpy (O(N^2) IoU on at most a few hundred
 detections): a library NMS (e.g. cv2.dnn.NMSBoxes) returns only indices, while L-NMS
@@ -45,7 +51,8 @@ def empty_like(dets: Detections) -> Detections:
   return select(dets, np.zeros(0, np.int64))
 
 
-def greedy_groups(boxes, scores, iou_threshold: float) -> list[np.ndarray]:
+def greedy_groups(boxes, scores, iou_threshold: float,
+                  overlaps: Optional[np.ndarray] = None) -> list[np.ndarray]:
   """Greedy NMS grouping: groups of indices, each led by its best-scoring member.
 
   The best remaining box and every remaining box with IoU > `iou_threshold` to it form a
@@ -58,7 +65,8 @@ def greedy_groups(boxes, scores, iou_threshold: float) -> list[np.ndarray]:
   boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
   scores = np.asarray(scores, np.float64).reshape(-1)
   order = np.argsort(-scores, kind="stable")
-  overlaps = box_lib.iou(boxes, boxes)
+  if overlaps is None:
+    overlaps = box_lib.iou(boxes, boxes)
   alive = np.ones(len(boxes), bool)
   groups = []
   for i in order:
@@ -71,17 +79,48 @@ def greedy_groups(boxes, scores, iou_threshold: float) -> list[np.ndarray]:
   return groups
 
 
+SCORE_MODES = ("max", "top_k_mean")
+GROUP_BY = ("landmark_boxes", "boxes", "either")
+OUTPUT_BOXES = ("median_landmarks", "leader", "vote")
+
+
+def group_score(scores, score_mode: str = "max", top_k: int = 5) -> float:
+  """A group's output score from its members' scores (sorted descending).
+
+  "max": the best score; "top_k_mean": sum of the `top_k` best / top_k (absent members
+  count as 0).
+  """
+  scores = np.asarray(scores, np.float64)
+  if score_mode == "max":
+    return float(scores[0])
+  if score_mode == "top_k_mean":
+    return float(scores[:top_k].sum() / top_k)
+  raise ValueError(f"score_mode must be one of {SCORE_MODES}; got {score_mode!r}.")
+
+
+def _by_score(dets: Detections) -> Detections:
+  return select(dets, np.argsort(-np.asarray(dets["score"]), kind="stable"))
+
+
 def plain_nms(dets: Detections, iou_threshold: float = 0.3,
-              score_threshold: float = 0.5) -> Detections:
+              score_threshold: float = 0.5, score_mode: str = "max",
+              top_k: int = 5) -> Detections:
   """Standard box NMS on "box" (the ablation baseline of papers.md 1.8).
 
+  Each group keeps its leader (best score); with score_mode="top_k_mean" the leader
+  carries the group score of `group_score`.
+
   Returns:
-    The kept detections (the leader of each group), by descending score.
+    The kept detections, by descending (group) score.
   """
+  group_score([1.0], score_mode, top_k)  # validates score_mode
   keep = np.asarray(dets["score"]) >= score_threshold
   dets = select(dets, keep)
   groups = greedy_groups(dets["box"], dets["score"], iou_threshold)
-  return select(dets, np.array([g[0] for g in groups], np.int64))
+  out = select(dets, np.array([g[0] for g in groups], np.int64))
+  out["score"] = np.array([group_score(dets["score"][g], score_mode, top_k) for g in groups],
+                          np.float64).reshape(-1)
+  return _by_score(out)
 
 
 def landmark_boxes(landmarks, visibility, visibility_threshold: float = 0.5) -> np.ndarray:
@@ -93,7 +132,8 @@ def landmark_boxes(landmarks, visibility, visibility_threshold: float = 0.5) -> 
 
 def landmark_nms(dets: Detections, image_hw: Tuple[int, int], *, iou_threshold: float = 0.5,
                  top_k: int = 5, score_threshold: float = 0.5,
-                 visibility_threshold: float = 0.5,
+                 visibility_threshold: float = 0.5, score_mode: str = "max",
+                 group_by: str = "landmark_boxes", output_box: str = "median_landmarks",
                  box_fn: Optional[Callable] = None) -> Detections:
   """Landmark-based NMS of papers.md section 1.8 step 4 (see the module docstring).
 
@@ -105,6 +145,16 @@ def landmark_nms(dets: Detections, image_hw: Tuple[int, int], *, iou_threshold: 
     score_threshold: detections below it are dropped before grouping.
     visibility_threshold: landmarks above it count as visible for the landmark boxes
       and for the FaceRectCalculator.
+    score_mode: "max" or "top_k_mean" (group_score; module docstring step 4).
+    group_by: what the grouping IoU is computed on: "landmark_boxes" (papers.md 1.8
+      step 4.1-4.2), "boxes" (the detections' own proposal / IRP boxes, as plain NMS),
+      or "either" (the larger of the two IoUs). With "boxes", a window on a face whose
+      predicted landmarks scatter (a face part, a window cutting through the face)
+      votes in that face's group instead of surviving as a false positive of its own.
+    output_box: "median_landmarks" (papers.md 1.8 step 4.5: FaceRectCalculator box of
+      the median landmarks), "leader" (the best member's own box, as plain NMS) or
+      "vote" (the score-weighted mean of the top-K members' boxes: box voting, Gidaris
+      & Komodakis 2015, which averages out the jitter of single windows).
     box_fn: (landmarks [21, 2], visibility [21], W, H) -> box [4]; default
       face_rect.face_rect_from_landmarks.
 
@@ -113,14 +163,23 @@ def landmark_nms(dets: Detections, image_hw: Tuple[int, int], *, iou_threshold: 
   """
   if top_k < 1:
     raise ValueError(f"top_k must be >= 1; got {top_k}.")
+  group_score([1.0], score_mode, top_k)  # validates score_mode
   box_fn = box_fn or face_rect.face_rect_from_landmarks
   dets = select(dets, np.asarray(dets["score"]) >= score_threshold)
   if len(dets["score"]) == 0:
     out = empty_like(dets)
     out["group_size"] = np.zeros(0, np.int64)
     return out
+  if group_by not in GROUP_BY:
+    raise ValueError(f"group_by must be one of {GROUP_BY}; got {group_by!r}.")
+  if output_box not in OUTPUT_BOXES:
+    raise ValueError(f"output_box must be one of {OUTPUT_BOXES}; got {output_box!r}.")
   lm_boxes = landmark_boxes(dets["landmarks"], dets["visibility"], visibility_threshold)
-  groups = greedy_groups(lm_boxes, dets["score"], iou_threshold)
+  overlaps = {"landmark_boxes": lambda: box_lib.iou(lm_boxes, lm_boxes),
+              "boxes": lambda: box_lib.iou(dets["box"], dets["box"]),
+              "either": lambda: np.maximum(box_lib.iou(lm_boxes, lm_boxes),
+                                           box_lib.iou(dets["box"], dets["box"]))}[group_by]()
+  groups = greedy_groups(lm_boxes, dets["score"], iou_threshold, overlaps)
   h, w = image_hw
   rows = {k: [] for k in ("box", "score", *_PER_FACE_KEYS, "group_size")}
   for members in groups:
@@ -128,10 +187,15 @@ def landmark_nms(dets: Detections, image_hw: Tuple[int, int], *, iou_threshold: 
     for k in _PER_FACE_KEYS:
       rows[k].append(np.median(np.asarray(dets[k])[top], axis=0))
     vis = rows["visibility"][-1] > visibility_threshold
-    box = np.asarray(box_fn(rows["landmarks"][-1], vis.astype(np.float32), w, h), np.float64)
+    box = np.full(4, np.nan)
+    if output_box == "vote":
+      weight = np.asarray(dets["score"], np.float64)[top]
+      box = (weight[:, None] * np.asarray(dets["box"], np.float64)[top]).sum(0) / weight.sum()
+    if output_box == "median_landmarks":
+      box = np.asarray(box_fn(rows["landmarks"][-1], vis.astype(np.float32), w, h), np.float64)
     if not (np.all(np.isfinite(box)) and box[2] > 0 and box[3] > 0):
       box = np.asarray(dets["box"][members[0]], np.float64)
     rows["box"].append(box)
-    rows["score"].append(dets["score"][members[0]])
+    rows["score"].append(group_score(dets["score"][members], score_mode, top_k))
     rows["group_size"].append(len(members))
-  return {k: np.asarray(v) for k, v in rows.items()}
+  return _by_score({k: np.asarray(v) for k, v in rows.items()})

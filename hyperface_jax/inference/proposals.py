@@ -21,6 +21,8 @@ import os
 import cv2
 import numpy as np
 
+from hyperface_jax.data import boxes as box_lib
+from hyperface_jax.data.boxes import window_sides  # noqa: F401  (re-exported)
 from hyperface_jax.registry import PROPOSALS
 
 
@@ -40,47 +42,20 @@ def square_about_centre(boxes) -> np.ndarray:
   return np.stack([cx - side / 2, cy - side / 2, side, side], axis=1)
 
 
-def window_sides(image_hw, min_side=24.0, max_side_fraction=1.0, scale_step=1.25):
-  """Pyramid of window sides min_side * scale_step^k up to max_side_fraction * min(H, W)."""
-  if scale_step <= 1.0 or min_side <= 0:
-    raise ValueError(f"need scale_step > 1 and min_side > 0; got {scale_step}, {min_side}.")
-  top = max_side_fraction * min(image_hw)
-  if top < min_side:
-    return np.array([float(top)])
-  n = int(np.floor(np.log(top / min_side) / np.log(scale_step) + 1e-9)) + 1
-  return min_side * scale_step ** np.arange(n)
-
-
-def _positions(extent, side, stride):
-  """Window origins covering [-0.5, extent - 0.5] with windows of `side`, evenly spread."""
-  span = extent - side
-  if span <= 0:
-    return np.array([-0.5 + span / 2])  # one window, centred
-  n = int(np.ceil(span / stride)) + 1
-  return -0.5 + np.linspace(0.0, span, n)
-
-
 @PROPOSALS.register("sliding_window")
 def sliding_window(min_side=24.0, max_side_fraction=1.0, scale_step=1.25,
-                   stride_fraction=0.25):
+                   stride_fraction=0.25, border_fraction=0.0):
   """Square windows of every pyramid side, stepped by `stride_fraction` of the side.
 
-  Windows at each scale are spread evenly so the first touches the left/top image edge
-  and the last the right/bottom edge. Ordered from the largest side to the smallest.
+  Windows of each side are spread evenly over the image grown by `border_fraction` of
+  the side on every edge (data/boxes.py window_pyramid). Largest side first.
   """
-  if not 0 < stride_fraction <= 1:
-    raise ValueError(f"stride_fraction must be in (0, 1]; got {stride_fraction}.")
+  box_lib.window_pyramid((1, 1), min_side, max_side_fraction, scale_step,
+                         stride_fraction, border_fraction)  # validates the settings now
 
   def propose(image):
-    h, w = check_image(image).shape[:2]
-    out = []
-    for side in window_sides((h, w), min_side, max_side_fraction, scale_step)[::-1]:
-      xs = _positions(w, side, side * stride_fraction)
-      ys = _positions(h, side, side * stride_fraction)
-      gx, gy = np.meshgrid(xs, ys)
-      n = gx.size
-      out.append(np.stack([gx.ravel(), gy.ravel(), np.full(n, side), np.full(n, side)], 1))
-    return np.concatenate(out, 0)
+    return box_lib.window_pyramid(check_image(image).shape[:2], min_side, max_side_fraction,
+                                  scale_step, stride_fraction, border_fraction)
 
   return propose
 

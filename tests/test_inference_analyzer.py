@@ -51,6 +51,49 @@ def _images():
           rng.integers(0, 255, (48, 48, 3), np.uint8)]
 
 
+class _HalvesModel:
+  """A fake model whose outputs depend on the mean of the crop's left half, L: the
+  mirrored crop sees the right half, R, so flip averaging is checkable by hand."""
+
+  def apply(self, variables, images, train):
+    del variables, train
+    left = images[:, :, : images.shape[2] // 2].mean(axis=(1, 2, 3))
+    n = images.shape[0]
+    landmarks = jax.numpy.zeros((n, 21, 2)).at[:, :, 0].set(left[:, None])
+    landmarks = landmarks.at[:, 0, 1].set(1.0)  # marks point 0 (it moves under the flip)
+    return {"detection": jax.numpy.stack([jax.numpy.zeros(n), left], 1),
+            "gender": jax.numpy.stack([jax.numpy.zeros(n), -left], 1),
+            "visibility": jax.numpy.zeros((n, 21)).at[:, 0].set(1.0),
+            "landmarks": landmarks, "pose": jax.numpy.stack([left, left, left], 1)}
+
+
+def test_flip_test_averages_with_the_mirrored_crop():
+  from hyperface_jax.data import schemes
+
+  image = np.zeros((40, 40, 3), np.uint8)
+  image[:, 20:] = 255  # dark left half, bright right half
+  net = batched.BatchedNetwork(_HalvesModel(), {}, input_size=20, normalize="minus_half",
+                               batch_size=4, flip_test=True)
+  region = np.array([[-0.5, -0.5, 40, 40]])
+  got = net([image], [region])[0]
+  lo, hi = -0.5, 0.5  # normalised means of the left / right half ("minus_half")
+  sig = lambda x: 1 / (1 + math.exp(-x))
+  np.testing.assert_allclose(got["score"], 0.5 * (sig(lo) + sig(hi)), rtol=1e-5)
+  np.testing.assert_allclose(got["p_female"], 0.5 * (sig(-lo) + sig(-hi)), rtol=1e-5)
+  # pose (roll, pitch, yaw): roll and yaw negated in the mirror -> (L - R) / 2, (L + R) / 2.
+  np.testing.assert_allclose(got["pose"][0], [(lo - hi) / 2, (lo + hi) / 2, (lo - hi) / 2],
+                             atol=1e-6)
+  # Landmarks: x = (L - R) / 2 normalised -> px (x side 40, about the centre 19.5); point 0
+  # keeps half of its y = 1 marker, its mirror partner gets the other half.
+  partner = int(schemes.AFLW21_FLIP[0])
+  np.testing.assert_allclose(got["landmarks"][0, :, 0], 19.5 + 40 * (lo - hi) / 2, atol=1e-4)
+  assert got["landmarks"][0, 0, 1] == pytest.approx(19.5 + 40 * 0.5, abs=1e-4)
+  assert got["landmarks"][0, partner, 1] == pytest.approx(19.5 + 40 * 0.5, abs=1e-4)
+  np.testing.assert_allclose(got["visibility"][0, [0, partner]], [0.5, 0.5])
+  net.flip_test = False
+  np.testing.assert_allclose(net([image], [region])[0]["score"], sig(lo), rtol=1e-5)
+
+
 def test_batched_network_equals_direct_model_apply(workdir):
   config = batched.load_workdir_config(workdir)
   model, variables, step = batched.load_variables(config, workdir)

@@ -87,6 +87,7 @@ class FaceAnalyzer:
     self.config = config_lib.with_overrides(config or config_lib.inference_config(),
                                             overrides)
     self.network = network
+    self.network.flip_test = bool(self.config.flip_test)
     if self.network.batch_size != self.config.batch_size:
       # The batch size is part of the compiled shape: a new one compiles once more.
       self.network.batch_size = int(self.config.batch_size)
@@ -110,7 +111,7 @@ class FaceAnalyzer:
     network = batched.BatchedNetwork(
         model, variables, input_size=train_config.input_size,
         normalize=train_config.data.get("normalize", "minus_half"),
-        batch_size=config.batch_size)
+        batch_size=config.batch_size, flip_test=config.flip_test)
     return cls(network, config)
 
   @property

@@ -92,12 +92,17 @@ class BatchedNetwork:
   """
 
   def __init__(self, model, variables, *, input_size: int, normalize: str = "minus_half",
-               batch_size: int = 256):
+               batch_size: int = 256, flip_test: bool = False):
     if batch_size < 1:
       raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     self.input_size = int(input_size)
     self.normalize = normalize
     self.batch_size = int(batch_size)
+    # Horizontal-flip test-time augmentation (as config.flip_test in evaluation/runner.py):
+    # each crop also runs mirrored, and the mirrored outputs, mapped back with
+    # preprocess.flip_labels, are averaged with the plain ones (probabilities for the
+    # face score and gender). Documented default off; twice the network time.
+    self.flip_test = bool(flip_test)
     self.variables = variables
     self.traces = 0
 
@@ -127,7 +132,15 @@ class BatchedNetwork:
     return np.concatenate(parts, 0)
 
   def run_crops(self, crops: np.ndarray) -> Dict[str, np.ndarray]:
-    """Model outputs of uint8 crops [N, S, S, 3], batched with padding."""
+    """Model outputs of uint8 crops [N, S, S, 3], batched with padding (and, with
+    `flip_test`, averaged with those of the mirrored crops)."""
+    out = self._run_crops(crops)
+    if self.flip_test and out:
+      mirrored = preprocess.flip_labels(self._run_crops(np.ascontiguousarray(crops[:, :, ::-1])))
+      out = {k: 0.5 * (out[k] + mirrored[k]) for k in out}
+    return out
+
+  def _run_crops(self, crops: np.ndarray) -> Dict[str, np.ndarray]:
     n, b = len(crops), self.batch_size
     outs = []
     for start in range(0, n, b):

@@ -53,6 +53,9 @@ def inference_config() -> ml_collections.ConfigDict:
   # Fixed network batch: every crop of every image goes through batches of this size,
   # the last one padded, so the jitted model compiles once (papers.md 1.8 step 2).
   c.batch_size = 256
+  # Average every crop's outputs with those of its mirror image (inference/batched.py;
+  # the papers use single crops); twice the network time.
+  c.flip_test = False
   c.irp = ml_collections.ConfigDict(dict(
       enabled=True,
       iterations=1,           # papers.md 1.8 [?]; TK runs up to 3 stages

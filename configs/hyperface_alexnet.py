@@ -37,17 +37,10 @@ def get_config(arg=None):
     c.model.width = 0.5
     c.model.dropout = 0.0
     c.model.norm = "batch"
-    c.optim.name = "adam"
-    c.optim.weight_decay = 0.0
-    c.lr = 0.002
-    c.schedule.warmup_steps = 30
+    config_lib.apply_cpu_recipe(c, warmup_steps=30)
     c.weighting.weights.landmarks = 25.0
     c.weighting.weights.gender = 4.0
-    c.data.regions_per_scene = 2
-    c.data.eval_regions_per_scene = 6
     c.data.positive_fraction = 0.75
-    c.data.sampling.scale_range = (0.8, 1.3)
-    c.data.sampling.shift_range = 0.15
   elif arg:
     raise ValueError(f"Unknown variant {arg!r} of hyperface_alexnet; expected 'bvlc' or 'cpu'.")
   return c

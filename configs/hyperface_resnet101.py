@@ -101,14 +101,7 @@ def _cpu_variant(c: ml_collections.ConfigDict) -> None:
   c.log_every = 50
   c.eval_every = 500
   c.checkpoint_every = 500
-  c.optim.name = "adam"
-  c.optim.weight_decay = 0.0
-  c.lr = 0.002
-  c.schedule.warmup_steps = 50
+  config_lib.apply_cpu_recipe(c, warmup_steps=50)
   c.weighting.weights.landmarks = 25.0
   c.weighting.weights.gender = 4.0
-  c.data.regions_per_scene = 2
-  c.data.eval_regions_per_scene = 6
   c.data.positive_fraction = 0.75
-  c.data.sampling.scale_range = (0.8, 1.3)
-  c.data.sampling.shift_range = 0.15

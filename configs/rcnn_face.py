@@ -49,14 +49,7 @@ def get_config(arg=None):
     c.model.width = 0.5
     c.model.dropout = 0.0
     c.model.norm = "batch"      # training from scratch on CPU, as configs/demo.py
-    c.optim.name = "adam"
-    c.optim.weight_decay = 0.0
-    c.lr = 0.002
-    c.schedule.warmup_steps = 30
-    c.data.regions_per_scene = 2
-    c.data.eval_regions_per_scene = 6
-    c.data.sampling.scale_range = (0.8, 1.3)   # as the demo: faces and near-misses
-    c.data.sampling.shift_range = 0.15
+    config_lib.apply_cpu_recipe(c, warmup_steps=30)
   elif arg:
     raise ValueError(f"Unknown variant {arg!r} of rcnn_face; expected 'bvlc' or 'cpu'.")
   return c

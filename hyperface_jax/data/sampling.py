@@ -41,6 +41,7 @@ only less clean).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -218,6 +219,15 @@ def _near_config(cfg):
   return near
 
 
+@functools.lru_cache(maxsize=16)
+def _pyramid(image_hw, *settings):
+  """The window pyramid of one image size (read-only): every scene of a dataset usually
+  shares a size, so it is built once, not for every scene of every step."""
+  win = box_lib.window_pyramid(image_hw, *settings)
+  win.flags.writeable = False
+  return win
+
+
 def _windows_in_band(rng, image_hw, faces, k, cfg, band):
   """Up to k jittered pyramid windows: "near" 0 < IoU <= positive_min_iou with a face,
   "background" IoU < negative_max_iou with every face.
@@ -237,9 +247,9 @@ def _windows_in_band(rng, image_hw, faces, k, cfg, band):
 
   if k <= 0:
     return np.zeros((0, 4))
-  win = box_lib.window_pyramid(image_hw, cfg["window_min_side"],
-                               cfg["window_max_side_fraction"], cfg["window_scale_step"],
-                               cfg["window_stride_fraction"], cfg["window_border_fraction"])
+  win = _pyramid(tuple(int(v) for v in image_hw), cfg["window_min_side"],
+                 cfg["window_max_side_fraction"], cfg["window_scale_step"],
+                 cfg["window_stride_fraction"], cfg["window_border_fraction"])
   win = win[in_band(win)]
   if len(win) == 0:
     return np.zeros((0, 4))

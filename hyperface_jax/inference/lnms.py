@@ -175,10 +175,11 @@ def landmark_nms(dets: Detections, image_hw: Tuple[int, int], *, iou_threshold: 
   if output_box not in OUTPUT_BOXES:
     raise ValueError(f"output_box must be one of {OUTPUT_BOXES}; got {output_box!r}.")
   lm_boxes = landmark_boxes(dets["landmarks"], dets["visibility"], visibility_threshold)
-  overlaps = {"landmark_boxes": lambda: box_lib.iou(lm_boxes, lm_boxes),
-              "boxes": lambda: box_lib.iou(dets["box"], dets["box"]),
-              "either": lambda: np.maximum(box_lib.iou(lm_boxes, lm_boxes),
-                                           box_lib.iou(dets["box"], dets["box"]))}[group_by]()
+  overlaps = None  # greedy_groups' IoU of lm_boxes ("landmark_boxes")
+  if group_by == "boxes":
+    overlaps = box_lib.iou(dets["box"], dets["box"])
+  elif group_by == "either":
+    overlaps = np.maximum(box_lib.iou(lm_boxes, lm_boxes), box_lib.iou(dets["box"], dets["box"]))
   groups = greedy_groups(lm_boxes, dets["score"], iou_threshold, overlaps)
   h, w = image_hw
   rows = {k: [] for k in ("box", "score", *_PER_FACE_KEYS, "group_size")}

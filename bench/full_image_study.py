@@ -62,7 +62,7 @@ def study(an, store, batch_images=10):
          if fp_inside else 0.0,
          "false_positive_iou_histogram": dict(zip(
              ["0-0.05", "0.05-0.2", "0.2-0.35", "0.35-0.5"],
-             np.histogram(fp_iou, bins=[0, 0.05, 0.2, 0.35, 0.5])[0].tolist()))}
+             np.histogram(fp_iou, bins=[0, 0.05, 0.2, 0.35, 0.5])[0].tolist(), strict=True))}
   for lo, hi in BANDS:
     band = (raw[:, 0] >= lo) & (raw[:, 0] < hi)
     out[f"proposals_iou_{lo}-{min(hi, 1.0)}_scored_gt_0.5"] = (

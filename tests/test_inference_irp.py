@@ -90,7 +90,9 @@ def test_boxes_from_landmarks_matches_ground_truth_box():
 def test_batched_face_rects_equal_the_per_face_calculator():
   lms, viss = [], []
   for s in range(12):
-    f = render.render_scene(np.random.default_rng([11, s]))["faces"]
+    # Every drawn face, hidden ones too: they give the faces with < 4 visible points.
+    f = render.render_scene(np.random.default_rng([11, s]),
+                            render.SceneConfig(min_visible_fraction=0.0))["faces"]
     lms.append(f["landmarks"])
     viss.append(f["visibility"])
   lm, vis = np.concatenate(lms), np.concatenate(viss)
@@ -101,3 +103,4 @@ def test_batched_face_rects_equal_the_per_face_calculator():
   assert np.isnan(want).any() and np.isfinite(want).any()  # both kinds of faces present
   np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
   np.testing.assert_allclose(got, want, atol=1e-4)
+

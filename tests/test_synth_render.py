@@ -135,3 +135,46 @@ def test_relation_rule_hand_example():
   pairs, traits = rr.scene_relations(np.random.default_rng(0), [3, 3, 6], [0, 0, 0],
                                      np.zeros(3), boxes + [boxes[0]])
   assert pairs.tolist() == [[0, 1], [0, 2], [1, 2]] and traits.shape == (3, 8)
+
+
+def test_visible_fraction_hand_worked():
+  # Square region x, y in [5, 15]: fillConvexPoly covers pixel centres 5..15 (11 x 11).
+  square = np.array([[5.0, 5.0], [15.0, 5.0], [15.0, 15.0], [5.0, 15.0]])
+  owner = np.ones((20, 20), np.uint8)
+  assert render.visible_fraction(owner, 1, square) == 1.0
+  assert render.visible_fraction(owner, 2, square) == 0.0
+  owner[:, :10] = 2  # a nearer object covers columns 0..9: 6 of the 11 columns stay seen
+  assert render.visible_fraction(owner, 1, square) == pytest.approx(6 / 11)
+  # Half outside the image (columns -5..5 of which 0..5 are inside): 6 / 11 seen.
+  assert render.visible_fraction(np.ones((20, 20), np.uint8), 1,
+                                 square - [10.0, 0.0]) == pytest.approx(6 / 11)
+  assert render.visible_fraction(np.ones((20, 20), np.uint8), 1, square + 100.0) == 0.0
+
+
+def test_face_hidden_behind_nearer_face_is_not_annotated():
+  # A small face straight behind a large frontal one, at the same eye position.
+  frontal = np.zeros(3)
+  _, faces = render._render(np.random.default_rng(0), 160, 160,
+                            [(45.0, np.array([80.0, 80.0]), frontal),
+                             (110.0, np.array([80.0, 80.0]), frontal)], 0, 0.0)
+  far, near = faces  # drawn far-to-near
+  assert far["box"][2] < near["box"][2]
+  assert far["visible_fraction"] < 0.01 and far["visibility"].sum() == 0
+  assert near["visible_fraction"] > 0.9
+
+
+def test_only_visible_faces_annotated(scenes):
+  dropped = 0
+  for i, ex in enumerate(scenes):
+    every = render.render_scene(np.random.default_rng([7, i]),
+                                render.SceneConfig(min_visible_fraction=0.0))
+    assert ex["image"].tobytes() == every["image"].tobytes()  # labels only
+    kept = [j for j, b in enumerate(every["faces"]["box"])
+            if any((b == k).all() for k in ex["faces"]["box"])]
+    assert len(kept) == len(ex["faces"]["box"])
+    for j in set(range(len(every["faces"]["box"]))) - set(kept):
+      dropped += 1  # independent evidence that nothing of it is seen: <= 3 landmarks
+      assert every["faces"]["visibility"][j].sum() <= 3
+    n = len(ex["faces"]["box"])
+    assert (ex["relations"]["faces"] < n).all()
+  assert dropped >= 1

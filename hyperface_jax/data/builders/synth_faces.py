@@ -24,7 +24,12 @@ import tensorflow_datasets as tfds
 from hyperface_jax.data import render
 
 SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
-_VERSION = tfds.core.Version("1.0.0")
+_VERSION = tfds.core.Version("1.1.0")
+_RELEASE_NOTES = {
+    "1.1.0": "Scenes: faces less than 10 % visible (render.SceneConfig.min_visible_fraction) "
+             "are no longer annotated; images unchanged. Crops unchanged.",
+    "1.0.0": "Initial release (issue 2).",
+}
 _MAX_WORKERS = 4
 
 
@@ -72,6 +77,7 @@ def _to_example(faces, keys):
 
 class _SynthBase(tfds.core.GeneratorBasedBuilder):
   VERSION = _VERSION
+  RELEASE_NOTES = _RELEASE_NOTES
   BUILDER_CONFIGS = [SynthFacesConfig(name="default", version=_VERSION)]
 
   def _split_generators(self, dl_manager):

@@ -166,3 +166,24 @@ def test_bad_inputs_and_settings(face_analyzer, workdir, tmp_path):
   with pytest.raises(FileNotFoundError, match="config.json"):
     analyzer.FaceAnalyzer.from_workdir(str(tmp_path))
   assert os.path.isfile(os.path.join(workdir, "config.json"))
+
+
+def test_auto_group_score_is_the_best_member_for_one_box_per_face_proposals(face_analyzer):
+  # One candidate per face, as OpenCV's cascade returns: its group has 1 of K = 5 members.
+  image = _images()[0]
+  lm = np.stack([np.linspace(20, 40, 21), np.linspace(15, 35, 21)], 1)
+  det = {"box": np.array([[15.0, 10.0, 30.0, 30.0]]), "score": np.array([0.9]),
+         "landmarks": lm[None], "visibility": np.ones((1, 21)), "pose": np.zeros((1, 3)),
+         "p_female": np.array([0.3])}
+  scores = {}
+  for name in ("haar", "sliding_window"):
+    cfg = analyzer.config_lib.with_overrides(
+        face_analyzer.config, {"proposals.name": name, "irp.enabled": False})
+    assert analyzer.group_score_mode(cfg) == ("max" if name == "haar" else "top_k_mean")
+    out = face_analyzer.refine([image], [{k: v.copy() for k, v in det.items()}], cfg)
+    scores[name] = float(out[0]["score"][0])
+  assert scores["haar"] == pytest.approx(0.9)
+  assert scores["sliding_window"] == pytest.approx(0.9 / 5)  # top-K mean, 4 absent members
+  explicit = analyzer.config_lib.with_overrides(
+      face_analyzer.config, {"proposals.name": "haar", "nms.score_mode": "top_k_mean"})
+  assert analyzer.group_score_mode(explicit) == "top_k_mean"

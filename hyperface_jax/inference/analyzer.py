@@ -151,17 +151,18 @@ class FaceAnalyzer:
         score_threshold=cfg.irp.score_threshold, tie_tolerance=cfg.irp.tie_tolerance,
         visibility_threshold=cfg.nms.visibility_threshold)
     t3 = time.perf_counter()
+    score_mode = group_score_mode(cfg)
     out = []
     for img, d in zip(images, dets, strict=True):
       if cfg.nms.method == "lnms":
         d = lnms.landmark_nms(d, img.shape[:2], iou_threshold=cfg.nms.iou_threshold,
                               top_k=cfg.nms.top_k, score_threshold=cfg.nms.score_threshold,
                               visibility_threshold=cfg.nms.visibility_threshold,
-                              score_mode=cfg.nms.score_mode, group_by=cfg.nms.group_by,
+                              score_mode=score_mode, group_by=cfg.nms.group_by,
                               output_box=cfg.nms.output_box)
       elif cfg.nms.method == "plain":
         d = lnms.plain_nms(d, cfg.nms.iou_threshold, cfg.nms.score_threshold,
-                           cfg.nms.score_mode, cfg.nms.top_k)
+                           score_mode, cfg.nms.top_k)
       elif cfg.nms.method == "none":
         d = lnms.select(d, np.argsort(-d["score"], kind="stable"))
         d = lnms.select(d, d["score"] >= cfg.nms.score_threshold)
@@ -204,6 +205,14 @@ class FaceAnalyzer:
 
 _PAD_SHAPES = {"box": (4,), "score": (), "landmarks": (21, 2), "visibility": (21,),
                "pose": (3,), "p_female": ()}
+
+
+def group_score_mode(config) -> str:
+  """`nms.score_mode` with "auto" resolved for the configured proposal generator."""
+  mode = config.nms.score_mode
+  if mode != "auto":
+    return mode
+  return "max" if config.proposals.name in proposals.ONE_BOX_PER_FACE else "top_k_mean"
 
 
 def pad_detections(dets: Sequence[Dict[str, np.ndarray]], max_faces: int) -> Dict[str, np.ndarray]:

@@ -78,7 +78,10 @@ def inference_config() -> ml_collections.ConfigDict:
       # score ranks faces seen by many windows above lone confident windows.
       group_by="boxes",       # grouping IoU on "boxes" | "landmark_boxes" | "either"
       output_box="vote",      # "vote" | "leader" | "median_landmarks" (FaceRectCalculator)
-      score_mode="top_k_mean",  # group score: "top_k_mean" | "max" (inference/lnms.py)
+      # Group score: "top_k_mean" | "max" (inference/lnms.py) | "auto" = "max" for the
+      # proposal generators that give one box per face (proposals.ONE_BOX_PER_FACE: haar),
+      # where a top-K mean would cap a sure face at 1/K, else "top_k_mean".
+      score_mode="auto",
       score_threshold=0.5,    # final detections (TK final det > 0.5)
       visibility_threshold=0.5))  # landmarks counted as visible for the L-NMS boxes
   c.max_faces = 32          # rows of the padded output (faces beyond are dropped, best kept)

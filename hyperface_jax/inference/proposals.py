@@ -103,6 +103,13 @@ def selective_search(mode="fast", max_image_side=500, max_proposals=2000, min_si
   return propose
 
 
+# Generators that merge their own detections and return about one box per face (OpenCV's
+# cascade groups its windows, `min_neighbors`). A face then never gathers the K members
+# of L-NMS's top-K mean score, which would report a sure face as 1/K; the analyzer's
+# `nms.score_mode="auto"` scores their groups by the best member instead.
+ONE_BOX_PER_FACE = frozenset({"haar"})
+
+
 @PROPOSALS.register("haar")
 def haar(cascade="haarcascade_frontalface_default.xml", scale_factor=1.1, min_neighbors=3,
          min_side=20, enlarge=1.3):

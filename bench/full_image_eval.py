@@ -38,13 +38,6 @@ POSTPROCESSING = {
 }
 
 
-def parse_value(text):
-  try:
-    return json.loads(text)
-  except json.JSONDecodeError:
-    return text
-
-
 def evaluate(an, store, indices, variants, batch_images, min_visible=4):
   """Runs `variants` (name -> config) on the scenes; returns name -> metrics.
 
@@ -110,10 +103,7 @@ def main(argv=None):
                  help="pipeline setting override (inference/config.py), repeatable")
   p.add_argument("--output", default="")
   args = p.parse_args(argv)
-  overrides = {}
-  for item in args.set:
-    key, _, value = item.partition("=")
-    overrides[key] = parse_value(value)
+  overrides = config_lib.parse_overrides(args.set)
   store = scene_store.SceneStore.from_tfds(args.dataset, f"{args.split}[:{args.num_scenes}]",
                                            args.data_dir)
   indices = list(range(len(store)))

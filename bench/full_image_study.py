@@ -20,6 +20,7 @@ import numpy as np
 from hyperface_jax.data import boxes as box_lib
 from hyperface_jax.data import scene_store
 from hyperface_jax.inference import analyzer as analyzer_lib
+from hyperface_jax.inference import config as config_lib
 
 BANDS = ((0.0, 0.05), (0.05, 0.35), (0.35, 0.5), (0.5, 1.01))
 
@@ -78,13 +79,7 @@ def main(argv=None):
   p.add_argument("--num_scenes", type=int, default=50)
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
   args = p.parse_args(argv)
-  overrides = {}
-  for item in args.set:
-    key, _, value = item.partition("=")
-    try:
-      overrides[key] = json.loads(value)
-    except json.JSONDecodeError:
-      overrides[key] = value
+  overrides = config_lib.parse_overrides(args.set)
   store = scene_store.SceneStore.from_tfds("synth_faces", f"{args.split}[:{args.num_scenes}]",
                                            args.data_dir)
   an = analyzer_lib.FaceAnalyzer.from_workdir(args.workdir, **overrides)

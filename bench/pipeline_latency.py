@@ -23,6 +23,7 @@ import numpy as np
 
 from hyperface_jax.data import render
 from hyperface_jax.inference import analyzer as analyzer_lib
+from hyperface_jax.inference import config as config_lib
 
 
 def test_images(n, seed=0):
@@ -67,13 +68,7 @@ def main(argv=None):
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
   p.add_argument("--output", default="")
   args = p.parse_args(argv)
-  overrides = {}
-  for item in args.set:
-    key, _, value = item.partition("=")
-    try:
-      overrides[key] = json.loads(value)
-    except json.JSONDecodeError:
-      overrides[key] = value
+  overrides = config_lib.parse_overrides(args.set)
   if args.learned_workdir:
     overrides["proposals.learned.workdir"] = args.learned_workdir
   images = test_images(args.batch)

@@ -31,25 +31,15 @@ keeps one global flag set per process.
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import sys
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from hyperface_jax import viz
+from hyperface_jax.inference import config as config_lib
 from hyperface_jax.inference import image_io, outputs, video
 
 BATCH_SIZE = 8  # documented default: images per analyzer call
-
-
-def _parse_value(text: str):
-  """A --config value: a Python literal (3, 0.5, (1, 2)), true/false, else the string."""
-  if text.lower() in ("true", "false"):
-    return text.lower() == "true"
-  try:
-    return ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    return text
 
 
 def parse_args(argv: Sequence[str]) -> Tuple[argparse.Namespace, dict]:
@@ -81,7 +71,7 @@ def parse_args(argv: Sequence[str]) -> Tuple[argparse.Namespace, dict]:
     if not key.startswith("--config.") or not sep or len(key) <= len("--config."):
       parser.error(f"unrecognised argument {item!r}; analyzer settings are written "
                    "--config.KEY=VALUE")
-    overrides[key[len("--config."):]] = _parse_value(value)
+    overrides[key[len("--config."):]] = config_lib.parse_value(value)
   if args.batch_size < 1:
     parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
   if not 0.0 <= args.smooth < 1.0:

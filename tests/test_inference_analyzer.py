@@ -187,3 +187,15 @@ def test_auto_group_score_is_the_best_member_for_one_box_per_face_proposals(face
   explicit = analyzer.config_lib.with_overrides(
       face_analyzer.config, {"proposals.name": "haar", "nms.score_mode": "top_k_mean"})
   assert analyzer.group_score_mode(explicit) == "top_k_mean"
+
+
+def test_parse_overrides_values_and_errors():
+  got = analyzer.config_lib.parse_overrides(
+      ["nms.top_k=3", "flip_test=TRUE", "nms.iou_threshold=0.25", "proposals.name=haar",
+       "proposals.haar.cascade='a=b.xml'", "max_faces=(1, 2)"])
+  assert got == {"nms.top_k": 3, "flip_test": True, "nms.iou_threshold": 0.25,
+                 "proposals.name": "haar", "proposals.haar.cascade": "a=b.xml",
+                 "max_faces": (1, 2)}
+  for bad in ("nms.top_k", "=3"):
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+      analyzer.config_lib.parse_overrides([bad])

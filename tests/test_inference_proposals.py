@@ -1,5 +1,8 @@
 """Proposal generators (inference/proposals.py): geometry, coverage, OpenCV backends."""
 
+import importlib.util
+import os
+
 import numpy as np
 import pytest
 
@@ -156,3 +159,19 @@ def test_learned_dense_scores_equal_the_crop_scores(fast_workdir):
   assert out.shape[1] == 4 and 0 < len(out) <= 300
   with pytest.raises(ValueError, match="workdir"):
     fast_proposals.LearnedProposals("")
+
+
+def test_proposal_recall_bench_ranks_by_generator_order():
+  path = os.path.join(os.path.dirname(__file__), "..", "bench", "proposal_recall.py")
+  spec = importlib.util.spec_from_file_location("proposal_recall", path)
+  bench = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(bench)
+  faces = np.array([[0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 10.0, 10.0]])
+  # Rank 1 misses both, rank 2 is face 0 exactly, rank 3 half of face 1 (IoU 50/150).
+  boxes = np.array([[100.0, 100.0, 5.0, 5.0], [0.0, 0.0, 10.0, 10.0], [55.0, 50.0, 10.0, 10.0]])
+  got = bench.best_ious(boxes, faces, [1, 2, None])
+  np.testing.assert_allclose(got, [[0.0, 1.0, 1.0], [0.0, 0.0, 1 / 3]])
+  table = bench.recall_at(got, [1, 2, "all"])
+  assert table["recall@1/iou_0.5"] == 0.0 and table["recall@2/iou_0.5"] == 0.5
+  assert table["recall@all/iou_0.7"] == 0.5
+  assert bench.best_ious(np.zeros((0, 4)), faces, [None]).tolist() == [[0.0], [0.0]]

@@ -8,7 +8,8 @@ mistyped key fails naming it. Every value the paper leaves open (papers.md secti
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import ast
+from typing import Any, Mapping, Sequence
 
 import ml_collections
 
@@ -19,8 +20,8 @@ def inference_config() -> ml_collections.ConfigDict:
   c.proposals = ml_collections.ConfigDict()
   # papers.md 1.8 step 1: the paper uses selective search; the default here is the
   # sliding-window pyramid: deterministic, generated in about a millisecond, needs no
-  # second model, and on synth_faces as accurate as the learned proposals (AP 0.941 vs
-  # 0.947) and better than selective search (0.835) (docs/inference.md ablation).
+  # second model, and on synth_faces as accurate as the learned proposals (AP 0.941 both)
+  # and better than selective search (0.835) (docs/inference.md ablation).
   c.proposals.name = "sliding_window"
   c.proposals.sliding_window = ml_collections.ConfigDict(dict(
       # Documented defaults, measured on 300 synth_faces test scenes (docs/inference.md):
@@ -112,6 +113,32 @@ def with_overrides(config: ml_collections.ConfigDict,
       raise KeyError(f"Unknown inference setting {key!r}; known keys here: "
                      f"{sorted(node.keys())}.")
     node[parts[-1]] = value
+  return out
+
+
+def parse_value(text: str) -> Any:
+  """A setting's value from text: a Python literal (3, 0.5, (1, 2), "a"), true/false
+  (any case), else the text itself (so `proposals.name=haar` needs no quotes)."""
+  if text.lower() in ("true", "false"):
+    return text.lower() == "true"
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def parse_overrides(items: Sequence[str]) -> dict:
+  """["nms.top_k=3", "flip_test=true"] -> {"nms.top_k": 3, "flip_test": True}.
+
+  Raises:
+    ValueError naming the item when it has no "=" or an empty key.
+  """
+  out = {}
+  for item in items:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+      raise ValueError(f"Expected KEY=VALUE (e.g. nms.top_k=3), got {item!r}.")
+    out[key.strip()] = parse_value(value)
   return out
 
 

@@ -7,6 +7,7 @@ import fixtures_aflw as fx
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from tfds_testing import build, examples_by_filename
 
 from hyperface_jax.data.builders import aflw, aflw_split, manual
 
@@ -14,15 +15,7 @@ from hyperface_jax.data.builders import aflw, aflw_split, manual
 def _build(manual_dir, data_dir, test_ids=None, monkeypatch=None):
   if monkeypatch is not None:
     monkeypatch.setattr(aflw_split, "read_face_ids", lambda path=None: list(test_ids or []))
-  builder = tfds.builder("aflw", data_dir=str(data_dir))
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-  return builder
-
-
-def _load(builder, split):
-  return {ex["image/filename"].decode(): ex
-          for ex in tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False))}
+  return build("aflw", manual_dir, data_dir)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +34,7 @@ def built(tmp_path_factory):
 
 
 def test_values_visibility_and_codes(built):
-  train = _load(built, "train")
+  train = examples_by_filename(built, "train")
   ex = train["0/image00002.jpg"]
   assert ex["image"].shape == (48, 64, 3)
   faces = ex["faces"]
@@ -61,7 +54,7 @@ def test_values_visibility_and_codes(built):
 
 
 def test_missing_rows_become_masks(built):
-  faces = _load(built, "train")["3/image00035.jpg"]["faces"]
+  faces = examples_by_filename(built, "train")["3/image00035.jpg"]["faces"]
   assert not faces["valid"]["pose"][0] and not faces["valid"]["gender"][0]
   assert faces["gender"][0] == -1
   assert not faces["valid"]["landmarks"][0]
@@ -69,13 +62,13 @@ def test_missing_rows_become_masks(built):
 
 
 def test_test_split_and_box_outside_image_kept(built):
-  test = _load(built, "test")
+  test = examples_by_filename(built, "test")
   assert sorted(test) == ["2/image13457.jpg"]
   face = test["2/image13457.jpg"]["faces"]
   np.testing.assert_allclose(face["box"][0], [-12, 20, 70, 70])  # kept as stored
   np.testing.assert_array_equal(np.nonzero(face["visibility"][0])[0], [12, 17])
   np.testing.assert_allclose(face["landmarks"][0, 17], [20.5, 40.25])
-  assert "2/image13457.jpg" not in _load(built, "train")
+  assert "2/image13457.jpg" not in examples_by_filename(built, "train")
 
 
 def test_corrupt_image_skipped_and_listed(built):
@@ -194,5 +187,5 @@ def test_listed_ids_missing_from_the_users_copy(tmp_path, monkeypatch):
   root = _write(tmp_path, fx.standard_images())
   b = _build(root, tmp_path / "d", [40001, 99999], monkeypatch)
   assert b.info.metadata["test_faces_missing"] == [99999]
-  assert list(_load(b, "test")) == ["2/image13457.jpg"]
+  assert list(examples_by_filename(b, "test")) == ["2/image13457.jpg"]
   assert b.info.splits["train"].num_examples == 2

@@ -3,26 +3,14 @@
 import fixtures_afw_fddb as fx
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
+from tfds_testing import build, examples_by_filename
 
 from hyperface_jax.data.builders import afw, fddb, manual
 
 
-def _build(name, manual_dir, data_dir):
-  builder = tfds.builder(name, data_dir=str(data_dir))
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-  return builder
-
-
-def _load(builder, split):
-  return {ex["image/filename"].decode(): ex
-          for ex in tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False))}
-
-
 def test_afw_parsed_values(tmp_path):
   fx.write_afw(str(tmp_path / "m" / "AFW"), fx.AFW_ROWS)
-  ex = _load(_build("afw", tmp_path / "m", tmp_path / "d"), "test")
+  ex = examples_by_filename(build("afw", tmp_path / "m", tmp_path / "d"), "test")
   assert sorted(ex) == ["1004109301.jpg", "1051618982.jpg"]
   faces = ex["1004109301.jpg"]["faces"]
   # [x1 y1; x2 y2] 1-based -> x, y, w, h 0-based
@@ -41,7 +29,7 @@ def test_afw_parsed_values(tmp_path):
 
 def test_afw_errors(tmp_path):
   with pytest.raises(manual.ManualFileMissing, match="anno.mat.*xzhu"):
-    _build("afw", tmp_path, tmp_path / "d")
+    build("afw", tmp_path, tmp_path / "d")
   rows = [("a.jpg", [[[10, 10], [5, 20]]], [np.ones((6, 2))], [[0, 0, 0]])]
   fx.write_afw(str(tmp_path / "bad"), rows)
   with pytest.raises(manual.AnnotationError, match=r"anno.mat:1: anno\{1,:\} \(a.jpg\) face 1"):
@@ -55,13 +43,13 @@ def test_fddb_folds_ellipses_boxes(tmp_path):
     folds[fold] = [(f"2004/f{fold}", [[6.0, 5.0, 0.0, 30.0, 30.0]])]
   fx.write_fddb(str(tmp_path / "m"), folds, corrupt=["2003/x/img_7"],
                 gray=["2002/08/26/big/img_265"])
-  b = _build("fddb", tmp_path / "m", tmp_path / "d")
+  b = build("fddb", tmp_path / "m", tmp_path / "d")
   assert b.info.splits["fold01"].num_examples == 2
   assert b.info.splits["fold02"].num_examples == 1
   assert b.info.splits["fold03"].num_examples == 119  # one corrupt of 120 skipped
   assert b.info.splits["fold10"].num_examples == 1
   assert b.info.metadata["fold03/bad_images"] == ["2003/x/img_7.jpg"]
-  ex = _load(b, "fold01")
+  ex = examples_by_filename(b, "fold01")
   faces = ex["2002/08/11/big/img_591"]["faces"]
   np.testing.assert_allclose(faces["ellipse"][0], [30, 20, 1.5707963, 40, 35], rtol=1e-6)
   # theta = 90 deg: the major axis is vertical -> half extents (20, 30) around (40, 35)
@@ -93,7 +81,7 @@ def test_fddb_bad_records_name_file_and_line(tmp_path, text, line, words):
         text if fold == 1 else "")
   (tmp_path / "originalPics").mkdir()
   with pytest.raises(manual.AnnotationError) as err:
-    _build("fddb", tmp_path, tmp_path / "d")
+    build("fddb", tmp_path, tmp_path / "d")
   assert err.value.line == line and words in str(err.value)
   assert err.value.path.endswith("FDDB-fold-01-ellipseList.txt")
 
@@ -101,9 +89,9 @@ def test_fddb_bad_records_name_file_and_line(tmp_path, text, line, words):
 def test_fddb_empty_fold_is_an_error(tmp_path):
   fx.write_fddb(str(tmp_path), {1: fx.FDDB_FOLDS[1]})
   with pytest.raises(manual.AnnotationError, match="FDDB-fold-02-ellipseList.txt: lists no"):
-    _build("fddb", tmp_path, tmp_path / "d")
+    build("fddb", tmp_path, tmp_path / "d")
 
 
 def test_fddb_missing_fold_names_file(tmp_path):
   with pytest.raises(manual.ManualFileMissing, match="FDDB-fold-01-ellipseList.txt.*umass"):
-    _build("fddb", tmp_path, tmp_path / "d")
+    build("fddb", tmp_path, tmp_path / "d")

@@ -8,20 +8,13 @@ import fixtures_celeba as fx
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from tfds_testing import build, examples_by_filename
 
 from hyperface_jax.data.builders import celeba, celeba_lists, face_crops, manual
 
 
 def _build(manual_dir, data_dir, config="aligned"):
-  builder = tfds.builder(f"celeba/{config}", data_dir=str(data_dir))
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-  return builder
-
-
-def _examples(builder, split):
-  ds = builder.as_dataset(split=split, shuffle_files=False)
-  return {ex["image/filename"].decode(): ex for ex in tfds.as_numpy(ds)}
+  return build(f"celeba/{config}", manual_dir, data_dir)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +50,7 @@ def test_aligned_values_and_splits(aligned):
   assert counts == {"train": 2, "validation": 2, "test": 2}
   split_of = {0: "train", 1: "validation", 2: "test"}
   for i, name in enumerate(v["names"]):
-    ex = _examples(builder, split_of[v["partition"][i]])[name]
+    ex = examples_by_filename(builder, split_of[v["partition"][i]])[name]
     np.testing.assert_array_equal(ex["attributes"], (v["attrs"][i] > 0).astype(np.int64))
     male = v["attrs"][i][celeba_lists.CELEBA_ATTRIBUTES.index("Male")]
     assert ex["gender"] == (0 if male == 1 else 1)
@@ -93,7 +86,7 @@ def test_image_bytes_are_the_original_jpeg(aligned):
 def test_in_the_wild_drive_layout(tmp_path):
   v = fx.write_celeba(tmp_path / "raw", n=3, layout="drive")
   builder = _build(tmp_path / "raw", tmp_path / "data", "in_the_wild")
-  ex = _examples(builder, "train")[v["names"][0]]
+  ex = examples_by_filename(builder, "train")[v["names"][0]]
   np.testing.assert_array_equal(ex["box"], v["boxes"][0].astype(np.float32))
   np.testing.assert_array_equal(ex["landmarks5"], v["wild"][0].astype(np.float32))
   assert ex["image"].shape == fx.WILD_HW + (3,)
@@ -107,7 +100,7 @@ def test_corrupt_image_skipped_and_listed_then_too_many_fail(tmp_path):
   fx.write_celeba(tmp_path / "raw", n=303, corrupt=(names[3],))
   builder = _build(tmp_path / "raw", tmp_path / "data")
   assert builder.info.splits["train"].num_examples == 100
-  assert names[3] not in _examples(builder, "train")
+  assert names[3] not in examples_by_filename(builder, "train")
   meta = builder.info.metadata
   assert meta["train/num_bad_images"] == 1 and meta["train/bad_images"] == [names[3]]
   assert meta["train/num_images"] == 101 and meta["test/num_bad_images"] == 0

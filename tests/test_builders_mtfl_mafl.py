@@ -6,28 +6,16 @@ import fixtures_celeba as fxc
 import fixtures_mtfl as fxm
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
+from tfds_testing import build, examples_by_filename
 
 from hyperface_jax.data.builders import face_crops, manual, mtfl
-
-
-def _build(name, manual_dir, data_dir):
-  builder = tfds.builder(name, data_dir=str(data_dir))
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-  return builder
-
-
-def _examples(builder, split):
-  ds = builder.as_dataset(split=split, shuffle_files=False)
-  return {ex["image/filename"].decode(): ex for ex in tfds.as_numpy(ds)}
 
 
 @pytest.fixture(scope="module")
 def mtfl_built(tmp_path_factory):
   raw = tmp_path_factory.mktemp("mtfl_raw")
   values = fxm.write_mtfl(raw / "MTFL")  # the zip's top folder: found from its parent
-  return _build("mtfl", raw, tmp_path_factory.mktemp("mtfl_data")), values
+  return build("mtfl", raw, tmp_path_factory.mktemp("mtfl_data")), values
 
 
 # Hand-written expectations of the code mapping (module docstring of mtfl.py):
@@ -45,7 +33,7 @@ def test_mtfl_rows_leading_space_backslash_and_codes(mtfl_built):
   builder, values = mtfl_built
   assert {k: s.num_examples for k, s in builder.info.splits.items()} == {"train": 3, "test": 2}
   for split in ("train", "test"):
-    got = _examples(builder, split)
+    got = examples_by_filename(builder, split)
     assert sorted(got) == sorted(rel for rel, _, _ in values[split])
     for rel, points, _ in values[split]:
       ex = got[rel]
@@ -81,7 +69,7 @@ def test_mtfl_contradictory_rows(tmp_path, line, tail, message):
   text = path.read_text().splitlines()[line - 1]
   fxc.replace_line(path, line, text.rsplit(" ", 4)[0] + " " + tail)
   with pytest.raises(manual.AnnotationError, match=message) as err:
-    _build("mtfl", tmp_path, tmp_path / "data")
+    build("mtfl", tmp_path, tmp_path / "data")
   assert err.value.path.endswith("training.txt") and err.value.line == line
 
 
@@ -92,7 +80,7 @@ def test_mtfl_landmark_outside_image(tmp_path):
   text[1] = "400.000000"  # x1 of a 100-pixel-wide image
   fxc.replace_line(path, 2, " " + " ".join(text))
   with pytest.raises(manual.AnnotationError, match="outside the 100x120 image") as err:
-    _build("mtfl", tmp_path, tmp_path / "data")
+    build("mtfl", tmp_path, tmp_path / "data")
   assert err.value.path.endswith("testing.txt") and err.value.line == 2
 
 
@@ -100,7 +88,7 @@ def test_mtfl_missing_list(tmp_path):
   fxm.write_mtfl(tmp_path)
   os.remove(tmp_path / "testing.txt")
   with pytest.raises(manual.ManualFileMissing, match="testing.txt") as err:
-    _build("mtfl", tmp_path, tmp_path / "data")
+    build("mtfl", tmp_path, tmp_path / "data")
   assert mtfl.URL in str(err.value)
 
 
@@ -114,9 +102,9 @@ def mafl_raw(tmp_path_factory):
 
 def test_mafl_splits_follow_lists_and_labels_come_from_celeba(mafl_raw, tmp_path):
   raw, v = mafl_raw
-  builder = _build("mafl/aligned", raw, tmp_path)
+  builder = build("mafl/aligned", raw, tmp_path)
   assert {k: s.num_examples for k, s in builder.info.splits.items()} == {"train": 4, "test": 2}
-  test = _examples(builder, "test")
+  test = examples_by_filename(builder, "test")
   assert sorted(test) == v["names"][4:]
   ex = test[v["names"][5]]
   np.testing.assert_array_equal(ex["landmarks5"], v["aligned"][5].astype(np.float32))
@@ -128,9 +116,9 @@ def test_mafl_name_missing_from_celeba_and_overlap(mafl_raw, tmp_path):
   raw, v = mafl_raw
   fxc.write_mafl_lists(raw, v["names"][:4], ["999999.jpg"])
   with pytest.raises(manual.AnnotationError, match="no row for image '999999.jpg'"):
-    _build("mafl/aligned", raw, tmp_path / "a")
+    build("mafl/aligned", raw, tmp_path / "a")
   fxc.write_mafl_lists(raw, v["names"][:4], v["names"][3:])
   with pytest.raises(manual.AnnotationError, match="also in") as err:
-    _build("mafl/aligned", raw, tmp_path / "b")
+    build("mafl/aligned", raw, tmp_path / "b")
   assert err.value.path.endswith("testing.txt")
   fxc.write_mafl_lists(raw, v["names"][:4], v["names"][4:])  # restore for other tests

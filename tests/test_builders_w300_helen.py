@@ -5,7 +5,7 @@ import os
 import fixtures_w300_helen as fx
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
+from tfds_testing import build, examples_by_filename
 
 from hyperface_jax.data import schemes
 from hyperface_jax.data.builders import helen, manual, w300
@@ -14,37 +14,25 @@ FOLDERS = {"lfpw/trainset": 2, "helen/trainset": 1, "afw": 1, "lfpw/testset": 1,
            "helen/testset": 1, "ibug": 2}
 
 
-def _build(name, manual_dir, data_dir):
-  builder = tfds.builder(name, data_dir=str(data_dir))
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-  return builder
-
-
-def _load(builder, split):
-  return {ex["image/filename"].decode(): ex
-          for ex in tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False))}
-
-
 @pytest.fixture(scope="module")
 def w300_built(tmp_path_factory):
   root = tmp_path_factory.mktemp("w300m")
   points = fx.write_300w(str(root), FOLDERS)
-  return _build("ibug_300w", root, tmp_path_factory.mktemp("w300d")), points
+  return build("ibug_300w", root, tmp_path_factory.mktemp("w300d")), points
 
 
 def test_300w_splits(w300_built):
   b, _ = w300_built
   counts = {k: v.num_examples for k, v in b.info.splits.items()}
   assert counts == {"train": 4, "common": 2, "challenging": 2, "full": 4}
-  assert sorted(_load(b, "challenging")) == ["ibug/image_0000.jpg", "ibug/image_0001.jpg"]
-  assert sorted(_load(b, "common")) == ["helen/testset/image_0000.jpg",
+  assert sorted(examples_by_filename(b, "challenging")) == ["ibug/image_0000.jpg", "ibug/image_0001.jpg"]
+  assert sorted(examples_by_filename(b, "common")) == ["helen/testset/image_0000.jpg",
                                         "lfpw/testset/image_0000.png"]
 
 
 def test_300w_points_are_zero_based(w300_built):
   b, points = w300_built
-  ex = _load(b, "train")["lfpw/trainset/image_0001.png"]
+  ex = examples_by_filename(b, "train")["lfpw/trainset/image_0001.png"]
   expect = points["lfpw/trainset/image_0001.png"] - 1.0  # .pts is 1-based
   np.testing.assert_allclose(ex["landmarks68"], expect, atol=1e-4)
   assert ex["image"].shape == (60, 70, 3)
@@ -71,7 +59,7 @@ def test_pts_header_and_body_errors(tmp_path):
 def test_300w_missing_folder_names_it(tmp_path):
   fx.write_300w(str(tmp_path), {"afw": 1})
   with pytest.raises(manual.ManualFileMissing, match=r"lfpw/trainset.*ibug.doc.ic.ac.uk"):
-    _build("ibug_300w", tmp_path, tmp_path / "d")
+    build("ibug_300w", tmp_path, tmp_path / "d")
 
 
 def test_68_to_aflw21_commutes_with_flip():
@@ -84,8 +72,8 @@ def test_68_to_aflw21_commutes_with_flip():
 
 def test_helen_values_and_splits(tmp_path):
   points = fx.write_helen(str(tmp_path / "m"), ["100032540_1", "10405146_1"], ["2908549_1"])
-  b = _build("helen", tmp_path / "m", tmp_path / "d")
-  train, test = _load(b, "train"), _load(b, "test")
+  b = build("helen", tmp_path / "m", tmp_path / "d")
+  train, test = examples_by_filename(b, "train"), examples_by_filename(b, "test")
   assert sorted(train) == ["100032540_1", "10405146_1"] and list(test) == ["2908549_1"]
   ex = train["10405146_1"]
   np.testing.assert_allclose(ex["landmarks194"], points["10405146_1"], atol=1e-4)
@@ -106,5 +94,5 @@ def test_helen_bad_line_and_unknown_name(tmp_path):
   fx.write_helen(str(tmp_path / "ok"), ["a_1"], ["b_1"])
   (tmp_path / "ok" / "testnames.txt").write_text("b_1\nzz_9\n")
   with pytest.raises(manual.AnnotationError, match=r"testnames.txt:2: 'zz_9' has no"):
-    _build("helen", tmp_path / "ok", tmp_path / "d")
+    build("helen", tmp_path / "ok", tmp_path / "d")
   assert os.path.exists(tmp_path / "ok" / "annotation" / "2.txt")

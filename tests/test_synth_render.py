@@ -178,3 +178,8 @@ def test_only_visible_faces_annotated(scenes):
     n = len(ex["faces"]["box"])
     assert (ex["relations"]["faces"] < n).all()
   assert dropped >= 1
+
+
+def test_min_visible_fraction_out_of_range_is_refused():
+  with pytest.raises(ValueError, match="min_visible_fraction must be in \\[0, 1\\].*1.5"):
+    render.render_scene(np.random.default_rng(0), render.SceneConfig(min_visible_fraction=1.5))

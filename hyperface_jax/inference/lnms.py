@@ -84,18 +84,22 @@ GROUP_BY = ("landmark_boxes", "boxes", "either")
 OUTPUT_BOXES = ("median_landmarks", "leader", "vote")
 
 
+def _check_choice(name: str, value: str, choices) -> None:
+  if value not in choices:
+    raise ValueError(f"{name} must be one of {choices}; got {value!r}.")
+
+
 def group_score(scores, score_mode: str = "max", top_k: int = 5) -> float:
   """A group's output score from its members' scores (sorted descending).
 
   "max": the best score; "top_k_mean": sum of the `top_k` best / top_k (absent members
   count as 0).
   """
+  _check_choice("score_mode", score_mode, SCORE_MODES)
   scores = np.asarray(scores, np.float64)
   if score_mode == "max":
     return float(scores[0])
-  if score_mode == "top_k_mean":
-    return float(scores[:top_k].sum() / top_k)
-  raise ValueError(f"score_mode must be one of {SCORE_MODES}; got {score_mode!r}.")
+  return float(scores[:top_k].sum() / top_k)
 
 
 def _by_score(dets: Detections) -> Detections:
@@ -113,7 +117,7 @@ def plain_nms(dets: Detections, iou_threshold: float = 0.3,
   Returns:
     The kept detections, by descending (group) score.
   """
-  group_score([1.0], score_mode, top_k)  # validates score_mode
+  _check_choice("score_mode", score_mode, SCORE_MODES)
   keep = np.asarray(dets["score"]) >= score_threshold
   dets = select(dets, keep)
   groups = greedy_groups(dets["box"], dets["score"], iou_threshold)
@@ -163,17 +167,15 @@ def landmark_nms(dets: Detections, image_hw: Tuple[int, int], *, iou_threshold: 
   """
   if top_k < 1:
     raise ValueError(f"top_k must be >= 1; got {top_k}.")
-  group_score([1.0], score_mode, top_k)  # validates score_mode
+  _check_choice("score_mode", score_mode, SCORE_MODES)
+  _check_choice("group_by", group_by, GROUP_BY)
+  _check_choice("output_box", output_box, OUTPUT_BOXES)
   box_fn = box_fn or face_rect.face_rect_from_landmarks
   dets = select(dets, np.asarray(dets["score"]) >= score_threshold)
   if len(dets["score"]) == 0:
     out = empty_like(dets)
     out["group_size"] = np.zeros(0, np.int64)
     return out
-  if group_by not in GROUP_BY:
-    raise ValueError(f"group_by must be one of {GROUP_BY}; got {group_by!r}.")
-  if output_box not in OUTPUT_BOXES:
-    raise ValueError(f"output_box must be one of {OUTPUT_BOXES}; got {output_box!r}.")
   lm_boxes = landmark_boxes(dets["landmarks"], dets["visibility"], visibility_threshold)
   overlaps = None  # greedy_groups' IoU of lm_boxes ("landmark_boxes")
   if group_by == "boxes":

@@ -42,13 +42,15 @@ def child(manual_dir, data_dir, tfds_buffer_mb):
 
   start = time.time()
   builder = tfds.builder("aflw", data_dir=data_dir)
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   seconds = time.time() - start
   peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
   counts = {k: v.num_examples for k, v in builder.info.splits.items()}
-  print(json.dumps({"seconds": round(seconds, 1), "peak_rss_mb": round(peak_kb / 1024, 1),
-                    "splits": counts}))
+  print(
+    json.dumps(
+      {"seconds": round(seconds, 1), "peak_rss_mb": round(peak_kb / 1024, 1), "splits": counts}
+    )
+  )
 
 
 def measure(num_images, height, width, tfds_buffer_mb):
@@ -60,13 +62,28 @@ def measure(num_images, height, width, tfds_buffer_mb):
     fx.write_aflw(manual_dir, fx.many_images(num_images, size=(height, width)))
     fixture_seconds = time.time() - start
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run([sys.executable, __file__, "--child", manual_dir,
-                          os.path.join(tmp, "data"), "--tfds_buffer_mb",
-                          str(tfds_buffer_mb)], capture_output=True, text=True,
-                         env=env, check=True)
+    out = subprocess.run(
+      [
+        sys.executable,
+        __file__,
+        "--child",
+        manual_dir,
+        os.path.join(tmp, "data"),
+        "--tfds_buffer_mb",
+        str(tfds_buffer_mb),
+      ],
+      capture_output=True,
+      text=True,
+      env=env,
+      check=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
-  result.update(images=num_images, image_hw=[height, width], tfds_buffer_mb=tfds_buffer_mb,
-                fixture_seconds=round(fixture_seconds, 1))
+  result.update(
+    images=num_images,
+    image_hw=[height, width],
+    tfds_buffer_mb=tfds_buffer_mb,
+    fixture_seconds=round(fixture_seconds, 1),
+  )
   return result
 
 
@@ -75,8 +92,12 @@ def main():
   parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
   parser.add_argument("--height", type=int, default=120)
   parser.add_argument("--width", type=int, default=160)
-  parser.add_argument("--tfds_buffer_mb", type=int, default=0,
-                      help="TFDS shuffle buffer in MB (0 = TFDS default, 1000 MB)")
+  parser.add_argument(
+    "--tfds_buffer_mb",
+    type=int,
+    default=0,
+    help="TFDS shuffle buffer in MB (0 = TFDS default, 1000 MB)",
+  )
   parser.add_argument("--child", nargs=2, metavar=("MANUAL_DIR", "DATA_DIR"))
   args = parser.parse_args()
   if args.child:

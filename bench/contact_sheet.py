@@ -40,8 +40,9 @@ def main():
   for r, pitch in enumerate((-30, 0, 30)):
     tiles = []
     for c, yaw in enumerate(np.linspace(-90, 90, 7)):
-      ex = render.render_face_crop(np.random.default_rng([11, r, c]), cfg,
-                                   pose=np.deg2rad([0.0, pitch, yaw]))
+      ex = render.render_face_crop(
+        np.random.default_rng([11, r, c]), cfg, pose=np.deg2rad([0.0, pitch, yaw])
+      )
       tiles.append(_annotate(ex["image"], [ex["landmarks"]], [ex["visibility"]], [ex["box"]]))
     rows.append(np.concatenate(tiles, 1))
   tiles = []

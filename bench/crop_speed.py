@@ -61,8 +61,10 @@ def main(argv=None):
   out = fn(img, reg, args.size).block_until_ready()
   t_jax = time.perf_counter() - t0
   print(f"OpenCV warpAffine loop: {t_cv2 / args.num * 1e6:.0f} us/crop")
-  print(f"jitted gather:          {t_jax / args.num * 1e6:.0f} us/crop "
-        f"(max |difference| {np.abs(np.asarray(out) - ref).max():.1f} grey levels)")
+  print(
+    f"jitted gather:          {t_jax / args.num * 1e6:.0f} us/crop "
+    f"(max |difference| {np.abs(np.asarray(out) - ref).max():.1f} grey levels)"
+  )
 
 
 if __name__ == "__main__":

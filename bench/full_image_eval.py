@@ -27,14 +27,18 @@ from hyperface_jax.inference import config as config_lib
 
 # name -> overrides (papers.md 1.8 ablation); plain NMS with its standard best-box score.
 PLAIN = {"nms.method": "plain", "nms.score_mode": "max"}
-PAPER_LNMS = {"nms.method": "lnms", "nms.group_by": "landmark_boxes",
-              "nms.output_box": "median_landmarks", "nms.score_mode": "max"}
+PAPER_LNMS = {
+  "nms.method": "lnms",
+  "nms.group_by": "landmark_boxes",
+  "nms.output_box": "median_landmarks",
+  "nms.score_mode": "max",
+}
 DEFAULT = "proposals -> net -> IRP -> L-NMS (default)"
 POSTPROCESSING = {
-    "proposals -> net -> plain NMS": dict(PLAIN, **{"irp.enabled": False}),
-    "proposals -> net -> IRP -> plain NMS": dict(PLAIN, **{"irp.enabled": True}),
-    "proposals -> net -> IRP -> L-NMS (paper)": dict(PAPER_LNMS, **{"irp.enabled": True}),
-    DEFAULT: {"irp.enabled": True},  # the configured L-NMS (inference/config.py)
+  "proposals -> net -> plain NMS": dict(PLAIN, **{"irp.enabled": False}),
+  "proposals -> net -> IRP -> plain NMS": dict(PLAIN, **{"irp.enabled": True}),
+  "proposals -> net -> IRP -> L-NMS (paper)": dict(PAPER_LNMS, **{"irp.enabled": True}),
+  DEFAULT: {"irp.enabled": True},  # the configured L-NMS (inference/config.py)
 }
 
 
@@ -49,7 +53,7 @@ def evaluate(an, store, indices, variants, batch_images, min_visible=4):
   seconds = {name: 0.0 for name in variants}
   proposals_count = 0.0
   for start in range(0, len(indices), batch_images):
-    idx = indices[start:start + batch_images]
+    idx = indices[start : start + batch_images]
     images = [store.images[i] for i in idx]
     raw = an.score_proposals(images)
     shared = an.timings["proposals"] + an.timings["network"]
@@ -63,8 +67,13 @@ def evaluate(an, store, indices, variants, batch_images, min_visible=4):
   out = {}
   for name, ev in evals.items():
     res = ev.result()
-    res.update({f"visible_faces/{k}": v for k, v in lenient[name].result().items()
-                if k.startswith(("detection/", "count/gt"))})
+    res.update(
+      {
+        f"visible_faces/{k}": v
+        for k, v in lenient[name].result().items()
+        if k.startswith(("detection/", "count/gt"))
+      }
+    )
     res["seconds_per_image"] = seconds[name] / len(indices)
     res["proposals_per_image"] = proposals_count / len(indices)
     out[name] = res
@@ -72,19 +81,23 @@ def evaluate(an, store, indices, variants, batch_images, min_visible=4):
 
 
 def table(rows):
-  head = ("| pipeline | proposals/img | AP@0.5 | recall | FP/img | AP@0.5, faces with >= 4 "
-          "visible landmarks | NME (matched) | pose MAE deg | gender acc | s/img |\n"
-          "|---|---|---|---|---|---|---|---|---|---|")
+  head = (
+    "| pipeline | proposals/img | AP@0.5 | recall | FP/img | AP@0.5, faces with >= 4 "
+    "visible landmarks | NME (matched) | pose MAE deg | gender acc | s/img |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
+  )
   lines = [head]
   for name, r in rows.items():
-    lines.append(f"| {name} | {r['proposals_per_image']:.0f} | {r['detection/ap']:.4f} | "
-                 f"{r['detection/recall']:.4f} | "
-                 f"{r['detection/false_positives_per_image']:.2f} | "
-                 f"{r.get('visible_faces/detection/ap', float('nan')):.4f} | "
-                 f"{r.get('landmarks/nme', float('nan')):.4f} | "
-                 f"{r.get('pose/mae_mean_deg', float('nan')):.2f} | "
-                 f"{r.get('gender/accuracy', float('nan')):.4f} | "
-                 f"{r['seconds_per_image']:.3f} |")
+    lines.append(
+      f"| {name} | {r['proposals_per_image']:.0f} | {r['detection/ap']:.4f} | "
+      f"{r['detection/recall']:.4f} | "
+      f"{r['detection/false_positives_per_image']:.2f} | "
+      f"{r.get('visible_faces/detection/ap', float('nan')):.4f} | "
+      f"{r.get('landmarks/nme', float('nan')):.4f} | "
+      f"{r.get('pose/mae_mean_deg', float('nan')):.2f} | "
+      f"{r.get('gender/accuracy', float('nan')):.4f} | "
+      f"{r['seconds_per_image']:.3f} |"
+    )
   return "\n".join(lines)
 
 
@@ -97,23 +110,32 @@ def main(argv=None):
   p.add_argument("--num_scenes", type=int, default=100)
   p.add_argument("--batch_images", type=int, default=8)
   p.add_argument("--ablation", action="store_true")
-  p.add_argument("--proposals_ablation", default="selective_search,learned,sliding_window",
-                 help="generators compared with IRP + L-NMS under --ablation")
-  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                 help="pipeline setting override (inference/config.py), repeatable")
+  p.add_argument(
+    "--proposals_ablation",
+    default="selective_search,learned,sliding_window",
+    help="generators compared with IRP + L-NMS under --ablation",
+  )
+  p.add_argument(
+    "--set",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="pipeline setting override (inference/config.py), repeatable",
+  )
   p.add_argument("--output", default="")
   args = p.parse_args(argv)
   overrides = config_lib.parse_overrides(args.set)
-  store = scene_store.SceneStore.from_tfds(args.dataset, f"{args.split}[:{args.num_scenes}]",
-                                           args.data_dir)
+  store = scene_store.SceneStore.from_tfds(
+    args.dataset, f"{args.split}[:{args.num_scenes}]", args.data_dir
+  )
   indices = list(range(len(store)))
   an = analyzer_lib.FaceAnalyzer.from_workdir(args.workdir, **overrides)
   an(store.images[:1])  # compile once, outside the timings
   results = {}
   if not args.ablation:
-    results["configured pipeline"] = evaluate(an, store, indices,
-                                              {"configured pipeline": an.config},
-                                              args.batch_images)["configured pipeline"]
+    results["configured pipeline"] = evaluate(
+      an, store, indices, {"configured pipeline": an.config}, args.batch_images
+    )["configured pipeline"]
   else:
     variants = {k: config_lib.with_overrides(an.config, v) for k, v in POSTPROCESSING.items()}
     name = an.config.proposals.name
@@ -121,8 +143,9 @@ def main(argv=None):
     results.update({f"{name}: {k}": v for k, v in res.items()})
     for gen in [g for g in args.proposals_ablation.split(",") if g and g != name]:
       if gen == "learned" and not an.config.proposals.learned.workdir:
-        print("skipping learned proposals: set --set proposals.learned.workdir=DIR",
-              file=sys.stderr)
+        print(
+          "skipping learned proposals: set --set proposals.learned.workdir=DIR", file=sys.stderr
+        )
         continue
       other = analyzer_lib.FaceAnalyzer(an.network, an.config, **{"proposals.name": gen})
       other(store.images[:1])
@@ -134,8 +157,16 @@ def main(argv=None):
   if args.output:
     tmp = args.output + ".tmp"
     with open(tmp, "w") as f:
-      json.dump({"command": " ".join(sys.argv), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-                 "results": results}, f, indent=1, sort_keys=True)
+      json.dump(
+        {
+          "command": " ".join(sys.argv),
+          "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+          "results": results,
+        },
+        f,
+        indent=1,
+        sort_keys=True,
+      )
     os.replace(tmp, args.output)
 
 

@@ -32,12 +32,17 @@ def _missed_faces(scene, faces, iou_proposals, scores, final_iou):
   rows = []
   for j in np.flatnonzero(final_iou <= 0.5):
     fitting = iou_proposals[:, j] > 0.5
-    rows.append({
-        "scene": int(scene), "yaw_deg": round(float(np.degrees(faces["pose"][valid][j][2])), 1),
+    rows.append(
+      {
+        "scene": int(scene),
+        "yaw_deg": round(float(np.degrees(faces["pose"][valid][j][2])), 1),
         "visible_landmarks": int((faces["visibility"][valid][j] > 0.5).sum()),
         "best_score_of_windows_iou_gt_0.5": round(float(scores[fitting].max()), 3)
-        if fitting.any() else 0.0,
-        "final_iou": round(float(final_iou[j]), 3)})
+        if fitting.any()
+        else 0.0,
+        "final_iou": round(float(final_iou[j]), 3),
+      }
+    )
   return rows
 
 
@@ -65,26 +70,34 @@ def study(an, store, batch_images=10):
       missed += _missed_faces(i, faces, iou_p, prop["score"], iou_f.max(0))
       if len(final["box"]) == 0:
         continue
-      inside = (box_lib.intersection(final["box"], gt)
-                / box_lib.area(final["box"])[:, None]).max(1)
+      inside = (box_lib.intersection(final["box"], gt) / box_lib.area(final["box"])[:, None]).max(1)
       fp = iou_f.max(1) <= 0.5
       fp_inside += list(inside[fp])
       fp_iou += list(iou_f.max(1)[fp])
   raw = np.concatenate(raw) if raw else np.zeros((0, 2))
-  out = {"faces": len(best_prop), "scenes": len(store),
-         "faces_with_proposal_iou_gt_0.5": float(np.mean(np.array(best_prop) > 0.5)),
-         "faces_found_iou_gt_0.5": float(np.mean(np.array(final_iou) > 0.5)),
-         "false_positives_per_image": len(fp_iou) / max(len(store), 1),
-         "missed_faces": missed,
-         "false_positives_inside_a_face_gt_0.7": float(np.mean(np.array(fp_inside) > 0.7))
-         if fp_inside else 0.0,
-         "false_positive_iou_histogram": dict(zip(
-             ["0-0.05", "0.05-0.2", "0.2-0.35", "0.35-0.5"],
-             np.histogram(fp_iou, bins=[0, 0.05, 0.2, 0.35, 0.5])[0].tolist(), strict=True))}
+  out = {
+    "faces": len(best_prop),
+    "scenes": len(store),
+    "faces_with_proposal_iou_gt_0.5": float(np.mean(np.array(best_prop) > 0.5)),
+    "faces_found_iou_gt_0.5": float(np.mean(np.array(final_iou) > 0.5)),
+    "false_positives_per_image": len(fp_iou) / max(len(store), 1),
+    "missed_faces": missed,
+    "false_positives_inside_a_face_gt_0.7": float(np.mean(np.array(fp_inside) > 0.7))
+    if fp_inside
+    else 0.0,
+    "false_positive_iou_histogram": dict(
+      zip(
+        ["0-0.05", "0.05-0.2", "0.2-0.35", "0.35-0.5"],
+        np.histogram(fp_iou, bins=[0, 0.05, 0.2, 0.35, 0.5])[0].tolist(),
+        strict=True,
+      )
+    ),
+  }
   for lo, hi in BANDS:
     band = (raw[:, 0] >= lo) & (raw[:, 0] < hi)
     out[f"proposals_iou_{lo}-{min(hi, 1.0)}_scored_gt_0.5"] = (
-        float(np.mean(raw[band, 1] > 0.5)) if band.any() else float("nan"))
+      float(np.mean(raw[band, 1] > 0.5)) if band.any() else float("nan")
+    )
   return out
 
 
@@ -97,8 +110,9 @@ def main(argv=None):
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
   args = p.parse_args(argv)
   overrides = config_lib.parse_overrides(args.set)
-  store = scene_store.SceneStore.from_tfds("synth_faces", f"{args.split}[:{args.num_scenes}]",
-                                           args.data_dir)
+  store = scene_store.SceneStore.from_tfds(
+    "synth_faces", f"{args.split}[:{args.num_scenes}]", args.data_dir
+  )
   an = analyzer_lib.FaceAnalyzer.from_workdir(args.workdir, **overrides)
   print(json.dumps(study(an, store), indent=1))
 

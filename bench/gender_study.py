@@ -50,6 +50,7 @@ def train(model_fn, params, xtr, ytr, xte, yte, epochs, lr, batch=64, wd=0.0):
   def step(params, state, x, y):
     def loss_fn(p):
       return optax.softmax_cross_entropy_with_integer_labels(model_fn(p, x), y).mean()
+
     loss, g = jax.value_and_grad(loss_fn)(params)
     upd, state = opt.update(g, state, params)
     return optax.apply_updates(params, upd), state, loss
@@ -58,7 +59,7 @@ def train(model_fn, params, xtr, ytr, xte, yte, epochs, lr, batch=64, wd=0.0):
   for _ in range(epochs):
     perm = rng.permutation(len(xtr))
     for i in range(0, len(xtr) - batch + 1, batch):
-      idx = perm[i:i + batch]
+      idx = perm[i : i + batch]
       params, state, _ = step(params, state, xtr[idx], ytr[idx])
   acc = lambda x, y: float((np.argmax(np.asarray(jax.jit(model_fn)(params, x)), -1) == y).mean())
   return acc(xtr, ytr), acc(xte, yte)
@@ -73,20 +74,32 @@ def main():
   args = parser.parse_args()
   t0 = time.time()
   cfg = render.CropConfig(image_size=args.size)
-  crops = [render.render_face_crop(np.random.default_rng([99, i]), cfg)
-           for i in range(args.train + args.test)]
+  crops = [
+    render.render_face_crop(np.random.default_rng([99, i]), cfg)
+    for i in range(args.train + args.test)
+  ]
   x = np.stack([c["image"] for c in crops]).astype(np.float32) / 255.0 - 0.5
   y = np.array([c["gender"] for c in crops], np.int32)
   cues = np.stack([c["cues"] for c in crops])
   t_render = time.time() - t0
-  rows = [(f"cue: {name} (best threshold)", best_threshold_accuracy(cues[:, k], y), None)
-          for k, name in enumerate(rp.CUE_NAMES)]
-  xtr, ytr, xte, yte = x[:args.train], y[:args.train], x[args.train:], y[args.train:]
+  rows = [
+    (f"cue: {name} (best threshold)", best_threshold_accuracy(cues[:, k], y), None)
+    for k, name in enumerate(rp.CUE_NAMES)
+  ]
+  xtr, ytr, xte, yte = x[: args.train], y[: args.train], x[args.train :], y[args.train :]
   # Upper reference: logistic regression on all sampled cue values (standardised).
-  z = (cues - cues[:args.train].mean(0)) / (cues[:args.train].std(0) + 1e-6)
+  z = (cues - cues[: args.train].mean(0)) / (cues[: args.train].std(0) + 1e-6)
   lin_c = {"w": jnp.zeros((z.shape[1], 2)), "b": jnp.zeros(2)}
-  tr, te = train(lambda p, zb: zb @ p["w"] + p["b"], lin_c, z[:args.train], ytr,
-                 z[args.train:], yte, epochs=30, lr=1e-2)
+  tr, te = train(
+    lambda p, zb: zb @ p["w"] + p["b"],
+    lin_c,
+    z[: args.train],
+    ytr,
+    z[args.train :],
+    yte,
+    epochs=30,
+    lr=1e-2,
+  )
   rows.append(("logistic regression, all sampled cues", te, tr))
   # Linear model: logistic regression on raw pixels (L2 via AdamW weight decay).
   dim = xtr[0].size
@@ -99,8 +112,10 @@ def main():
   params = cnn.init(jax.random.PRNGKey(0), xtr[:1])
   tr, te = train(cnn.apply, params, xtr, ytr, xte, yte, epochs=args.epochs, lr=2e-3)
   rows.append((f"small CNN (3 conv, {args.epochs} epochs, {time.time() - t1:.0f} s)", te, tr))
-  print(f"{args.train} train / {args.test} test crops of {args.size}px "
-        f"(rendered in {t_render:.0f} s); cue accuracies over all crops\n")
+  print(
+    f"{args.train} train / {args.test} test crops of {args.size}px "
+    f"(rendered in {t_render:.0f} s); cue accuracies over all crops\n"
+  )
   print("| predictor | test accuracy | train accuracy |\n|---|---|---|")
   for name, te, tr in rows:
     print(f"| {name} | {te:.3f} | {'' if tr is None else f'{tr:.3f}'} |")

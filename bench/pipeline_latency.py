@@ -79,13 +79,17 @@ def main(argv=None):
     rows[gen] = measure(an, images, args.repeats)
     print(gen, json.dumps(rows[gen]), flush=True)
   print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs\n")
-  print("| proposals | proposals/img | proposals s | network s | IRP s | L-NMS s | total s "
-        "(640x480) | images/s (batch of 16) |\n|---|---|---|---|---|---|---|---|")
+  print(
+    "| proposals | proposals/img | proposals s | network s | IRP s | L-NMS s | total s "
+    "(640x480) | images/s (batch of 16) |\n|---|---|---|---|---|---|---|---|"
+  )
   for gen, r in rows.items():
-    print(f"| {gen} | {r['proposals_per_image']:.0f} | {r['latency/proposals_s']:.3f} | "
-          f"{r['latency/network_s']:.3f} | {r['latency/irp_s']:.3f} | "
-          f"{r['latency/lnms_s']:.3f} | {r['latency/total_s']:.3f} | "
-          f"{r['batch16/images_per_s']:.3f} |")
+    print(
+      f"| {gen} | {r['proposals_per_image']:.0f} | {r['latency/proposals_s']:.3f} | "
+      f"{r['latency/network_s']:.3f} | {r['latency/irp_s']:.3f} | "
+      f"{r['latency/lnms_s']:.3f} | {r['latency/total_s']:.3f} | "
+      f"{r['batch16/images_per_s']:.3f} |"
+    )
   if args.output:
     tmp = args.output + ".tmp"
     with open(tmp, "w") as f:

@@ -67,22 +67,31 @@ def evaluate(propose, store, top_n) -> dict:
     counts.append(len(boxes))
     per_face.append(best_ious(boxes, gt, top_n))
   row = recall_at(np.concatenate(per_face), ["all" if n is None else n for n in top_n])
-  row.update({"faces": int(sum(len(p) for p in per_face)),
-              "proposals_per_image": float(np.mean(counts)),
-              "seconds_per_image": seconds / max(len(store), 1)})
+  row.update(
+    {
+      "faces": int(sum(len(p) for p in per_face)),
+      "proposals_per_image": float(np.mean(counts)),
+      "seconds_per_image": seconds / max(len(store), 1),
+    }
+  )
   return row
 
 
 def _table(rows: dict, top_n) -> str:
   names = ["all" if n is None else str(n) for n in top_n]
-  head = "| generator | proposals/img | " + " | ".join(
-      f"recall@{n} IoU>=0.5 / 0.7" for n in names) + " | s/img |"
+  head = (
+    "| generator | proposals/img | "
+    + " | ".join(f"recall@{n} IoU>=0.5 / 0.7" for n in names)
+    + " | s/img |"
+  )
   lines = [head, "|" + "---|" * (3 + len(names))]
   for gen, r in rows.items():
-    cells = " | ".join(f"{r[f'recall@{n}/iou_0.5']:.3f} / {r[f'recall@{n}/iou_0.7']:.3f}"
-                       for n in names)
-    lines.append(f"| {gen} | {r['proposals_per_image']:.0f} | {cells} | "
-                 f"{r['seconds_per_image']:.3f} |")
+    cells = " | ".join(
+      f"{r[f'recall@{n}/iou_0.5']:.3f} / {r[f'recall@{n}/iou_0.7']:.3f}" for n in names
+    )
+    lines.append(
+      f"| {gen} | {r['proposals_per_image']:.0f} | {cells} | {r['seconds_per_image']:.3f} |"
+    )
   return "\n".join(lines)
 
 
@@ -93,15 +102,22 @@ def main(argv=None):
   p.add_argument("--num_scenes", type=int, default=100)
   p.add_argument("--generators", default="learned,sliding_window,selective_search")
   p.add_argument("--top_n", default="50,100,300", help="comma-separated N; 'all' is added")
-  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                 help="pipeline setting override (inference/config.py), repeatable")
+  p.add_argument(
+    "--set",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="pipeline setting override (inference/config.py), repeatable",
+  )
   p.add_argument("--output", default="")
   args = p.parse_args(argv)
   top_n = [int(n) for n in args.top_n.split(",") if n] + [None]
-  config = config_lib.with_overrides(config_lib.inference_config(),
-                                     config_lib.parse_overrides(args.set))
-  store = scene_store.SceneStore.from_tfds("synth_faces", f"{args.split}[:{args.num_scenes}]",
-                                           args.data_dir)
+  config = config_lib.with_overrides(
+    config_lib.inference_config(), config_lib.parse_overrides(args.set)
+  )
+  store = scene_store.SceneStore.from_tfds(
+    "synth_faces", f"{args.split}[:{args.num_scenes}]", args.data_dir
+  )
   rows = {}
   for name in [g for g in args.generators.split(",") if g]:
     settings = config_lib.with_overrides(config, {"proposals.name": name}).proposals

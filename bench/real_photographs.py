@@ -41,7 +41,7 @@ def read_pts(path: str) -> np.ndarray:
   with open(path) as f:
     text = f.read()
   try:
-    body = text[text.index("{") + 1:text.index("}")]
+    body = text[text.index("{") + 1 : text.index("}")]
     points = np.array([[float(v) for v in ln.split()] for ln in body.strip().splitlines()])
   except ValueError as e:
     raise ValueError(f"{path}: not an iBUG .pts file ({e})") from None
@@ -58,8 +58,9 @@ def template_in_box(box) -> np.ndarray:
   x, y, w, h = box
   d = np.sqrt(w * h) / 2.56  # papers.md 1.9 step 6: side ~ 2.56 x eye distance
   cx, eyes_y = x + w / 2, y + h / 2 - 0.5 * d
-  return np.stack([cx + template[:, 0] / eye_dist * d,
-                   eyes_y - (template[:, 1] - eye_y) / eye_dist * d], axis=1)
+  return np.stack(
+    [cx + template[:, 0] / eye_dist * d, eyes_y - (template[:, 1] - eye_y) / eye_dist * d], axis=1
+  )
 
 
 def score_photo(record: dict, points68: np.ndarray) -> dict:
@@ -76,11 +77,17 @@ def score_photo(record: dict, points68: np.ndarray) -> dict:
       best, best_iou = face, iou
   if best is None:
     return {"iou": 0.0, "nme": float("nan"), "template_nme": float("nan")}
-  err = lambda p: float(np.mean(np.linalg.norm(np.asarray(p)[visible] - truth[visible],
-                                               axis=1)) / norm)
-  return {"iou": best_iou, "nme": err(best["landmarks"]),
-          "template_nme": err(template_in_box(best["box"])), "score": best["score"],
-          "gender": best["gender"], "pose": best["pose"]}
+  err = lambda p: float(
+    np.mean(np.linalg.norm(np.asarray(p)[visible] - truth[visible], axis=1)) / norm
+  )
+  return {
+    "iou": best_iou,
+    "nme": err(best["landmarks"]),
+    "template_nme": err(template_in_box(best["box"])),
+    "score": best["score"],
+    "gender": best["gender"],
+    "pose": best["pose"],
+  }
 
 
 def main(argv=None) -> int:
@@ -93,8 +100,14 @@ def main(argv=None) -> int:
   rows = []
   for proposals in args.proposals.split(","):
     out = os.path.join(args.output, proposals)
-    status = predict.main([f"--workdir={args.workdir}", f"--input={args.photos}",
-                           f"--output={out}", f"--config.proposals.name={proposals}"])
+    status = predict.main(
+      [
+        f"--workdir={args.workdir}",
+        f"--input={args.photos}",
+        f"--output={out}",
+        f"--config.proposals.name={proposals}",
+      ]
+    )
     if status == 2:
       return 2
     for json_path in sorted(glob.glob(os.path.join(out, "*.json"))):
@@ -110,15 +123,23 @@ def main(argv=None) -> int:
         top = record["faces"][0]
         row.update(score=top["score"], gender=top["gender"], pose=top["pose"])
       rows.append(row)
-  print("| proposals | image | faces | matched IoU | NME | template NME | top face: "
-        "score, gender, yaw |")
+  print(
+    "| proposals | image | faces | matched IoU | NME | template NME | top face: "
+    "score, gender, yaw |"
+  )
   print("|---|---|---|---|---|---|---|")
   for r in rows:
     fmt = lambda k: f"{r[k]:.3f}" if k in r and np.isfinite(r[k]) else "-"  # noqa: B023
-    top = (f"{r['score']:.2f}, {r['gender']['label']} {r['gender']['p_female']:.2f}, "
-           f"{r['pose']['yaw']:.0f} deg" if "score" in r else "-")
-    print(f"| {r['proposals']} | {r['image']} | {r['faces']} | {fmt('iou')} | {fmt('nme')} "
-          f"| {fmt('template_nme')} | {top} |")
+    top = (
+      f"{r['score']:.2f}, {r['gender']['label']} {r['gender']['p_female']:.2f}, "
+      f"{r['pose']['yaw']:.0f} deg"
+      if "score" in r
+      else "-"
+    )
+    print(
+      f"| {r['proposals']} | {r['image']} | {r['faces']} | {fmt('iou')} | {fmt('nme')} "
+      f"| {fmt('template_nme')} | {top} |"
+    )
   with open(os.path.join(args.output, "real_photographs.json"), "w") as f:
     json.dump(rows, f, indent=1)
   return 0

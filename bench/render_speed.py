@@ -1,6 +1,6 @@
 """Speed of the synthetic renderer and of a full TFDS build; prints a markdown table.
 
-  PYTHONPATH=. python bench/render_speed.py [--n 200] [--build 200]
+PYTHONPATH=. python bench/render_speed.py [--n 200] [--build 200]
 """
 
 import argparse
@@ -28,8 +28,9 @@ def main():
   rows.append(("render_face_crop 64x64", args.n, time.time() - t))
   with tempfile.TemporaryDirectory() as d:
     n_val = max(1, args.build // 10)
-    _, sec = prepare.prepare("synth_faces", d, train_size=args.build, validation_size=n_val,
-                             test_size=n_val, seed=0)
+    _, sec = prepare.prepare(
+      "synth_faces", d, train_size=args.build, validation_size=n_val, test_size=n_val, seed=0
+    )
     rows.append(("TFDS build synth_faces (incl. encoding)", args.build + 2 * n_val, sec))
   print("| what | examples | seconds | examples/s |\n|---|---|---|---|")
   for name, n, sec in rows:

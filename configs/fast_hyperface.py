@@ -31,7 +31,7 @@ def get_config(arg=None):
   c = config_lib.hyperface_base()
   c.model_name = "fast_proposal_net"
   c.model = ml_collections.ConfigDict(dict(width=1.0, norm="batch", norm_axis_name="data"))
-  c.input_size = 24                 # the net's receptive field (one output cell)
+  c.input_size = 24  # the net's receptive field (one output cell)
   c.loss_name = "hyperface_present"  # the HyperFace detection loss only (papers.md 1.6)
   c.tasks = ("detection",)
   c.weighting.weights = ml_collections.ConfigDict(dict(detection=1.0))
@@ -42,7 +42,7 @@ def get_config(arg=None):
   c.batch_size = 256
   c.total_steps = 20_000
   c.schedule.warmup_steps = 200
-  c.data.positive_fraction = 0.4     # faces are rare among scanned windows
+  c.data.positive_fraction = 0.4  # faces are rare among scanned windows
   c.data.regions_per_scene = 8
   c.data.eval_regions_per_scene = 8
   c.data.flip_prob = 0.5

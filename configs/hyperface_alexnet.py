@@ -27,7 +27,7 @@ def get_config(arg=None):
   # any collection entries outside backbone/ are dropped (model_init.py).
   c.model_load.prefix_map = (("backbone/", "backbone/"),)
   if arg == "bvlc":
-    c.model.conv_groups = 2   # papers.md 1.2 note: BVLC AlexNet groups
+    c.model.conv_groups = 2  # papers.md 1.2 note: BVLC AlexNet groups
   elif arg == "cpu":
     # configs/demo.py's choices (documented there), with 300 steps.
     c.total_steps = 300

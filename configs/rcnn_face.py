@@ -29,26 +29,35 @@ def get_config(arg=None):
   c = config_lib.hyperface_base()
   c.model_name = "rcnn_face_alexnet"
   # papers.md 1.3: TK's head fc6 4096 -> fc7 512 -> fc8 2 (the paper's sizes unknown).
-  c.model = ml_collections.ConfigDict(dict(
-      width=1.0, dropout=0.5, lrn=True, conv_groups=1, norm="none", norm_axis_name="data",
-      fc6=4096, fc7=512))
-  c.loss_name = "hyperface_present"   # the HyperFace detection loss (papers.md 1.6) only
+  c.model = ml_collections.ConfigDict(
+    dict(
+      width=1.0,
+      dropout=0.5,
+      lrn=True,
+      conv_groups=1,
+      norm="none",
+      norm_axis_name="data",
+      fc6=4096,
+      fc7=512,
+    )
+  )
+  c.loss_name = "hyperface_present"  # the HyperFace detection loss (papers.md 1.6) only
   c.tasks = ("detection",)
   c.weighting.weights = ml_collections.ConfigDict(dict(detection=1.0))
   c.evaluator.name = "detection_regions"
   c.data.positive_fraction = 0.5
   if arg == "bvlc":
-    c.model.conv_groups = 2   # papers.md 1.2 note: BVLC AlexNet groups
-    c.model_load.dont_load = ("classifier/.*",)   # 1000-class fc layers are not used
+    c.model.conv_groups = 2  # papers.md 1.2 note: BVLC AlexNet groups
+    c.model_load.dont_load = ("classifier/.*",)  # 1000-class fc layers are not used
   elif arg == "cpu":
     c.total_steps = 300
     c.eval_every = 300
     c.checkpoint_every = 300
     c.log_every = 50
-    c.input_size = 99           # the demo's size (fused grid 2x2 in stage 2)
+    c.input_size = 99  # the demo's size (fused grid 2x2 in stage 2)
     c.model.width = 0.5
     c.model.dropout = 0.0
-    c.model.norm = "batch"      # training from scratch on CPU, as configs/demo.py
+    c.model.norm = "batch"  # training from scratch on CPU, as configs/demo.py
     config_lib.apply_cpu_recipe(c, warmup_steps=30)
   elif arg:
     raise ValueError(f"Unknown variant {arg!r} of rcnn_face; expected 'bvlc' or 'cpu'.")

@@ -57,8 +57,8 @@ class Checkpointer:
 def abstract_with_sharding(abstract_tree: Any, sharding) -> Any:
   """Attaches `sharding` to every leaf of an eval_shape'd tree."""
   return jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-      abstract_tree)
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract_tree
+  )
 
 
 def resolve_checkpoint(path: str, step: Optional[int] = None) -> str:
@@ -77,12 +77,16 @@ def resolve_checkpoint(path: str, step: Optional[int] = None) -> str:
     return os.path.join(path, "default")
   directory = os.path.join(path, "checkpoints")
   directory = directory if os.path.isdir(directory) else path
-  steps = sorted(int(d) for d in (os.listdir(directory) if os.path.isdir(directory) else [])
-                 if d.isdigit() and os.path.isdir(os.path.join(directory, d, "default")))
+  steps = sorted(
+    int(d)
+    for d in (os.listdir(directory) if os.path.isdir(directory) else [])
+    if d.isdigit() and os.path.isdir(os.path.join(directory, d, "default"))
+  )
   if not steps:
     raise FileNotFoundError(
-        f"No checkpoint under {path!r}: expected a workdir with checkpoints/<step>/, a "
-        "checkpoints/ directory, or a checkpoints/<step> directory.")
+      f"No checkpoint under {path!r}: expected a workdir with checkpoints/<step>/, a "
+      "checkpoints/ directory, or a checkpoints/<step> directory."
+    )
   if step is not None and step not in steps:
     raise FileNotFoundError(f"No step {step} in {directory!r}; steps there: {steps}.")
   return os.path.join(directory, str(steps[-1] if step is None else step), "default")
@@ -109,11 +113,16 @@ def restore_variables(path: str, step: Optional[int] = None) -> Dict[str, Any]:
   metadata = checkpointer.metadata(item).item_metadata
   missing = [k for k in ("params", "model_state") if k not in metadata]
   if missing:
-    raise KeyError(f"Checkpoint {item!r} is not a hyperface_jax train state: it lacks "
-                   f"{missing} (top-level keys: {sorted(metadata)}).")
-  target = {k: jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), metadata[k])
-            for k in ("params", "model_state")}
+    raise KeyError(
+      f"Checkpoint {item!r} is not a hyperface_jax train state: it lacks "
+      f"{missing} (top-level keys: {sorted(metadata)})."
+    )
+  target = {
+    k: jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), metadata[k])
+    for k in ("params", "model_state")
+  }
   restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
-  restored = checkpointer.restore(item, args=ocp.args.PyTreeRestore(
-      item=target, restore_args=restore_args, partial_restore=True))
+  restored = checkpointer.restore(
+    item, args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args, partial_restore=True)
+  )
   return {"params": restored["params"], **dict(restored["model_state"] or {})}

@@ -22,8 +22,11 @@ SumCount = Tuple[jax.Array, jax.Array]
 # papers.md section 1.6: lambda_D = 1, lambda_L = 5, lambda_V = 0.5,
 # lambda_P = 5, lambda_G = 2 (CNBLOG; MAH hyperparams.py).
 HYPERFACE_LOSS_WEIGHTS = {
-    "detection": 1.0, "landmarks": 5.0, "visibility": 0.5, "pose": 5.0,
-    "gender": 2.0,
+  "detection": 1.0,
+  "landmarks": 5.0,
+  "visibility": 0.5,
+  "pose": 5.0,
+  "gender": 2.0,
 }
 
 
@@ -34,8 +37,7 @@ def _masked(per_example: jax.Array, mask: jax.Array) -> SumCount:
 
 def detection_loss(outputs, batch) -> SumCount:
   """Softmax cross-entropy face/non-face, loss_D of papers.md section 1.6."""
-  ce = optax.softmax_cross_entropy_with_integer_labels(
-      outputs["detection"], batch["detection"])
+  ce = optax.softmax_cross_entropy_with_integer_labels(outputs["detection"], batch["detection"])
   return _masked(ce, batch["detection_mask"] * batch["example_mask"])
 
 
@@ -66,27 +68,31 @@ def pose_loss(outputs, batch) -> SumCount:
 
 def gender_loss(outputs, batch) -> SumCount:
   """Softmax cross-entropy male/female, loss_G of papers.md section 1.6."""
-  ce = optax.softmax_cross_entropy_with_integer_labels(
-      outputs["gender"], batch["gender"])
+  ce = optax.softmax_cross_entropy_with_integer_labels(outputs["gender"], batch["gender"])
   return _masked(ce, batch["gender_mask"] * batch["example_mask"])
 
 
 HYPERFACE_LOSSES = {
-    "detection": detection_loss, "landmarks": landmarks_loss,
-    "visibility": visibility_loss, "pose": pose_loss, "gender": gender_loss,
+  "detection": detection_loss,
+  "landmarks": landmarks_loss,
+  "visibility": visibility_loss,
+  "pose": pose_loss,
+  "gender": gender_loss,
 }
 
 
 @registry.LOSSES.register("hyperface")
-def hyperface_losses(outputs: Mapping[str, jax.Array],
-                     batch: Mapping[str, jax.Array]) -> Dict[str, SumCount]:
+def hyperface_losses(
+  outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Array]
+) -> Dict[str, SumCount]:
   """All five HyperFace task losses as {task: (sum, count)} (papers.md 1.6)."""
   return {task: fn(outputs, batch) for task, fn in HYPERFACE_LOSSES.items()}
 
 
 @registry.LOSSES.register("hyperface_present")
-def hyperface_present_losses(outputs: Mapping[str, jax.Array],
-                             batch: Mapping[str, jax.Array]) -> Dict[str, SumCount]:
+def hyperface_present_losses(
+  outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Array]
+) -> Dict[str, SumCount]:
   """The HyperFace task losses of the tasks the model predicts (keys of `outputs`).
 
   For models with a subset of the heads, e.g. R-CNN_Face (papers.md 1.3) that predicts
@@ -95,6 +101,8 @@ def hyperface_present_losses(outputs: Mapping[str, jax.Array],
   """
   present = {task: fn for task, fn in HYPERFACE_LOSSES.items() if task in outputs}
   if not present:
-    raise ValueError(f"hyperface_present: the model outputs {sorted(outputs)} contain no "
-                     f"HyperFace task {sorted(HYPERFACE_LOSSES)}.")
+    raise ValueError(
+      f"hyperface_present: the model outputs {sorted(outputs)} contain no "
+      f"HyperFace task {sorted(HYPERFACE_LOSSES)}."
+    )
   return {task: fn(outputs, batch) for task, fn in present.items()}

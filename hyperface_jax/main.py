@@ -15,20 +15,26 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Config file, optionally with an argument: configs/x.py:arg.",
-    lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, "
-                               "results and the report.")
-_MULTIHOST = flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() "
-                               "(coordinator from the environment: SLURM, TPU VM, or "
-                               "JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / "
-                               "JAX_PROCESS_ID).")
+  "config", None, "Config file, optionally with an argument: configs/x.py:arg.", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string(
+  "workdir", None, "Directory for checkpoints, metrics, results and the report."
+)
+_MULTIHOST = flags.DEFINE_bool(
+  "multihost",
+  False,
+  "Call jax.distributed.initialize() "
+  "(coordinator from the environment: SLURM, TPU VM, or "
+  "JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / "
+  "JAX_PROCESS_ID).",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _hide_accelerators_from_tensorflow() -> None:
   """TF is only the input pipeline here; it must not grab GPU/TPU memory."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   tf.config.set_visible_devices([], "GPU")
   tf.config.set_visible_devices([], "TPU")
 
@@ -40,9 +46,12 @@ def parse_flags(argv):
   except (AttributeError, KeyError, TypeError, ValueError, flags.Error) as e:
     # ml_collections wraps its KeyError text in repr quotes and escapes.
     message = str(e).strip("'\"").replace("\\'", "'").replace("\\n", " ")
-    print(f"error: bad command line ({type(e).__name__}): {message}\n"
-          f"Config keys are those of the --config file; see "
-          f"`python -m hyperface_jax.main --helpfull`.", file=sys.stderr)
+    print(
+      f"error: bad command line ({type(e).__name__}): {message}\n"
+      f"Config keys are those of the --config file; see "
+      f"`python -m hyperface_jax.main --helpfull`.",
+      file=sys.stderr,
+    )
     sys.exit(2)
 
 
@@ -51,12 +60,16 @@ def main(argv) -> None:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   _hide_accelerators_from_tensorflow()
   import jax  # pylint: disable=g-import-not-at-top
+
   if _MULTIHOST.value:
     jax.distributed.initialize()
   from hyperface_jax import train  # pylint: disable=g-import-not-at-top
-  logging.info("JAX %s, %d process(es), devices: %s", jax.__version__,
-               jax.process_count(), jax.devices())
+
+  logging.info(
+    "JAX %s, %d process(es), devices: %s", jax.__version__, jax.process_count(), jax.devices()
+  )
   from hyperface_jax import surgery  # pylint: disable=g-import-not-at-top
+
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except train.NonFiniteLossError as e:

@@ -28,6 +28,7 @@ class MetricWriter:
     self._tb = None
     if tensorboard:
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
       self._tf = tf
       self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
 

@@ -53,8 +53,10 @@ def read_converted(directory: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     flat = {name: npz[name] for name in npz.files}
   bad = [n for n in flat if "/" not in n]
   if bad:
-    raise ValueError(f"{path}: names must be '<collection>/<module>/.../<array>' "
-                     f"(e.g. params/backbone/conv1/kernel); got {bad[:5]}.")
+    raise ValueError(
+      f"{path}: names must be '<collection>/<module>/.../<array>' "
+      f"(e.g. params/backbone/conv1/kernel); got {bad[:5]}."
+    )
   variables = surgery.unflatten(flat)
   if "params" not in variables:
     raise ValueError(f"{path} holds no 'params/...' arrays; collections: {sorted(variables)}.")
@@ -69,20 +71,25 @@ def read_converted(directory: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
 def read_variables(path: str, step=None) -> Tuple[Dict[str, Any], str]:
   """Variables {collection: tree} of a converted directory or a run, and a description."""
   if not os.path.exists(path):
-    raise FileNotFoundError(f"config.model_init: {path!r} does not exist (expected a "
-                            "converted-weights directory or a workdir/checkpoint).")
+    raise FileNotFoundError(
+      f"config.model_init: {path!r} does not exist (expected a "
+      "converted-weights directory or a workdir/checkpoint)."
+    )
   if os.path.isfile(os.path.join(path, CONVERTED_FILE)):
     variables, meta = read_converted(path)
     source = meta.get("source", {})
     source = source.get("file", source) if isinstance(source, dict) else source
-    return variables, (f"converted {meta.get('arch', '?')} ({meta.get('format', '?')}, "
-                       f"source {source or '?'}) from {path}")
+    return variables, (
+      f"converted {meta.get('arch', '?')} ({meta.get('format', '?')}, "
+      f"source {source or '?'}) from {path}"
+    )
   variables = checkpointing.restore_variables(path, step)
   return variables, f"checkpoint {checkpointing.resolve_checkpoint(path, step)}"
 
 
-def merge_variables(loaded: Dict[str, Any], params: Any, model_state: Dict[str, Any],
-                    load_config, context: str = ""):
+def merge_variables(
+  loaded: Dict[str, Any], params: Any, model_state: Dict[str, Any], load_config, context: str = ""
+):
   """Merges loaded variables into (params, model_state) by the `model_load` rules.
 
   Returns:
@@ -94,14 +101,24 @@ def merge_variables(loaded: Dict[str, Any], params: Any, model_state: Dict[str, 
     prefix_map = prefix_map.to_dict()
   reports = {}
   params, reports["params"] = surgery.merge_params(
-      loaded.get("params", {}), params, dont_load, prefix_map=prefix_map,
-      return_report=True, context=f"params of {context}")
+    loaded.get("params", {}),
+    params,
+    dont_load,
+    prefix_map=prefix_map,
+    return_report=True,
+    context=f"params of {context}",
+  )
   model_state = dict(model_state)
   if load_config.get("batch_stats", True):
     for collection, tree in model_state.items():
       model_state[collection], reports[collection] = surgery.merge_params(
-          loaded.get(collection, {}), tree, dont_load, prefix_map=prefix_map,
-          return_report=True, context=f"{collection} of {context}")
+        loaded.get(collection, {}),
+        tree,
+        dont_load,
+        prefix_map=prefix_map,
+        return_report=True,
+        context=f"{collection} of {context}",
+      )
   return params, model_state, reports
 
 
@@ -120,14 +137,17 @@ def initialise_from(state, config, sharding):
   load_config = config.get("model_load") or {}
   variables, description = read_variables(config.model_init, load_config.get("step"))
   host = jax.tree.map(np.asarray, (state.params, dict(state.model_state)))
-  params, model_state, reports = merge_variables(variables, *host, load_config,
-                                                 context=description)
+  params, model_state, reports = merge_variables(variables, *host, load_config, context=description)
   for collection, report in reports.items():
     logging.info("model_init %s: %s", collection, report.summary())
   unused = sorted(set(variables) - set(reports))
   if unused:
-    logging.info("model_init: collections %s of %s not loaded (the model has none, or "
-                 "model_load.batch_stats is False).", unused, description)
+    logging.info(
+      "model_init: collections %s of %s not loaded (the model has none, or "
+      "model_load.batch_stats is False).",
+      unused,
+      description,
+    )
   logging.info("Initialised from %s.", description)
   put = lambda tree: jax.device_put(tree, sharding)
   return state.replace(params=put(params), model_state=put(model_state))

@@ -23,18 +23,18 @@ def make_schedule(config, total_steps: int) -> optax.Schedule:
   if sched.name == "constant":
     main = optax.constant_schedule(lr)
   elif sched.name == "cosine":
-    main = optax.cosine_decay_schedule(lr, max(total_steps - warmup, 1),
-                                       alpha=sched.get("alpha", 0.0))
+    main = optax.cosine_decay_schedule(
+      lr, max(total_steps - warmup, 1), alpha=sched.get("alpha", 0.0)
+    )
   elif sched.name == "step":
-    boundaries = {int(s) - warmup: sched.get("factor", 0.1)
-                  for s in sched.get("boundaries", ())}
+    boundaries = {int(s) - warmup: sched.get("factor", 0.1) for s in sched.get("boundaries", ())}
     main = optax.piecewise_constant_schedule(lr, boundaries)
   else:
-    raise ValueError(f"Unknown config.schedule.name {sched.name!r}; expected "
-                     "'constant', 'cosine' or 'step'.")
+    raise ValueError(
+      f"Unknown config.schedule.name {sched.name!r}; expected 'constant', 'cosine' or 'step'."
+    )
   if warmup:
-    return optax.join_schedules(
-        [optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+    return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
   return main
 
 
@@ -48,22 +48,23 @@ def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:
   if opt.name == "sgd":
     if opt.get("weight_decay"):
       chain.append(optax.add_decayed_weights(opt.weight_decay))
-    chain.append(optax.sgd(schedule, momentum=opt.get("momentum", 0.9),
-                           nesterov=opt.get("nesterov", False)))
+    chain.append(
+      optax.sgd(schedule, momentum=opt.get("momentum", 0.9), nesterov=opt.get("nesterov", False))
+    )
   elif opt.name == "adamw":
     chain.append(optax.adamw(schedule, weight_decay=opt.get("weight_decay", 0.0)))
   elif opt.name == "adam":
     chain.append(optax.adam(schedule))
   else:
-    raise ValueError(f"Unknown config.optim.name {opt.name!r}; expected 'sgd', "
-                     "'adam' or 'adamw'.")
+    raise ValueError(f"Unknown config.optim.name {opt.name!r}; expected 'sgd', 'adam' or 'adamw'.")
   optimizer = optax.chain(*chain)
   freeze = tuple(opt.get("freeze", ()) or ())
   return with_frozen(optimizer, freeze) if freeze else optimizer
 
 
-def with_frozen(optimizer: optax.GradientTransformation,
-                freeze: Sequence[str]) -> optax.GradientTransformation:
+def with_frozen(
+  optimizer: optax.GradientTransformation, freeze: Sequence[str]
+) -> optax.GradientTransformation:
   """Freezes the parameters whose "/" name fully matches a `freeze` regex.
 
   `optax.multi_transform` routes the frozen parameters to `optax.set_to_zero()`
@@ -87,7 +88,5 @@ def with_frozen(optimizer: optax.GradientTransformation,
   Returns:
     The combined transformation.
   """
-  labels = lambda params: surgery.label_tree(params, {"frozen": tuple(freeze)},
-                                             default="trained")
-  return optax.multi_transform({"trained": optimizer, "frozen": optax.set_to_zero()},
-                               labels)
+  labels = lambda params: surgery.label_tree(params, {"frozen": tuple(freeze)}, default="trained")
+  return optax.multi_transform({"trained": optimizer, "frozen": optax.set_to_zero()}, labels)

@@ -45,33 +45,55 @@ BATCH_SIZE = 8  # documented default: images per analyzer call
 def parse_args(argv: Sequence[str]) -> Tuple[argparse.Namespace, dict]:
   """Flags and the `--config.KEY=VALUE` analyzer overrides; SystemExit(2) on a bad one."""
   parser = argparse.ArgumentParser(
-      prog="python -m hyperface_jax.predict", description=__doc__.split("\n\n")[0],
-      epilog="Analyzer settings (inference/config.py) as --config.KEY=VALUE, e.g. "
-             "--config.proposals.name=haar --config.nms.top_k=3.")
-  parser.add_argument("--workdir", required=True, help="training workdir (config.json, "
-                      "checkpoints/)")
+    prog="python -m hyperface_jax.predict",
+    description=__doc__.split("\n\n")[0],
+    epilog="Analyzer settings (inference/config.py) as --config.KEY=VALUE, e.g. "
+    "--config.proposals.name=haar --config.nms.top_k=3.",
+  )
+  parser.add_argument(
+    "--workdir", required=True, help="training workdir (config.json, checkpoints/)"
+  )
   parser.add_argument("--input", required=True, help="an image, a folder or a video")
   parser.add_argument("--output", required=True, help="output folder (created)")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (latest)")
-  parser.add_argument("--batch_size", type=int, default=BATCH_SIZE,
-                      help="images (or video frames) per analyzer call")
-  parser.add_argument("--min_side", type=int, default=None, help="upscale images whose "
-                      "shorter side is below this (default: the model's input size)")
-  parser.add_argument("--max_side", type=int, default=image_io.DEFAULT_MAX_SIDE,
-                      help="downscale images whose longer side is above this")
-  parser.add_argument("--smooth", type=float, default=0.0, help="videos: weight of the "
-                      "past in the landmark moving average over tracked faces, in [0, 1) "
-                      "(0: off)")
-  parser.add_argument("--recursive", action=argparse.BooleanOptionalAction, default=True,
-                      help="walk sub-folders of a folder input")
+  parser.add_argument(
+    "--batch_size", type=int, default=BATCH_SIZE, help="images (or video frames) per analyzer call"
+  )
+  parser.add_argument(
+    "--min_side",
+    type=int,
+    default=None,
+    help="upscale images whose shorter side is below this (default: the model's input size)",
+  )
+  parser.add_argument(
+    "--max_side",
+    type=int,
+    default=image_io.DEFAULT_MAX_SIDE,
+    help="downscale images whose longer side is above this",
+  )
+  parser.add_argument(
+    "--smooth",
+    type=float,
+    default=0.0,
+    help="videos: weight of the "
+    "past in the landmark moving average over tracked faces, in [0, 1) "
+    "(0: off)",
+  )
+  parser.add_argument(
+    "--recursive",
+    action=argparse.BooleanOptionalAction,
+    default=True,
+    help="walk sub-folders of a folder input",
+  )
   args, rest = parser.parse_known_args(argv)
   overrides = {}
   for item in rest:
     key, sep, value = item.partition("=")
     if not key.startswith("--config.") or not sep or len(key) <= len("--config."):
-      parser.error(f"unrecognised argument {item!r}; analyzer settings are written "
-                   "--config.KEY=VALUE")
-    overrides[key[len("--config."):]] = config_lib.parse_value(value)
+      parser.error(
+        f"unrecognised argument {item!r}; analyzer settings are written --config.KEY=VALUE"
+      )
+    overrides[key[len("--config.") :]] = config_lib.parse_value(value)
   if args.batch_size < 1:
     parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
   if not 0.0 <= args.smooth < 1.0:
@@ -79,16 +101,20 @@ def parse_args(argv: Sequence[str]) -> Tuple[argparse.Namespace, dict]:
   return args, overrides
 
 
-def discover(input_path: str, output_dir: str,
-             recursive: bool = True) -> Tuple[List[Tuple[str, str]], List[str]]:
+def discover(
+  input_path: str, output_dir: str, recursive: bool = True
+) -> Tuple[List[Tuple[str, str]], List[str]]:
   """(path, NAME) of every input, sorted, and the skipped files (rules in the module doc)."""
   if os.path.isfile(input_path):
     return [(input_path, os.path.splitext(os.path.basename(input_path))[0])], []
   out_abs = os.path.abspath(output_dir)
   found, skipped = [], []
   for root, dirs, files in os.walk(input_path):
-    dirs[:] = sorted(d for d in dirs if not d.startswith(".") and recursive
-                     and os.path.abspath(os.path.join(root, d)) != out_abs)
+    dirs[:] = sorted(
+      d
+      for d in dirs
+      if not d.startswith(".") and recursive and os.path.abspath(os.path.join(root, d)) != out_abs
+    )
     for f in sorted(files):
       rel = os.path.relpath(os.path.join(root, f), input_path)
       if f.startswith("."):
@@ -120,8 +146,7 @@ class _Run:
     for path, name in items:
       try:
         original, notes = image_io.read_image(path)
-        fitted = image_io.fit_to_network(original, self.min_side, self.args.max_side,
-                                         name=path)
+        fitted = image_io.fit_to_network(original, self.min_side, self.args.max_side, name=path)
       except image_io.ImageReadError as e:
         self.failures.append((path, e.reason))
         continue
@@ -136,16 +161,18 @@ class _Run:
     try:
       results = self.analyzer([fitted.pixels for *_, fitted in batch])
     except Exception as e:  # pylint: disable=broad-except  (report, go on with the others)
-      self.failures.extend((path, f"analysis failed: {type(e).__name__}: {e}")
-                           for path, *_ in batch)
+      self.failures.extend(
+        (path, f"analysis failed: {type(e).__name__}: {e}") for path, *_ in batch
+      )
       return
     for (path, name, original, notes, fitted), faces in zip(batch, results, strict=True):
       faces = [outputs.face_to_original(f, fitted.scale_xy) for f in faces]
       record = outputs.image_record(path, original.shape[:2], notes, fitted.scale_xy, faces)
       try:
         outputs.write_json(os.path.join(self.args.output, name + ".json"), record)
-        outputs.write_png(os.path.join(self.args.output, name + ".png"),
-                          viz.draw_faces(original, faces))
+        outputs.write_png(
+          os.path.join(self.args.output, name + ".png"), viz.draw_faces(original, faces)
+        )
       except OSError as e:
         self.failures.append((path, f"cannot write the outputs: {e}"))
         continue
@@ -156,8 +183,15 @@ class _Run:
   def video(self, path: str, name: str) -> None:
     try:
       summary = video.process_video(
-          self.analyzer, path, self.args.output, name, batch_size=self.args.batch_size,
-          min_side=self.min_side, max_side=self.args.max_side, smoothing_alpha=self.args.smooth)
+        self.analyzer,
+        path,
+        self.args.output,
+        name,
+        batch_size=self.args.batch_size,
+        min_side=self.min_side,
+        max_side=self.args.max_side,
+        smoothing_alpha=self.args.smooth,
+      )
     except (video.VideoError, image_io.ImageReadError, OSError) as e:
       self.failures.append((path, str(e)))
       return
@@ -166,17 +200,21 @@ class _Run:
       return
     self.done += 1
     self.num_faces += summary["faces"]
-    print(f"{path}: {summary['frames']} frame(s), {summary['faces']} face(s) -> "
-          f"{os.path.join(self.args.output, name)}.mp4/.jsonl")
+    print(
+      f"{path}: {summary['frames']} frame(s), {summary['faces']} face(s) -> "
+      f"{os.path.join(self.args.output, name)}.mp4/.jsonl"
+    )
 
 
 def _default_factory(workdir: str, step: Optional[int], overrides: dict):
   from hyperface_jax.inference import analyzer  # pylint: disable=g-import-not-at-top
+
   return analyzer.FaceAnalyzer.from_workdir(workdir, step, **overrides)
 
 
-def main(argv: Optional[Sequence[str]] = None,
-         analyzer_factory: Callable = _default_factory) -> int:
+def main(
+  argv: Optional[Sequence[str]] = None, analyzer_factory: Callable = _default_factory
+) -> int:
   """Runs the CLI; returns the exit status (0 fine, 1 some inputs failed, 2 usage error)."""
   argv = sys.argv[1:] if argv is None else list(argv)
   try:
@@ -190,12 +228,14 @@ def main(argv: Optional[Sequence[str]] = None,
     analyzer = analyzer_factory(args.workdir, args.step, overrides)
   except (FileNotFoundError, KeyError, ValueError) as e:
     message = str(e).strip("'\"")
-    print(f"error: cannot build the analyzer from --workdir {args.workdir}: {message}",
-          file=sys.stderr)
+    print(
+      f"error: cannot build the analyzer from --workdir {args.workdir}: {message}", file=sys.stderr
+    )
     return 2
   network = getattr(analyzer, "network", None)
-  min_side = args.min_side if args.min_side is not None else int(
-      getattr(network, "input_size", 0) or 0)
+  min_side = (
+    args.min_side if args.min_side is not None else int(getattr(network, "input_size", 0) or 0)
+  )
   run = _Run(analyzer, args, min_side)
   items, skipped = discover(args.input, args.output, args.recursive)
   run.images([(p, n) for p, n in items if not video.is_video(p)])
@@ -204,10 +244,11 @@ def main(argv: Optional[Sequence[str]] = None,
       run.video(path, name)
   if skipped:
     shown = ", ".join(os.path.basename(p) for p in skipped[:5])
-    print(f"skipped {len(skipped)} file(s) that are neither images nor videos by their "
-          f"extension: {shown}{', ...' if len(skipped) > 5 else ''}")
-  print(f"done: {run.done} of {len(items)} input(s), {run.num_faces} face(s), in "
-        f"{args.output}")
+    print(
+      f"skipped {len(skipped)} file(s) that are neither images nor videos by their "
+      f"extension: {shown}{', ...' if len(skipped) > 5 else ''}"
+    )
+  print(f"done: {run.done} of {len(items)} input(s), {run.num_faces} face(s), in {args.output}")
   if run.failures:
     print(f"FAILED: {len(run.failures)} of {len(items)} input(s):", file=sys.stderr)
     for path, reason in run.failures:

@@ -31,8 +31,7 @@ class Registry:
 
     def wrap(obj):
       if name in self._table and self._table[name] is not obj:
-        raise ValueError(f"{self.kind} {name!r} is already registered "
-                         f"(by {self._table[name]!r}).")
+        raise ValueError(f"{self.kind} {name!r} is already registered (by {self._table[name]!r}).")
       self._table[name] = obj
       return obj
 
@@ -43,8 +42,7 @@ class Registry:
     try:
       return self._table[name]
     except KeyError:
-      raise KeyError(f"Unknown {self.kind} {name!r}; known: "
-                     f"{sorted(self._table)}") from None
+      raise KeyError(f"Unknown {self.kind} {name!r}; known: {sorted(self._table)}") from None
 
   def names(self) -> Iterable[str]:
     return sorted(self._table)

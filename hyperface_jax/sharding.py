@@ -25,8 +25,9 @@ def make_mesh(devices=None) -> Mesh:
   JAX versions).
   """
   devices = jax.devices() if devices is None else list(devices)
-  return jax.make_mesh((len(devices),), (DATA_AXIS,), axis_types=(AxisType.Explicit,),
-                       devices=devices)
+  return jax.make_mesh(
+    (len(devices),), (DATA_AXIS,), axis_types=(AxisType.Explicit,), devices=devices
+  )
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -42,17 +43,20 @@ def check_batch_size(global_batch_size: int, mesh: Mesh, name: str = "batch_size
   devices = mesh.size
   if global_batch_size <= 0 or global_batch_size % devices:
     raise ValueError(
-        f"config.{name}={global_batch_size} must be a positive multiple of the "
-        f"number of devices ({devices}: {jax.process_count()} host(s) x "
-        f"{jax.local_device_count()} local device(s)).")
+      f"config.{name}={global_batch_size} must be a positive multiple of the "
+      f"number of devices ({devices}: {jax.process_count()} host(s) x "
+      f"{jax.local_device_count()} local device(s))."
+    )
   return global_batch_size // jax.process_count()
 
 
 def global_batch(mesh: Mesh, local_batch: dict) -> dict:
   """Assembles this host's rows of every array into global data-sharded arrays."""
   sharding = data_sharded(mesh)
-  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
-          for k, v in local_batch.items()}
+  return {
+    k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+    for k, v in local_batch.items()
+  }
 
 
 def replicate(mesh: Mesh, tree: Any) -> Any:

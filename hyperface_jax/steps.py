@@ -33,28 +33,39 @@ from hyperface_jax.weighting import TaskWeighting
 @flax.struct.dataclass
 class TrainState:
   """Everything that evolves during training; checkpointed as one pytree."""
+
   step: jax.Array
   params: Any
-  model_state: Any           # non-parameter collections (e.g. batch_stats)
+  model_state: Any  # non-parameter collections (e.g. batch_stats)
   opt_state: Any
-  weighting: Any             # task-weighting state (weighting.py)
-  val_losses: Dict[str, jax.Array]   # per-task losses of the last evaluation
-  val_valid: jax.Array       # 0 until the first evaluation has run
+  weighting: Any  # task-weighting state (weighting.py)
+  val_losses: Dict[str, jax.Array]  # per-task losses of the last evaluation
+  val_valid: jax.Array  # 0 until the first evaluation has run
 
 
-def init_state(model: nn.Module, optimizer: optax.GradientTransformation,
-               weighting: TaskWeighting, tasks, rng: jax.Array,
-               image_shape) -> TrainState:
+def init_state(
+  model: nn.Module,
+  optimizer: optax.GradientTransformation,
+  weighting: TaskWeighting,
+  tasks,
+  rng: jax.Array,
+  image_shape,
+) -> TrainState:
   """Initialises the train state; call under `jax.eval_shape` first (shape-first)."""
-  variables = model.init({"params": rng, "dropout": rng},
-                         jnp.zeros(image_shape, jnp.float32), train=False)
+  variables = model.init(
+    {"params": rng, "dropout": rng}, jnp.zeros(image_shape, jnp.float32), train=False
+  )
   variables = dict(variables)
   params = variables.pop("params")
   return TrainState(
-      step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
-      opt_state=optimizer.init(params), weighting=weighting.init(),
-      val_losses={t: jnp.zeros((), jnp.float32) for t in tasks},
-      val_valid=jnp.zeros((), jnp.float32))
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    model_state=variables,
+    opt_state=optimizer.init(params),
+    weighting=weighting.init(),
+    val_losses={t: jnp.zeros((), jnp.float32) for t in tasks},
+    val_valid=jnp.zeros((), jnp.float32),
+  )
 
 
 def _exact_means(sums_counts: Mapping[str, Any]):
@@ -64,12 +75,14 @@ def _exact_means(sums_counts: Mapping[str, Any]):
   return local, counts
 
 
-def _train_step(state: TrainState, batch, *, model, loss_fn, optimizer,
-                weighting: TaskWeighting, seed: int):
+def _train_step(
+  state: TrainState, batch, *, model, loss_fn, optimizer, weighting: TaskWeighting, seed: int
+):
   """Per-device body of the train step (runs under shard_map)."""
   # Dropout differs per device and step; a pure function of (seed, step).
-  rng = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), state.step),
-                           lax.axis_index(DATA_AXIS))
+  rng = jax.random.fold_in(
+    jax.random.fold_in(jax.random.PRNGKey(seed), state.step), lax.axis_index(DATA_AXIS)
+  )
   weights = state.weighting.weights
   mutable = list(state.model_state.keys())
   # Parameters enter as per-device values so that the gradient below is this
@@ -79,8 +92,8 @@ def _train_step(state: TrainState, batch, *, model, loss_fn, optimizer,
   def objective(params):
     variables = {"params": params, **state.model_state}
     outputs, new_model_state = model.apply(
-        variables, batch["image"], train=True, rngs={"dropout": rng},
-        mutable=mutable)
+      variables, batch["image"], train=True, rngs={"dropout": rng}, mutable=mutable
+    )
     local, counts = _exact_means(loss_fn(outputs, batch))
     total = sum(weights[t] * local[t] for t in local)
     return total, (local, counts, new_model_state)
@@ -92,17 +105,25 @@ def _train_step(state: TrainState, batch, *, model, loss_fn, optimizer,
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   new_weighting = weighting.update(
-      state.weighting, train_losses=task_losses, val_losses=state.val_losses,
-      val_valid=state.val_valid, step=state.step)
+    state.weighting,
+    train_losses=task_losses,
+    val_losses=state.val_losses,
+    val_valid=state.val_valid,
+    step=state.step,
+  )
   total = sum(weights[t] * task_losses[t] for t in task_losses)
   metrics = {"train/loss": total, "train/grad_norm": optax.global_norm(grads)}
   for t in task_losses:
     metrics[f"train/loss/{t}"] = task_losses[t]
     metrics[f"train/count/{t}"] = counts[t]
     metrics[f"weight/{t}"] = weights[t]
-  new_state = state.replace(step=state.step + 1, params=params,
-                            model_state=new_model_state, opt_state=opt_state,
-                            weighting=new_weighting)
+  new_state = state.replace(
+    step=state.step + 1,
+    params=params,
+    model_state=new_model_state,
+    opt_state=opt_state,
+    weighting=new_weighting,
+  )
   return new_state, metrics
 
 
@@ -115,19 +136,21 @@ def _eval_step(state: TrainState, batch, *, model, loss_fn):
   return outputs, losses, counts
 
 
-def make_train_step(mesh, *, model, loss_fn: Callable, optimizer,
-                    weighting: TaskWeighting, seed: int):
+def make_train_step(
+  mesh, *, model, loss_fn: Callable, optimizer, weighting: TaskWeighting, seed: int
+):
   """Returns jitted `train_step(state, batch) -> (state, metrics)`; state donated."""
-  body = functools.partial(_train_step, model=model, loss_fn=loss_fn,
-                           optimizer=optimizer, weighting=weighting, seed=seed)
-  mapped = jax.shard_map(body, mesh=mesh, in_specs=(P(), P(DATA_AXIS)),
-                         out_specs=(P(), P()))
+  body = functools.partial(
+    _train_step, model=model, loss_fn=loss_fn, optimizer=optimizer, weighting=weighting, seed=seed
+  )
+  mapped = jax.shard_map(body, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=(P(), P()))
   return jax.jit(mapped, donate_argnums=(0,))
 
 
 def make_eval_step(mesh, *, model, loss_fn: Callable):
   """Returns jitted `eval_step(state, batch) -> (outputs, losses, counts)`."""
   body = functools.partial(_eval_step, model=model, loss_fn=loss_fn)
-  mapped = jax.shard_map(body, mesh=mesh, in_specs=(P(), P(DATA_AXIS)),
-                         out_specs=(P(DATA_AXIS), P(), P()))
+  mapped = jax.shard_map(
+    body, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=(P(DATA_AXIS), P(), P())
+  )
   return jax.jit(mapped)

@@ -32,8 +32,10 @@ def flatten(tree: Mapping[str, Any], sep: str = "/") -> Dict[str, Any]:
       for key, child in node.items():
         key = str(key)
         if sep in key:
-          raise ValueError(f"Key {key!r} under {prefix or '<root>'!r} contains the "
-                           f"separator {sep!r}; choose another sep.")
+          raise ValueError(
+            f"Key {key!r} under {prefix or '<root>'!r} contains the "
+            f"separator {sep!r}; choose another sep."
+          )
         visit(child, f"{prefix}{sep}{key}" if prefix else key)
     else:
       flat[prefix] = node
@@ -51,8 +53,9 @@ def unflatten(flat: Mapping[str, Any], sep: str = "/") -> Dict[str, Any]:
     for i, key in enumerate(keys[:-1]):
       child = node.setdefault(key, {})
       if not isinstance(child, dict):
-        raise ValueError(f"Name {name!r} needs {sep.join(keys[:i + 1])!r} to be a subtree, "
-                         "but it is also a leaf.")
+        raise ValueError(
+          f"Name {name!r} needs {sep.join(keys[: i + 1])!r} to be a subtree, but it is also a leaf."
+        )
       node = child
     if keys[-1] in node:
       raise ValueError(f"Name {name!r} is both a leaf and a subtree (or repeated).")
@@ -69,8 +72,9 @@ def _dtype(leaf) -> np.dtype:
   return np.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
 
 
-def compile_patterns(patterns: Union[str, Iterable[str], None], what: str = "pattern"
-                     ) -> List["re.Pattern[str]"]:
+def compile_patterns(
+  patterns: Union[str, Iterable[str], None], what: str = "pattern"
+) -> List["re.Pattern[str]"]:
   """Compiles regexes (a string or a sequence of strings) naming the bad one on error."""
   if patterns is None:
     return []
@@ -99,43 +103,53 @@ class ParamMismatchError(ValueError):
     self.missing, self.unexpected, self.mismatched = missing, unexpected, mismatched
     lines = [f"Parameters do not match{f' ({context})' if context else ''}:"]
     if missing:
-      lines.append(f"  missing (in the model, not in the loaded tree), {len(missing)}: "
-                   + ", ".join(missing))
+      lines.append(
+        f"  missing (in the model, not in the loaded tree), {len(missing)}: " + ", ".join(missing)
+      )
     if unexpected:
-      lines.append(f"  unexpected (loaded, not in the model), {len(unexpected)}: "
-                   + ", ".join(unexpected))
+      lines.append(
+        f"  unexpected (loaded, not in the model), {len(unexpected)}: " + ", ".join(unexpected)
+      )
     if mismatched:
-      lines.append(f"  mis-shaped, {len(mismatched)}: " + ", ".join(
-          f"{n} (loaded {lo}, model {mo})" for n, lo, mo in mismatched))
-    lines.append("  Exclude names with dont_load regexes (re.fullmatch, e.g. 'heads/.*') "
-                 "to keep their initial values, or rename with prefix_map.")
+      lines.append(
+        f"  mis-shaped, {len(mismatched)}: "
+        + ", ".join(f"{n} (loaded {lo}, model {mo})" for n, lo, mo in mismatched)
+      )
+    lines.append(
+      "  Exclude names with dont_load regexes (re.fullmatch, e.g. 'heads/.*') "
+      "to keep their initial values, or rename with prefix_map."
+    )
     super().__init__("\n".join(lines))
 
 
 @dataclasses.dataclass
 class MergeReport:
   """What `merge_params` did, name by name (flat "/" names of the target)."""
-  loaded: List[str]     # target names whose value came from the loaded tree
+
+  loaded: List[str]  # target names whose value came from the loaded tree
   kept_init: List[str]  # target names that kept their initial value (dont_load / not mapped)
-  dropped: List[str]    # loaded names (before prefix_map) that were not used
+  dropped: List[str]  # loaded names (before prefix_map) that were not used
 
   def summary(self, max_names: int = 8) -> str:
     """A few lines for logs: counts, and names grouped by their two first parts."""
+
     def grouped(names):
       groups = sorted({"/".join(n.split("/")[:2]) for n in names})
       shown = ", ".join(groups[:max_names])
-      return shown + (f", ... ({len(groups) - max_names} more)" if len(groups) > max_names
-                      else "")
-    return (f"loaded {len(self.loaded)} arrays; kept initial values of {len(self.kept_init)}"
-            f" [{grouped(self.kept_init)}]; dropped {len(self.dropped)} loaded arrays"
-            f" [{grouped(self.dropped)}]")
+      return shown + (f", ... ({len(groups) - max_names} more)" if len(groups) > max_names else "")
+
+    return (
+      f"loaded {len(self.loaded)} arrays; kept initial values of {len(self.kept_init)}"
+      f" [{grouped(self.kept_init)}]; dropped {len(self.dropped)} loaded arrays"
+      f" [{grouped(self.dropped)}]"
+    )
 
 
-def _apply_prefix_map(flat_loaded: Dict[str, Any], prefix_map) -> Tuple[Dict[str, Any],
-                                                                         List[str]]:
+def _apply_prefix_map(flat_loaded: Dict[str, Any], prefix_map) -> Tuple[Dict[str, Any], List[str]]:
   """Keeps only loaded names under a mapped prefix, renamed; returns (kept, dropped)."""
-  pairs = list(prefix_map.items()) if isinstance(prefix_map, Mapping) else [
-      tuple(p) for p in prefix_map]
+  pairs = (
+    list(prefix_map.items()) if isinstance(prefix_map, Mapping) else [tuple(p) for p in prefix_map]
+  )
   for p in pairs:
     if len(p) != 2 or not all(isinstance(s, str) for s in p):
       raise ValueError(f"prefix_map entries must be (from_prefix, to_prefix) strings; got {p!r}.")
@@ -143,17 +157,22 @@ def _apply_prefix_map(flat_loaded: Dict[str, Any], prefix_map) -> Tuple[Dict[str
   for name, leaf in flat_loaded.items():
     for src, dst in pairs:
       if name.startswith(src):
-        kept[dst + name[len(src):]] = leaf
+        kept[dst + name[len(src) :]] = leaf
         break
     else:
       dropped.append(name)
   return kept, dropped
 
 
-def merge_params(loaded: Mapping[str, Any], inited: Mapping[str, Any],
-                 dont_load: Union[str, Sequence[str]] = (), *,
-                 prefix_map: Union[Mapping[str, str], Sequence[Tuple[str, str]]] = (),
-                 return_report: bool = False, context: str = ""):
+def merge_params(
+  loaded: Mapping[str, Any],
+  inited: Mapping[str, Any],
+  dont_load: Union[str, Sequence[str]] = (),
+  *,
+  prefix_map: Union[Mapping[str, str], Sequence[Tuple[str, str]]] = (),
+  return_report: bool = False,
+  context: str = "",
+):
   """Fills the tree `inited` with the values of `loaded`, loudly.
 
   Every name of `inited` takes the loaded value, cast to the initialised dtype,
@@ -183,8 +202,9 @@ def merge_params(loaded: Mapping[str, Any], inited: Mapping[str, Any],
   dropped: List[str] = []
   if prefix_map:
     flat_loaded, dropped = _apply_prefix_map(flat_loaded, prefix_map)
-    targets = tuple(dst for _, dst in (prefix_map.items() if isinstance(prefix_map, Mapping)
-                                       else prefix_map))
+    targets = tuple(
+      dst for _, dst in (prefix_map.items() if isinstance(prefix_map, Mapping) else prefix_map)
+    )
   flat_init = flatten(inited)
   merged, loaded_names, kept = {}, [], []
   missing, mismatched = [], []
@@ -216,8 +236,9 @@ def merge_params(loaded: Mapping[str, Any], inited: Mapping[str, Any],
   return tree
 
 
-def replace_head(tree: Mapping[str, Any], fresh: Mapping[str, Any],
-                 heads: Union[str, Sequence[str]]) -> Dict[str, Any]:
+def replace_head(
+  tree: Mapping[str, Any], fresh: Mapping[str, Any], heads: Union[str, Sequence[str]]
+) -> Dict[str, Any]:
   """Takes the subtrees `heads` (e.g. "heads/fc_landmarks2") from `fresh`, the rest from `tree`.
 
   For a new head shape (21 -> 68 landmarks), `fresh` is a fresh init of the new
@@ -235,14 +256,17 @@ def replace_head(tree: Mapping[str, Any], fresh: Mapping[str, Any],
   names = flatten(fresh)
   for h in heads:
     if not any(n == h or n.startswith(h.rstrip("/") + "/") for n in names):
-      raise KeyError(f"replace_head: {h!r} is not a subtree of the new model's params; "
-                     f"its subtrees: {sorted({'/'.join(n.split('/')[:2]) for n in names})}.")
+      raise KeyError(
+        f"replace_head: {h!r} is not a subtree of the new model's params; "
+        f"its subtrees: {sorted({'/'.join(n.split('/')[:2]) for n in names})}."
+      )
   patterns = [re.escape(h.rstrip("/")) + "(/.*)?" for h in heads]
   return merge_params(tree, fresh, dont_load=patterns, context="replace_head")
 
 
-def reinit(tree: Mapping[str, Any], fresh: Mapping[str, Any],
-           regexes: Union[str, Sequence[str]]) -> Dict[str, Any]:
+def reinit(
+  tree: Mapping[str, Any], fresh: Mapping[str, Any], regexes: Union[str, Sequence[str]]
+) -> Dict[str, Any]:
   """Re-initialises the names matching `regexes` (re.fullmatch) with `fresh`'s values.
 
   `tree` and `fresh` must have the same names and shapes (e.g. `fresh` is
@@ -254,10 +278,10 @@ def reinit(tree: Mapping[str, Any], fresh: Mapping[str, Any],
   merge_params(fresh, tree, context="reinit: `fresh` must have the names and shapes of `tree`")
   unused = [p.pattern for p in patterns if not any(p.fullmatch(n) for n in flat)]
   if unused:
-    raise ValueError(f"reinit: regex(es) {unused} match no parameter name; names look like "
-                     f"{list(flat)[:3]}.")
-  return unflatten({n: flat_fresh[n] if matches(n, patterns) else leaf
-                    for n, leaf in flat.items()})
+    raise ValueError(
+      f"reinit: regex(es) {unused} match no parameter name; names look like {list(flat)[:3]}."
+    )
+  return unflatten({n: flat_fresh[n] if matches(n, patterns) else leaf for n, leaf in flat.items()})
 
 
 def label_tree(tree: Mapping[str, Any], groups, default: str = "default") -> Dict[str, Any]:
@@ -284,8 +308,10 @@ def label_tree(tree: Mapping[str, Any], groups, default: str = "default") -> Dic
   unused = [label for label, pats in compiled if pats and label not in labels.values()]
   if unused:
     regexes = {label: [p.pattern for p in pats] for label, pats in compiled if label in unused}
-    raise ValueError(f"Parameter group(s) {unused} match no parameter (regexes {regexes}); "
-                     f"names look like {list(flat)[:4]} (re.fullmatch, e.g. 'backbone/.*').")
+    raise ValueError(
+      f"Parameter group(s) {unused} match no parameter (regexes {regexes}); "
+      f"names look like {list(flat)[:4]} (re.fullmatch, e.g. 'backbone/.*')."
+    )
   return unflatten(labels)
 
 
@@ -320,11 +346,14 @@ def param_overview(tree: Mapping[str, Any], max_rows: Optional[int] = None) -> s
   shown = rows if max_rows is None else rows[:max_rows]
   header = ("name", "shape", "dtype", "count")
   widths = [max([len(header[i])] + [len(str(r[i])) for r in shown]) for i in range(3)]
-  widths.append(max([len(header[3])] + [len(f"{r[3]:,}") for r in shown]
-                    + [len(f"{total:,}")]))
+  widths.append(max([len(header[3])] + [len(f"{r[3]:,}") for r in shown] + [len(f"{total:,}")]))
+
   def line(cells):
-    return " | ".join(str(c).ljust(w) if i < 3 else str(c).rjust(w)
-                      for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+    return " | ".join(
+      str(c).ljust(w) if i < 3 else str(c).rjust(w)
+      for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    )
+
   out = [line(header), "-+-".join("-" * w for w in widths)]
   out += [line((n, s, d, f"{c:,}")) for n, s, d, c in shown]
   if len(shown) < len(rows):

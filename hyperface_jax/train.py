@@ -31,14 +31,18 @@ class NonFiniteLossError(FloatingPointError):
 def _check_finite(step: int, metrics: Dict[str, Any]) -> None:
   """Stops on a non-finite loss, or gradient (which would poison the parameters
   that the next checkpoint saves even while the losses still look finite)."""
-  bad = [k for k, v in metrics.items()
-         if k.startswith(("train/loss", "train/grad_norm")) and not np.all(np.isfinite(v))]
+  bad = [
+    k
+    for k, v in metrics.items()
+    if k.startswith(("train/loss", "train/grad_norm")) and not np.all(np.isfinite(v))
+  ]
   if bad:
-    tasks = [k[len("train/loss/"):] for k in bad if k.startswith("train/loss/")]
+    tasks = [k[len("train/loss/") :] for k in bad if k.startswith("train/loss/")]
     raise NonFiniteLossError(
-        f"Non-finite loss at step {step} in task(s) {tasks or ['total / gradient']} "
-        f"({', '.join(f'{k}={float(metrics[k])}' for k in bad)}). The run stopped; "
-        "the last good checkpoint was left intact.")
+      f"Non-finite loss at step {step} in task(s) {tasks or ['total / gradient']} "
+      f"({', '.join(f'{k}={float(metrics[k])}' for k in bad)}). The run stopped; "
+      "the last good checkpoint was left intact."
+    )
 
 
 def build(config, mesh):
@@ -60,9 +64,10 @@ def _checked_tasks(loss_fn, tasks):
     result = loss_fn(outputs, batch)
     if set(result) != set(tasks):
       raise ValueError(
-          f"The loss computed tasks {sorted(result)} but config.tasks is {sorted(tasks)} "
-          f"(model outputs: {sorted(outputs)}); set config.tasks, config.loss_name and "
-          "config.weighting.weights to match the model's heads.")
+        f"The loss computed tasks {sorted(result)} but config.tasks is {sorted(tasks)} "
+        f"(model outputs: {sorted(outputs)}); set config.tasks, config.loss_name and "
+        "config.weighting.weights to match the model's heads."
+      )
     return result
 
   return checked
@@ -106,9 +111,9 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, float]:
   start = int(state.step)
   writer = MetricWriter(workdir, resume_step=start)
 
-  train_step = steps.make_train_step(mesh, model=model, loss_fn=loss_fn,
-                                     optimizer=optimizer, weighting=weigher,
-                                     seed=config.seed)
+  train_step = steps.make_train_step(
+    mesh, model=model, loss_fn=loss_fn, optimizer=optimizer, weighting=weigher, seed=config.seed
+  )
   eval_step = steps.make_eval_step(mesh, model=model, loss_fn=loss_fn)
   validator = runner.Evaluation(mesh, eval_step, data.validation, config)
 
@@ -127,15 +132,23 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, float]:
       eta = (config.total_steps - step) * config.batch_size / max(rate, 1e-9)
       metrics["train/examples_per_sec"] = rate
       writer.write(step, metrics)
-      logging.info("step %d/%d  loss %.4f  %.1f examples/s  ETA %.0f s", step,
-                   config.total_steps, metrics["train/loss"], rate, eta)
+      logging.info(
+        "step %d/%d  loss %.4f  %.1f examples/s  ETA %.0f s",
+        step,
+        config.total_steps,
+        metrics["train/loss"],
+        rate,
+        eta,
+      )
       t0, last_step = time.time(), step
     if step % config.eval_every == 0 or step == config.total_steps:
       val_losses = validator.losses(state)
       state = state.replace(
-          val_losses={t: jax.device_put(np.float32(v), sharding.replicated(mesh))
-                      for t, v in val_losses.items()},
-          val_valid=jax.device_put(np.float32(1.0), sharding.replicated(mesh)))
+        val_losses={
+          t: jax.device_put(np.float32(v), sharding.replicated(mesh)) for t, v in val_losses.items()
+        },
+        val_valid=jax.device_put(np.float32(1.0), sharding.replicated(mesh)),
+      )
       writer.write(step, {f"val/loss/{t}": v for t, v in val_losses.items()})
     if step % config.checkpoint_every == 0 or step == config.total_steps:
       ckpt.save(step, state)

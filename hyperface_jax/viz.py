@@ -67,9 +67,22 @@ def _pt(xy):
   return (int(round(float(xy[0]))), int(round(float(xy[1]))))
 
 
-def draw_face(image, box=None, landmarks=None, visibility=None, pose=None, gender=None,
-              p_female=None, score=None, colour=(0, 255, 0), pose_origin=None,
-              axis_length=None, radius=None, thickness=None, copy=True) -> np.ndarray:
+def draw_face(
+  image,
+  box=None,
+  landmarks=None,
+  visibility=None,
+  pose=None,
+  gender=None,
+  p_female=None,
+  score=None,
+  colour=(0, 255, 0),
+  pose_origin=None,
+  axis_length=None,
+  radius=None,
+  thickness=None,
+  copy=True,
+) -> np.ndarray:
   """Draws one face's predictions or labels (conventions in the module doc).
 
   Args:
@@ -129,13 +142,21 @@ def draw_face(image, box=None, landmarks=None, visibility=None, pose=None, gende
     anchor = (anchor[0], max(anchor[1], 10))
     font_scale, weight = max(0.3, face_size / 300), max(1, thickness // 2)
     for c, extra in (((0, 0, 0), 2), (colour, 0)):  # black outline, then the colour
-      cv2.putText(out, " ".join(text), _pt(anchor), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-                  c, weight + extra, cv2.LINE_AA)
+      cv2.putText(
+        out,
+        " ".join(text),
+        _pt(anchor),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        font_scale,
+        c,
+        weight + extra,
+        cv2.LINE_AA,
+      )
   return out
 
 
 def gender_text(gender: int, p_female=None) -> str:
-  """"F 0.87" / "M 0.90": the label and the probability of that label."""
+  """ "F 0.87" / "M 0.90": the label and the probability of that label."""
   if gender not in (0, 1):
     raise ValueError(f"gender must be 0 (male) or 1 (female), got {gender}")
   if p_female is None:
@@ -144,12 +165,21 @@ def gender_text(gender: int, p_female=None) -> str:
   return f"{'MF'[gender]} {p:.2f}"
 
 
-FACE_COLOURS = ((0, 255, 0), (255, 255, 0), (0, 255, 255), (255, 0, 255), (255, 128, 0),
-                (128, 128, 255), (255, 255, 255), (0, 128, 255))
+FACE_COLOURS = (
+  (0, 255, 0),
+  (255, 255, 0),
+  (0, 255, 255),
+  (255, 0, 255),
+  (255, 128, 0),
+  (128, 128, 255),
+  (255, 255, 255),
+  (0, 128, 255),
+)
 
 
-def draw_faces(image, faces, colours=FACE_COLOURS, draw_pose: bool = True,
-               copy: bool = True) -> np.ndarray:
+def draw_faces(
+  image, faces, colours=FACE_COLOURS, draw_pose: bool = True, copy: bool = True
+) -> np.ndarray:
   """Draws the analyzer's faces (conventions in the module doc).
 
   Args:
@@ -166,9 +196,16 @@ def draw_faces(image, faces, colours=FACE_COLOURS, draw_pose: bool = True,
   out = np.array(image, copy=True) if copy else image
   for i, face in enumerate(faces):
     p_female = getattr(face, "p_female", None)
-    out = draw_face(out, box=face.box, landmarks=face.landmarks, visibility=face.visibility,
-                    pose=face.pose if draw_pose else None,
-                    gender=None if p_female is None else int(float(p_female) >= 0.5),
-                    p_female=p_female, score=face.score, colour=colours[i % len(colours)],
-                    copy=False)
+    out = draw_face(
+      out,
+      box=face.box,
+      landmarks=face.landmarks,
+      visibility=face.visibility,
+      pose=face.pose if draw_pose else None,
+      gender=None if p_female is None else int(float(p_female) >= 0.5),
+      p_female=p_female,
+      score=face.score,
+      colour=colours[i % len(colours)],
+      copy=False,
+    )
   return out

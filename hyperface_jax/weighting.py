@@ -32,12 +32,14 @@ from hyperface_jax import registry
 
 class TaskWeighting(NamedTuple):
   """A task-coefficient transform: pure `init` and `update` functions."""
+
   init: Callable[[], Any]
   update: Callable[..., Any]
 
 
 class StaticState(NamedTuple):
   """State of `static`: the constant coefficients, one scalar per task."""
+
   weights: Mapping[str, jnp.ndarray]
 
 
@@ -47,13 +49,13 @@ def check_weights(weights: Mapping[str, float], tasks: Sequence[str]) -> None:
   unexpected = sorted(set(weights) - set(tasks))
   if missing or unexpected:
     raise ValueError(
-        f"Task weights must name exactly the tasks {sorted(tasks)}; "
-        f"missing: {missing}, unexpected: {unexpected}.")
+      f"Task weights must name exactly the tasks {sorted(tasks)}; "
+      f"missing: {missing}, unexpected: {unexpected}."
+    )
 
 
 @registry.WEIGHTINGS.register("static")
-def static(weights: Mapping[str, float],
-           tasks: Optional[Sequence[str]] = None) -> TaskWeighting:
+def static(weights: Mapping[str, float], tasks: Optional[Sequence[str]] = None) -> TaskWeighting:
   """Constant task coefficients (HyperFace, papers.md section 1.6).
 
   Args:
@@ -68,11 +70,9 @@ def static(weights: Mapping[str, float],
     check_weights(weights, tasks)
 
   def init():
-    return StaticState(
-        weights={k: jnp.asarray(v, jnp.float32) for k, v in weights.items()})
+    return StaticState(weights={k: jnp.asarray(v, jnp.float32) for k, v in weights.items()})
 
-  def update(state, *, train_losses=None, val_losses=None, val_valid=None,
-             step=None):
+  def update(state, *, train_losses=None, val_losses=None, val_valid=None, step=None):
     del train_losses, val_losses, val_valid, step
     return state
 

@@ -47,10 +47,10 @@ class FixtureFace:
 
 @dataclasses.dataclass
 class FixtureImage:
-  filepath: str            # relative to flickr/, e.g. "0/image00002.jpg"
+  filepath: str  # relative to flickr/, e.g. "0/image00002.jpg"
   faces: List[FixtureFace]
   size: Tuple[int, int] = (48, 64)  # H, W
-  corrupt: bool = False     # write truncated JPEG bytes instead of an image
+  corrupt: bool = False  # write truncated JPEG bytes instead of an image
 
 
 def _jpeg(path, size, seed):
@@ -71,12 +71,16 @@ def write_aflw(root, images: Sequence[FixtureImage], extra_sql: Sequence[str] = 
   conn.execute("INSERT INTO AnnotationType VALUES (1, 'CALC', 'calculated')")
   for i, name in enumerate(schemes.AFLW21_NAMES):
     x, y, z = schemes.AFLW21_MEAN_FACE_3D[i]
-    conn.execute("INSERT INTO FeatureCoordTypes VALUES (?, ?, ?, ?, ?, ?)",
-                 (i + 1, name, name[:4].upper(), x, y, z))
+    conn.execute(
+      "INSERT INTO FeatureCoordTypes VALUES (?, ?, ?, ?, ?, ?)",
+      (i + 1, name, name[:4].upper(), x, y, z),
+    )
   for image_id, im in enumerate(images, start=1):
     file_id = os.path.basename(im.filepath)
-    conn.execute("INSERT INTO FaceImages VALUES (?, 1, ?, ?, 0, ?, ?)",
-                 (image_id, file_id, im.filepath, im.size[1], im.size[0]))
+    conn.execute(
+      "INSERT INTO FaceImages VALUES (?, 1, ?, ?, 0, ?, ?)",
+      (image_id, file_id, im.filepath, im.size[1], im.size[0]),
+    )
     full = os.path.join(root, "flickr", im.filepath)
     if im.corrupt:
       os.makedirs(os.path.dirname(full), exist_ok=True)
@@ -91,11 +95,11 @@ def write_aflw(root, images: Sequence[FixtureImage], extra_sql: Sequence[str] = 
       if face.pose is not None:
         conn.execute("INSERT INTO FacePose VALUES (?, ?, ?, ?, 1)", (face.face_id,) + face.pose)
       if face.sex is not None:
-        conn.execute("INSERT INTO FaceMetaData VALUES (?, ?, 0, 0, 0, 1)",
-                     (face.face_id, face.sex))
+        conn.execute("INSERT INTO FaceMetaData VALUES (?, ?, 0, 0, 0, 1)", (face.face_id, face.sex))
       for feature_id, (x, y) in sorted(face.points.items()):
-        conn.execute("INSERT INTO FeatureCoords VALUES (?, ?, ?, ?)",
-                     (face.face_id, feature_id, x, y))
+        conn.execute(
+          "INSERT INTO FeatureCoords VALUES (?, ?, ?, ?)", (face.face_id, feature_id, x, y)
+        )
   for sql in extra_sql:
     conn.execute(sql)
   conn.commit()
@@ -107,22 +111,52 @@ def standard_images() -> List[FixtureImage]:
   """Three images: two faces, a face with missing landmark rows and a box past the image,
   a female face without pose/metadata rows."""
   return [
-      FixtureImage("0/image00002.jpg", [
-          FixtureFace(39341, rect=(5, 6, 30, 30), pose=(0.05, -0.1, 0.6), sex="m",
-                      points={1: (7.5, 9.25), 8: (12.0, 14.0), 11: (25.0, 14.5),
-                              15: (18.0, 22.0), 21: (19.0, 33.0)}),
-          FixtureFace(39342, rect=(40, 2, 20, 20), pose=(-0.02, 0.3, -1.2), sex="f",
-                      points={k: (40.0 + k, 2.0 + k) for k in range(1, 22)}),
-      ]),
-      # box partly outside the image (x < 0 and x + w > W); only 2 of 21 points annotated
-      FixtureImage("2/image13457.jpg", [
-          FixtureFace(40001, rect=(-12, 20, 70, 70), pose=(0.0, 0.0, 1.4), sex="f",
-                      points={13: (3.0, 30.0), 18: (20.5, 40.25)}),
-      ], size=(60, 50)),
-      # no FacePose / FaceMetaData rows, no landmark rows at all
-      FixtureImage("3/image00035.jpg", [
-          FixtureFace(40500, rect=(1, 1, 10, 10), pose=None, sex=None, points={}),
-      ]),
+    FixtureImage(
+      "0/image00002.jpg",
+      [
+        FixtureFace(
+          39341,
+          rect=(5, 6, 30, 30),
+          pose=(0.05, -0.1, 0.6),
+          sex="m",
+          points={
+            1: (7.5, 9.25),
+            8: (12.0, 14.0),
+            11: (25.0, 14.5),
+            15: (18.0, 22.0),
+            21: (19.0, 33.0),
+          },
+        ),
+        FixtureFace(
+          39342,
+          rect=(40, 2, 20, 20),
+          pose=(-0.02, 0.3, -1.2),
+          sex="f",
+          points={k: (40.0 + k, 2.0 + k) for k in range(1, 22)},
+        ),
+      ],
+    ),
+    # box partly outside the image (x < 0 and x + w > W); only 2 of 21 points annotated
+    FixtureImage(
+      "2/image13457.jpg",
+      [
+        FixtureFace(
+          40001,
+          rect=(-12, 20, 70, 70),
+          pose=(0.0, 0.0, 1.4),
+          sex="f",
+          points={13: (3.0, 30.0), 18: (20.5, 40.25)},
+        ),
+      ],
+      size=(60, 50),
+    ),
+    # no FacePose / FaceMetaData rows, no landmark rows at all
+    FixtureImage(
+      "3/image00035.jpg",
+      [
+        FixtureFace(40500, rect=(1, 1, 10, 10), pose=None, sex=None, points={}),
+      ],
+    ),
   ]
 
 
@@ -135,7 +169,10 @@ def many_images(count: int, size=(64, 64), faces_per_image: int = 2) -> List[Fix
     for j in range(faces_per_image):
       fid = 100000 + i * faces_per_image + j
       pts = {k: tuple(float(v) for v in rng.uniform(0, size[1] - 1, 2)) for k in range(1, 22)}
-      faces.append(FixtureFace(fid, rect=(2 + 20 * j, 3, 18, 18), pose=(0.1, 0.2, 0.3),
-                               sex="mf"[j % 2], points=pts))
+      faces.append(
+        FixtureFace(
+          fid, rect=(2 + 20 * j, 3, 18, 18), pose=(0.1, 0.2, 0.3), sex="mf"[j % 2], points=pts
+        )
+      )
     out.append(FixtureImage(f"{(0, 2, 3)[i % 3]}/image{20000 + i:05d}.jpg", faces, size))
   return out

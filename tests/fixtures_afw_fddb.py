@@ -47,18 +47,30 @@ def write_afw(root, rows: Sequence[Tuple[str, List, List, List]], corrupt: Seque
 
 
 AFW_ROWS = [
-    ("1004109301.jpg",
-     [[[11, 21], [41, 61]], [[2, 3], [12, 15]]],
-     [[[15, 30], [30, 30], [22, 40], [16, 50], [22, 51], [29, 50]],
-      [[4, 6], [9, 6], [np.nan, np.nan], [5, 12], [7, 12], [10, 12]]],
-     [[30.0, -15.0, 5.0], [-60.0, 0.0, 0.0]]),
-    ("1051618982.jpg", [[[5, 5], [25, 30]]],
-     [[[10, 12], [20, 12], [15, 18], [11, 24], [15, 25], [19, 24]]], [[0.0, 10.0, -10.0]]),
+  (
+    "1004109301.jpg",
+    [[[11, 21], [41, 61]], [[2, 3], [12, 15]]],
+    [
+      [[15, 30], [30, 30], [22, 40], [16, 50], [22, 51], [29, 50]],
+      [[4, 6], [9, 6], [np.nan, np.nan], [5, 12], [7, 12], [10, 12]],
+    ],
+    [[30.0, -15.0, 5.0], [-60.0, 0.0, 0.0]],
+  ),
+  (
+    "1051618982.jpg",
+    [[[5, 5], [25, 30]]],
+    [[[10, 12], [20, 12], [15, 18], [11, 24], [15, 25], [19, 24]]],
+    [[0.0, 10.0, -10.0]],
+  ),
 ]
 
 
-def write_fddb(root, folds: Dict[int, Sequence[Tuple[str, List[List[float]]]]],
-               corrupt: Sequence[str] = (), gray: Sequence[str] = ()):
+def write_fddb(
+  root,
+  folds: Dict[int, Sequence[Tuple[str, List[List[float]]]]],
+  corrupt: Sequence[str] = (),
+  gray: Sequence[str] = (),
+):
   """folds: fold -> [(image path without extension, [[ra, rb, theta, cx, cy], ...])];
   writes FDDB-folds/FDDB-fold-XX(-ellipseList).txt and originalPics/<path>.jpg."""
   os.makedirs(os.path.join(root, "FDDB-folds"), exist_ok=True)
@@ -67,8 +79,7 @@ def write_fddb(root, folds: Dict[int, Sequence[Tuple[str, List[List[float]]]]],
     records = folds.get(fold, [])
     with open(os.path.join(root, "FDDB-folds", f"FDDB-fold-{fold:02d}.txt"), "w") as f:
       f.write("".join(f"{p}\n" for p, _ in records))
-    with open(os.path.join(root, "FDDB-folds", f"FDDB-fold-{fold:02d}-ellipseList.txt"),
-              "w") as f:
+    with open(os.path.join(root, "FDDB-folds", f"FDDB-fold-{fold:02d}-ellipseList.txt"), "w") as f:
       for path, ellipses in records:
         f.write(f"{path}\n{len(ellipses)}\n")
         for e in ellipses:
@@ -85,8 +96,12 @@ def write_fddb(root, folds: Dict[int, Sequence[Tuple[str, List[List[float]]]]],
 
 
 FDDB_FOLDS = {
-    1: [("2002/08/11/big/img_591", [[30.0, 20.0, 1.5707963, 40.0, 35.0],
-                                    [10.0, 10.0, 0.0, 70.0, 20.0]]),
-        ("2002/08/26/big/img_265", [[20.0, 10.0, 0.0, 45.0, 40.0]])],
-    2: [("2003/01/13/big/img_1087", [[12.0, 8.0, 0.5, 30.0, 30.0]])],
+  1: [
+    (
+      "2002/08/11/big/img_591",
+      [[30.0, 20.0, 1.5707963, 40.0, 35.0], [10.0, 10.0, 0.0, 70.0, 20.0]],
+    ),
+    ("2002/08/26/big/img_265", [[20.0, 10.0, 0.0, 45.0, 40.0]]),
+  ],
+  2: [("2003/01/13/big/img_1087", [[12.0, 8.0, 0.5, 30.0, 30.0]])],
 }

@@ -51,8 +51,15 @@ def celeba_values(n, seed=0):
   partition = np.array([i % 3 for i in range(n)])
   identity = rng.integers(1, 10178, size=n)
   assert aligned.max() < min(h, w) and wild.max() < min(WILD_HW)
-  return dict(names=names, attrs=attrs, aligned=aligned, wild=wild, boxes=boxes,
-              partition=partition, identity=identity)
+  return dict(
+    names=names,
+    attrs=attrs,
+    aligned=aligned,
+    wild=wild,
+    boxes=boxes,
+    partition=partition,
+    identity=identity,
+  )
 
 
 def write_celeba(root, n=6, seed=0, layout="flat", corrupt=(), missing_image=()):
@@ -62,8 +69,11 @@ def write_celeba(root, n=6, seed=0, layout="flat", corrupt=(), missing_image=())
   corrupt: names whose image files are written unreadable; missing_image: not written.
   """
   v = celeba_values(n, seed)
-  sub = {"img": "Img/", "anno": "Anno/", "eval": "Eval/"} if layout == "drive" else {
-      "img": "", "anno": "", "eval": ""}
+  sub = (
+    {"img": "Img/", "anno": "Anno/", "eval": "Eval/"}
+    if layout == "drive"
+    else {"img": "", "anno": "", "eval": ""}
+  )
   for i, name in enumerate(v["names"]):
     for folder, hw in (("img_align_celeba", ALIGNED_HW), ("img_celeba", WILD_HW)):
       path = os.path.join(root, sub["img"] + folder, name)
@@ -76,24 +86,41 @@ def write_celeba(root, n=6, seed=0, layout="flat", corrupt=(), missing_image=())
         write_jpeg(path, hw, seed * 1000 + i)
   anno = os.path.join(root, sub["anno"])
   # list_attr_celeba.txt: count, names with a trailing space, values padded to width 2.
-  rows = [f"{name} " + " ".join(f"{a:2d}" for a in attrs)
-          for name, attrs in zip(v["names"], v["attrs"], strict=True)]
-  _write(anno + "list_attr_celeba.txt", [str(n), " ".join(CELEBA_ATTRIBUTES) + " "] + rows,
-         newline="\r\n")
-  header = ("lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x "
-            "leftmouth_y rightmouth_x rightmouth_y")
-  for fname, key in (("list_landmarks_align_celeba.txt", "aligned"),
-                     ("list_landmarks_celeba.txt", "wild")):
-    rows = [f"{name:<10}" + "".join(f"{c:>6d}" for c in pts.reshape(-1))
-            for name, pts in zip(v["names"], v[key], strict=True)]
+  rows = [
+    f"{name} " + " ".join(f"{a:2d}" for a in attrs)
+    for name, attrs in zip(v["names"], v["attrs"], strict=True)
+  ]
+  _write(
+    anno + "list_attr_celeba.txt",
+    [str(n), " ".join(CELEBA_ATTRIBUTES) + " "] + rows,
+    newline="\r\n",
+  )
+  header = (
+    "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x "
+    "leftmouth_y rightmouth_x rightmouth_y"
+  )
+  for fname, key in (
+    ("list_landmarks_align_celeba.txt", "aligned"),
+    ("list_landmarks_celeba.txt", "wild"),
+  ):
+    rows = [
+      f"{name:<10}" + "".join(f"{c:>6d}" for c in pts.reshape(-1))
+      for name, pts in zip(v["names"], v[key], strict=True)
+    ]
     _write(anno + fname, [str(n), header] + rows)
-  rows = [f"{name:<10}" + "".join(f"{c:>6d}" for c in box)
-          for name, box in zip(v["names"], v["boxes"], strict=True)]
+  rows = [
+    f"{name:<10}" + "".join(f"{c:>6d}" for c in box)
+    for name, box in zip(v["names"], v["boxes"], strict=True)
+  ]
   _write(anno + "list_bbox_celeba.txt", [str(n), "image_id x_1 y_1 width height"] + rows)
-  _write(anno + "identity_CelebA.txt",
-         [f"{name} {i}" for name, i in zip(v["names"], v["identity"], strict=True)])
-  _write(os.path.join(root, sub["eval"] + "list_eval_partition.txt"),
-         [f"{name} {p}" for name, p in zip(v["names"], v["partition"], strict=True)])
+  _write(
+    anno + "identity_CelebA.txt",
+    [f"{name} {i}" for name, i in zip(v["names"], v["identity"], strict=True)],
+  )
+  _write(
+    os.path.join(root, sub["eval"] + "list_eval_partition.txt"),
+    [f"{name} {p}" for name, p in zip(v["names"], v["partition"], strict=True)],
+  )
   return v
 
 
@@ -101,7 +128,7 @@ def replace_line(path, line_number, new_text):
   """Replaces 1-based line `line_number` of a text file (keeps its newline style)."""
   with open(path, newline="") as f:
     lines = f.read().splitlines(keepends=True)
-  ending = lines[line_number - 1][len(lines[line_number - 1].rstrip("\r\n")):]
+  ending = lines[line_number - 1][len(lines[line_number - 1].rstrip("\r\n")) :]
   lines[line_number - 1] = new_text + ending
   with open(path, "w", newline="") as f:
     f.write("".join(lines))
@@ -113,8 +140,9 @@ def write_mafl_lists(root, train_names, test_names):
   _write(os.path.join(root, "MAFL", "testing.txt"), list(test_names))
 
 
-def write_lfwa(root, people=(("Aaron_Eckhart", 1), ("Zoe_Ball", 2)), seed=3,
-               partition=True, folder_in_name=False):
+def write_lfwa(
+  root, people=(("Aaron_Eckhart", 1), ("Zoe_Ball", 2)), seed=3, partition=True, folder_in_name=False
+):
   """LFWA in the assumed layout (hyperface_jax/data/builders/lfwa.py): lfw/<Person>/ JPEGs
   (250 x 250 in LFW, smaller here), list_attr_lfwa.txt in CelebA format, optional partition.
 
@@ -128,9 +156,11 @@ def write_lfwa(root, people=(("Aaron_Eckhart", 1), ("Zoe_Ball", 2)), seed=3,
     write_jpeg(os.path.join(root, "lfw", n.rsplit("_", 1)[0], n), (50, 50), seed * 100 + i)
   listed = {n: (f"{n.rsplit('_', 1)[0]}/{n}" if folder_in_name else n) for n in names}
   rows = [f"{listed[n]:<30}" + " ".join(f"{a:2d}" for a in attrs[n]) for n in names]
-  _write(os.path.join(root, "list_attr_lfwa.txt"),
-         [str(len(names)), " ".join(CELEBA_ATTRIBUTES)] + rows)
+  _write(
+    os.path.join(root, "list_attr_lfwa.txt"), [str(len(names)), " ".join(CELEBA_ATTRIBUTES)] + rows
+  )
   if partition:
-    _write(os.path.join(root, "list_eval_partition_lfwa.txt"),
-           [f"{listed[n]} {codes[n]}" for n in names])
+    _write(
+      os.path.join(root, "list_eval_partition_lfwa.txt"), [f"{listed[n]} {codes[n]}" for n in names]
+    )
   return {listed[n]: attrs[n] for n in names}, {listed[n]: codes[n] for n in names}

@@ -13,11 +13,12 @@ from fixtures_celeba import write_corrupt, write_jpeg
 
 IMAGE_HW = (120, 100)
 # (folder, file, gender, smile, glasses, pose) codes as in the release (1-based).
-TRAIN = (("lfw_5590", "Aaron_Guiel_0001.jpg", 1, 1, 2, 3),
-         ("net_7876", "0001.jpg", 2, 2, 1, 1),
-         ("lfw_5590", "Zoe_Ball_0001.jpg", 2, 1, 2, 5))
-TEST = (("AFLW", "0001-image20056.jpg", 1, 2, 2, 2),
-        ("AFLW", "0002-image04227.jpg", 2, 1, 1, 4))
+TRAIN = (
+  ("lfw_5590", "Aaron_Guiel_0001.jpg", 1, 1, 2, 3),
+  ("net_7876", "0001.jpg", 2, 2, 1, 1),
+  ("lfw_5590", "Zoe_Ball_0001.jpg", 2, 1, 2, 5),
+)
+TEST = (("AFLW", "0001-image20056.jpg", 1, 2, 2, 2), ("AFLW", "0002-image04227.jpg", 2, 1, 1, 4))
 
 
 def mtfl_points(index):
@@ -28,8 +29,12 @@ def mtfl_points(index):
 
 def _row(folder, name, codes, points):
   coords = list(points[:, 0]) + list(points[:, 1])  # all x first, then all y
-  return (f" {folder}\\{name} " + " ".join(f"{c:.6f}" for c in coords) + " "
-          + " ".join(str(c) for c in codes))
+  return (
+    f" {folder}\\{name} "
+    + " ".join(f"{c:.6f}" for c in coords)
+    + " "
+    + " ".join(str(c) for c in codes)
+  )
 
 
 def write_mtfl(root, corrupt=()):

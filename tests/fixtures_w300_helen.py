@@ -23,9 +23,12 @@ def write_pts(path, points, header=("version: 1", "n_points:  68")):
     f.write("}\n")
 
 
-def write_300w(root, per_folder: Dict[str, int], png_folders=("lfpw/trainset",
-                                                                "lfpw/testset"),
-               corrupt: Sequence[str] = ()) -> Dict[str, np.ndarray]:
+def write_300w(
+  root,
+  per_folder: Dict[str, int],
+  png_folders=("lfpw/trainset", "lfpw/testset"),
+  corrupt: Sequence[str] = (),
+) -> Dict[str, np.ndarray]:
   """Writes per_folder[folder] images + .pts; returns {relative image path: 1-based points}."""
   out = {}
   seed = 0
@@ -42,6 +45,7 @@ def write_300w(root, per_folder: Dict[str, int], png_folders=("lfpw/trainset",
           f.write(b"\x89PNG broken")
       elif ext == ".png":
         from PIL import Image
+
         Image.fromarray(np.full((60, 70, 3), seed, np.uint8)).save(os.path.join(root, rel))
       else:
         write_jpeg(os.path.join(root, rel), size=(60, 70), seed=seed)

@@ -85,6 +85,7 @@ def test_corrupt_image_skipped_and_listed(built):
 
 def test_scene_store_loads_aflw(built):
   from hyperface_jax.data.scene_store import SceneStore
+
   store = SceneStore.from_tfds("aflw", "train", data_dir=built.data_dir_root)
   assert len(store) == 102
   i = store.filenames.index("0/image00002.jpg")
@@ -97,12 +98,15 @@ def _write(tmp_path, images, extra_sql=()):
   return root
 
 
-@pytest.mark.parametrize("extra_sql, table, rowid, words", [
+@pytest.mark.parametrize(
+  "extra_sql, table, rowid, words",
+  [
     (["INSERT INTO FeatureCoords VALUES (39341, 22, 1.0, 2.0)"], "FeatureCoords", 29, "22"),
     (["UPDATE FaceRect SET w = -4 WHERE face_id = 39342"], "FaceRect", 2, "w=-4"),
     (["UPDATE FaceMetaData SET sex = 'x' WHERE face_id = 40001"], "FaceMetaData", 3, "'x'"),
     (["INSERT INTO FacePose VALUES (39341, 0.5, 0.5, 0.5, 1)"], "FacePose", 4, "contradictory"),
-])
+  ],
+)
 def test_bad_rows_name_table_and_row(tmp_path, extra_sql, table, rowid, words):
   sqlite_path = str(_write(tmp_path, fx.standard_images(), extra_sql) / "aflw.sqlite")
   with aflw_split.connect_readonly(sqlite_path) as conn:
@@ -118,6 +122,7 @@ def test_missing_files_name_file_and_page(tmp_path):
   assert "aflw.sqlite" in str(err.value) and aflw.URL in str(err.value)
   root = _write(tmp_path, fx.standard_images()[:1])
   import shutil
+
   shutil.rmtree(root / "flickr")
   with pytest.raises(manual.ManualFileMissing) as err:
     _build(root, tmp_path / "d2")
@@ -155,32 +160,40 @@ def test_split_rule_and_list_file(tmp_path):
 
 def test_prepare_cli_passes_manual_dir(tmp_path, monkeypatch, capsys):
   from hyperface_jax.data import prepare
+
   root = _write(tmp_path, fx.standard_images())
   monkeypatch.setattr(aflw_split, "read_face_ids", lambda path=None: [40500])
   assert prepare.main(["aflw", f"--data_dir={tmp_path / 'd'}", f"--manual_dir={root}"]) == 0
   out = capsys.readouterr().out
   assert "'train': 2" in out and "'test': 1" in out
-  assert prepare.main(["aflw", f"--data_dir={tmp_path / 'd2'}",
-                       f"--manual_dir={tmp_path}"]) == 2  # no aflw.sqlite: clean error
+  assert (
+    prepare.main(["aflw", f"--data_dir={tmp_path / 'd2'}", f"--manual_dir={tmp_path}"]) == 2
+  )  # no aflw.sqlite: clean error
   assert "aflw.sqlite" in capsys.readouterr().err
 
 
 def test_aflw_store_feeds_training_batches(built):
   from hyperface_jax.data import pipeline
+
   store = pipeline.SceneStore.from_tfds("aflw", "train", data_dir=built.data_dir_root)
-  batch = pipeline.train_batch(store, seed=0, step=0, batch_size=8, image_size=32,
-                               regions_per_scene=2)
+  batch = pipeline.train_batch(
+    store, seed=0, step=0, batch_size=8, image_size=32, regions_per_scene=2
+  )
   assert batch["image"].shape == (8, 32, 32, 3)
   assert np.isfinite(batch["landmarks"]).all() and batch["detection"].shape[0] == 8
 
 
 def test_feature_name_check(tmp_path):
-  root = _write(tmp_path, fx.standard_images()[:1], [
+  root = _write(
+    tmp_path,
+    fx.standard_images()[:1],
+    [
       "UPDATE FeatureCoordTypes SET descr = 'Left Brow Left Corner' WHERE feature_id = 1",
-      "UPDATE FeatureCoordTypes SET descr = 'RightEar' WHERE feature_id = 13"])
+      "UPDATE FeatureCoordTypes SET descr = 'RightEar' WHERE feature_id = 13",
+    ],
+  )
   with aflw_split.connect_readonly(str(root / "aflw.sqlite")) as conn:
-    assert aflw.feature_name_mismatches(conn) == [
-        "feature_id 13: 'RightEar' (expected 'LeftEar')"]
+    assert aflw.feature_name_mismatches(conn) == ["feature_id 13: 'RightEar' (expected 'LeftEar')"]
 
 
 def test_listed_ids_missing_from_the_users_copy(tmp_path, monkeypatch):

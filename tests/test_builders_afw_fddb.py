@@ -18,9 +18,10 @@ def test_afw_parsed_values(tmp_path):
   # pose [yaw pitch roll] deg -> (roll, pitch, yaw) rad
   np.testing.assert_allclose(faces["pose"][0], np.radians([5.0, -15.0, 30.0]), rtol=1e-6)
   # 6 points -> AFLW-21 LeftEyeCenter(7), RightEyeCenter(10), NoseCenter(14), mouth 17-19
-  np.testing.assert_allclose(faces["landmarks"][0, [7, 10, 14, 17, 18, 19]],
-                             np.array([[15, 30], [30, 30], [22, 40], [16, 50], [22, 51],
-                                       [29, 50]]) - 1.0)
+  np.testing.assert_allclose(
+    faces["landmarks"][0, [7, 10, 14, 17, 18, 19]],
+    np.array([[15, 30], [30, 30], [22, 40], [16, 50], [22, 51], [29, 50]]) - 1.0,
+  )
   np.testing.assert_array_equal(np.nonzero(faces["visibility"][1])[0], [7, 10, 17, 18, 19])
   np.testing.assert_array_equal(faces["visibility6"][1], [1, 1, 0, 1, 1, 1])
   assert faces["valid"]["gender"].tolist() == [False, False]
@@ -41,8 +42,9 @@ def test_fddb_folds_ellipses_boxes(tmp_path):
   folds[3] = [(f"2003/x/img_{i}", [[5.0, 4.0, 0.0, 20.0, 20.0]]) for i in range(120)]
   for fold in range(4, 11):
     folds[fold] = [(f"2004/f{fold}", [[6.0, 5.0, 0.0, 30.0, 30.0]])]
-  fx.write_fddb(str(tmp_path / "m"), folds, corrupt=["2003/x/img_7"],
-                gray=["2002/08/26/big/img_265"])
+  fx.write_fddb(
+    str(tmp_path / "m"), folds, corrupt=["2003/x/img_7"], gray=["2002/08/26/big/img_265"]
+  )
   b = build("fddb", tmp_path / "m", tmp_path / "d")
   assert b.info.splits["fold01"].num_examples == 2
   assert b.info.splits["fold02"].num_examples == 1
@@ -68,17 +70,21 @@ def test_ellipse_to_box_independent():
   np.testing.assert_allclose(fddb.ellipse_to_box([ra, rb, t, cx, cy]), expect, atol=1e-6)
 
 
-@pytest.mark.parametrize("text, line, words", [
+@pytest.mark.parametrize(
+  "text, line, words",
+  [
     ("img_a\n2\n10 5 0 20 20 1\nimg_b\n1\n3 3 0 5 5 1\n", 4, "expected 'major_radius"),
     ("img_a\nx\n", 2, "face count"),
     ("img_a\n1\n10 -5 0 20 20 1\n", 3, "radii"),
     ("img_a\n1\n10 5 0 20 20 1\nimg_a\n0\n", 4, "already has a record at line 1"),
-])
+  ],
+)
 def test_fddb_bad_records_name_file_and_line(tmp_path, text, line, words):
   (tmp_path / "FDDB-folds").mkdir()
   for fold in range(1, 11):
     (tmp_path / "FDDB-folds" / f"FDDB-fold-{fold:02d}-ellipseList.txt").write_text(
-        text if fold == 1 else "")
+      text if fold == 1 else ""
+    )
   (tmp_path / "originalPics").mkdir()
   with pytest.raises(manual.AnnotationError) as err:
     build("fddb", tmp_path, tmp_path / "d")

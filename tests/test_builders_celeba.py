@@ -69,14 +69,14 @@ def test_aligned_values_and_splits(aligned):
     eye, mouth = (p[0] + p[1]) / 2, (p[3] + p[4]) / 2
     side = max(2.6 * np.hypot(*(p[0] - p[1])), 2.3 * np.hypot(*(eye - mouth)))
     cx, cy = (eye + mouth) / 2
-    np.testing.assert_allclose(ex["box"], [cx - side / 2, cy - side / 2, side, side],
-                               rtol=1e-5)
+    np.testing.assert_allclose(ex["box"], [cx - side / 2, cy - side / 2, side, side], rtol=1e-5)
 
 
 def test_image_bytes_are_the_original_jpeg(aligned):
   builder, v, root = aligned
-  ds = builder.as_dataset(split="train", shuffle_files=False,
-                          decoders={"image": tfds.decode.SkipDecoding()})
+  ds = builder.as_dataset(
+    split="train", shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()}
+  )
   stored = {ex["image/filename"].decode(): ex["image"] for ex in tfds.as_numpy(ds)}
   name = v["names"][0]
   with open(os.path.join(root, "img_align_celeba", name), "rb") as f:
@@ -119,18 +119,25 @@ def test_missing_file_names_file_and_page(tmp_path):
   assert "Anno/identity_CelebA.txt" in str(err.value)
 
 
-@pytest.mark.parametrize("fname,line,text,message", [
+@pytest.mark.parametrize(
+  "fname,line,text,message",
+  [
     ("list_attr_celeba.txt", 4, "000002.jpg " + " ".join(["0"] * 40), "expected -1 or 1"),
     ("list_attr_celeba.txt", 3, "000001.jpg  1 -1", "expected 41 columns"),
     ("list_landmarks_align_celeba.txt", 5, "000003.jpg 1 2 3 4 5 6 7 8 9 x", "'x' is not"),
-    ("list_landmarks_align_celeba.txt", 3, "000001.jpg 12 18 27 18 20 26 14 34 26 900",
-     "outside the 40x48 image"),
+    (
+      "list_landmarks_align_celeba.txt",
+      3,
+      "000001.jpg 12 18 27 18 20 26 14 34 26 900",
+      "outside the 40x48 image",
+    ),
     ("list_eval_partition.txt", 2, "000002.jpg 3", "unknown partition code 3"),
     ("list_attr_celeba.txt", 1, "7", "announces 7 images but 3 rows"),
     ("list_attr_celeba.txt", 2, " ".join(["Smiling"] * 40), "expected the 40 CelebA attribute"),
     ("list_landmarks_align_celeba.txt", 2, "x y", "expected the header"),
     ("identity_CelebA.txt", 3, "000003.jpg 12 13", "expected 2 columns"),
-])
+  ],
+)
 def test_contradictory_rows_name_file_and_line(tmp_path, fname, line, text, message):
   fx.write_celeba(tmp_path, n=3)
   fx.replace_line(tmp_path / fname, line, text)

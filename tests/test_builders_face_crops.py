@@ -22,8 +22,9 @@ def test_inside_image_and_margin_check():
 
 
 def test_crop_example_marks_only_given_labels_valid():
-  ex = face_crops.crop_example(b"jpeg", "a.jpg", gender=1, landmarks5=np.ones((5, 2)),
-                               visibility5=np.ones(5))
+  ex = face_crops.crop_example(
+    b"jpeg", "a.jpg", gender=1, landmarks5=np.ones((5, 2)), visibility5=np.ones(5)
+  )
   assert ex["valid"]["gender"] and ex["valid"]["landmarks5"]
   assert not ex["valid"]["attributes"] and ex["smiling"] == -1 and ex["pose_class"] == -1
   with pytest.raises(ValueError, match="without visibility5"):
@@ -46,8 +47,10 @@ def test_encoded_reader_keeps_rgb_jpeg_bytes_converts_grey(tmp_path):
 
 
 def test_crop_builders_share_one_feature_spec():
-  specs = {name: repr(tfds.builder(name).info.features)
-           for name in ("celeba/aligned", "celeba/in_the_wild", "mafl", "mtfl", "lfwa")}
+  specs = {
+    name: repr(tfds.builder(name).info.features)
+    for name in ("celeba/aligned", "celeba/in_the_wild", "mafl", "mtfl", "lfwa")
+  }
   assert len(set(specs.values())) == 1, specs.keys()
 
 

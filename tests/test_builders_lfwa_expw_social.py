@@ -65,10 +65,13 @@ def test_expw_parse_counts_duplicates(tmp_path):
   assert duplicates == 1 and sum(len(v) for v in faces.values()) == 3
 
 
-@pytest.mark.parametrize("row,line,message", [
+@pytest.mark.parametrize(
+  "row,line,message",
+  [
     (("a.jpg", 0, 10, 20, 50, 52, 98.2, 7), 1, "unknown expression label 7"),
     (("a.jpg", 0, 60, 20, 50, 52, 98.2, 1), 1, "non-positive size"),
-])
+  ],
+)
 def test_expw_bad_rows(tmp_path, row, line, message):
   fxs.write_expw(tmp_path, rows=(row,))
   with pytest.raises(manual.AnnotationError, match=message) as err:
@@ -100,11 +103,13 @@ def test_social_relation_faces_and_relations(tmp_path):
   train = examples_by_filename(builder, "train")
   fam = train["family_001.jpg"]
   # Distinct boxes in order of first appearance: (5,6,..), (60,8,..), (90,40,..).
-  np.testing.assert_array_equal(fam["faces"]["box"],
-                                [[5, 6, 30, 30], [60, 8, 28, 28], [90, 40, 20, 20]])
+  np.testing.assert_array_equal(
+    fam["faces"]["box"], [[5, 6, 30, 30], [60, 8, 28, 28], [90, 40, 20, 20]]
+  )
   np.testing.assert_array_equal(fam["relations"]["faces"], [[0, 1], [1, 2]])
-  np.testing.assert_array_equal(fam["relations"]["traits"],
-                                [fxs.SOCIAL_TRAIN[0][3], fxs.SOCIAL_TRAIN[1][3]])
+  np.testing.assert_array_equal(
+    fam["relations"]["traits"], [fxs.SOCIAL_TRAIN[0][3], fxs.SOCIAL_TRAIN[1][3]]
+  )
   assert fam["relations"]["traits"].dtype == np.int64
   test = examples_by_filename(builder, "test")["party_3.jpg"]
   np.testing.assert_array_equal(test["relations"]["traits"], [[1] * 8])

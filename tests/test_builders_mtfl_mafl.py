@@ -21,11 +21,11 @@ def mtfl_built(tmp_path_factory):
 # Hand-written expectations of the code mapping (module docstring of mtfl.py):
 # (gender, smiling, eyeglasses, pose_class) for the rows of fixtures_mtfl.TRAIN / TEST.
 EXPECTED_LABELS = {
-    "lfw_5590/Aaron_Guiel_0001.jpg": (0, 1, 0, 2),   # codes 1 1 2 3
-    "net_7876/0001.jpg": (1, 0, 1, 0),               # codes 2 2 1 1
-    "lfw_5590/Zoe_Ball_0001.jpg": (1, 1, 0, 4),      # codes 2 1 2 5
-    "AFLW/0001-image20056.jpg": (0, 0, 0, 1),        # codes 1 2 2 2
-    "AFLW/0002-image04227.jpg": (1, 1, 1, 3),        # codes 2 1 1 4
+  "lfw_5590/Aaron_Guiel_0001.jpg": (0, 1, 0, 2),  # codes 1 1 2 3
+  "net_7876/0001.jpg": (1, 0, 1, 0),  # codes 2 2 1 1
+  "lfw_5590/Zoe_Ball_0001.jpg": (1, 1, 0, 4),  # codes 2 1 2 5
+  "AFLW/0001-image20056.jpg": (0, 0, 0, 1),  # codes 1 2 2 2
+  "AFLW/0002-image04227.jpg": (1, 1, 1, 3),  # codes 2 1 1 4
 }
 
 
@@ -38,8 +38,12 @@ def test_mtfl_rows_leading_space_backslash_and_codes(mtfl_built):
     for rel, points, _ in values[split]:
       ex = got[rel]
       np.testing.assert_array_equal(ex["landmarks5"], points.astype(np.float32))
-      assert (int(ex["gender"]), int(ex["smiling"]), int(ex["eyeglasses"]),
-              int(ex["pose_class"])) == EXPECTED_LABELS[rel]
+      assert (
+        int(ex["gender"]),
+        int(ex["smiling"]),
+        int(ex["eyeglasses"]),
+        int(ex["pose_class"]),
+      ) == EXPECTED_LABELS[rel]
       np.testing.assert_allclose(ex["box"], face_crops.box_from_five(points))
       np.testing.assert_array_equal(ex["visibility5"], np.ones(5, np.float32))
       valid = ex["valid"]
@@ -50,19 +54,25 @@ def test_mtfl_rows_leading_space_backslash_and_codes(mtfl_built):
 
 def test_mtfl_parse_line_by_hand():
   rel, pts, labels = mtfl.parse_line(
-      "training.txt", 1, " lfw_5590\\Aaron_Guiel_0001.jpg 101.250000 146.750000 125.250000 "
-      "93.750000 139.750000 112.250000 117.750000 137.750000 160.750000 164.750000 1 1 2 3")
+    "training.txt",
+    1,
+    " lfw_5590\\Aaron_Guiel_0001.jpg 101.250000 146.750000 125.250000 "
+    "93.750000 139.750000 112.250000 117.750000 137.750000 160.750000 164.750000 1 1 2 3",
+  )
   assert rel == "lfw_5590/Aaron_Guiel_0001.jpg"
   np.testing.assert_array_equal(pts[0], [101.25, 112.25])  # left eye = (x1, y1)
   np.testing.assert_array_equal(pts[4], [139.75, 164.75])  # right mouth = (x5, y5)
   assert labels == {"gender": 0, "smiling": 1, "eyeglasses": 0, "pose_class": 2}
 
 
-@pytest.mark.parametrize("line,tail,message", [
+@pytest.mark.parametrize(
+  "line,tail,message",
+  [
     (2, "2 2 1 6", "unknown pose"),
     (1, "3 1 2 3", "unknown gender"),
     (3, "2 1 2", "expected 15 columns"),
-])
+  ],
+)
 def test_mtfl_contradictory_rows(tmp_path, line, tail, message):
   fxm.write_mtfl(tmp_path)
   path = tmp_path / "training.txt"

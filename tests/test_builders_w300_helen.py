@@ -10,8 +10,14 @@ from tfds_testing import build, examples_by_filename
 from hyperface_jax.data import schemes
 from hyperface_jax.data.builders import helen, manual, w300
 
-FOLDERS = {"lfpw/trainset": 2, "helen/trainset": 1, "afw": 1, "lfpw/testset": 1,
-           "helen/testset": 1, "ibug": 2}
+FOLDERS = {
+  "lfpw/trainset": 2,
+  "helen/trainset": 1,
+  "afw": 1,
+  "lfpw/testset": 1,
+  "helen/testset": 1,
+  "ibug": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +31,14 @@ def test_300w_splits(w300_built):
   b, _ = w300_built
   counts = {k: v.num_examples for k, v in b.info.splits.items()}
   assert counts == {"train": 4, "common": 2, "challenging": 2, "full": 4}
-  assert sorted(examples_by_filename(b, "challenging")) == ["ibug/image_0000.jpg", "ibug/image_0001.jpg"]
-  assert sorted(examples_by_filename(b, "common")) == ["helen/testset/image_0000.jpg",
-                                        "lfpw/testset/image_0000.png"]
+  assert sorted(examples_by_filename(b, "challenging")) == [
+    "ibug/image_0000.jpg",
+    "ibug/image_0001.jpg",
+  ]
+  assert sorted(examples_by_filename(b, "common")) == [
+    "helen/testset/image_0000.jpg",
+    "lfpw/testset/image_0000.png",
+  ]
 
 
 def test_300w_points_are_zero_based(w300_built):

@@ -27,9 +27,11 @@ def _outputs_text(cell) -> str:
 def test_model_surgery_notebook_runs_and_shows_the_surgery(tmp_path):
   nb = nbformat.read(NOTEBOOK, as_version=4)
   assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
-      "commit the notebook without outputs")
-  client = NotebookClient(nb, timeout=300, kernel_name="python3",
-                          resources={"metadata": {"path": str(tmp_path)}})
+    "commit the notebook without outputs"
+  )
+  client = NotebookClient(
+    nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+  )
   try:
     client.execute(cwd=str(tmp_path))
   except CellExecutionError as e:  # the message holds the failing cell and traceback
@@ -37,7 +39,7 @@ def test_model_surgery_notebook_runs_and_shows_the_surgery(tmp_path):
   text = "\n".join(_outputs_text(c) for c in nb.cells if c.cell_type == "code")
   # Section 2: the overview's totals; section 3: the backbone came from the converted dir.
   assert "Total: " in text and "backbone/conv1/kernel | (11, 11, 3, 12)" in text
-  assert "loaded 10 arrays" in text            # conv1..conv5 kernels and biases
+  assert "loaded 10 arrays" in text  # conv1..conv5 kernels and biases
   assert "'frozen': 10" in text
   assert "backbone arrays are bit-for-bit the same" in text
   assert "'landmarks': (4, 68, 2)" in text and "'visibility': (4, 68)" in text

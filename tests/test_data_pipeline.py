@@ -182,8 +182,15 @@ def test_fractional_positive_share_is_exact_on_average(store):
   """2 regions per scene at a 0.75 face share: 1 or 2 faces per scene, 3/4 overall."""
   ious, scene = [], []
   for step in range(40):
-    b = pipeline.train_batch(store, seed=2, step=step, batch_size=16, image_size=8,
-                             regions_per_scene=2, positive_fraction=0.75)
+    b = pipeline.train_batch(
+      store,
+      seed=2,
+      step=step,
+      batch_size=16,
+      image_size=8,
+      regions_per_scene=2,
+      positive_fraction=0.75,
+    )
     ious.append(b["iou"])
     scene.append(b["scene_index"])
   ious, scene = np.concatenate(ious), np.concatenate(scene)

@@ -163,8 +163,9 @@ def test_near_regions_wider_jitter_gives_hard_negatives():
 
   def ious(cfg, seed):
     rng = np.random.default_rng(seed)
-    reg = sampling.sample_regions(rng, (400, 400), faces["box"], faces["valid"]["box"], 32,
-                                  0.0, dict(cfg, near_fraction=1.0))
+    reg = sampling.sample_regions(
+      rng, (400, 400), faces["box"], faces["valid"]["box"], 32, 0.0, dict(cfg, near_fraction=1.0)
+    )
     return boxes.iou(reg, faces["box"])[:, 0]
 
   narrow_ious = np.concatenate([ious(tight, s) for s in range(5)])
@@ -173,10 +174,12 @@ def test_near_regions_wider_jitter_gives_hard_negatives():
   hard = lambda m: np.mean((m >= 0.2) & (m <= 0.5))
   assert hard(wide_ious) > 0.5 > 0.1 > hard(narrow_ious)  # measured: 0.66 vs 0.03
   # The wide jitter leaves the positives' distribution alone (same seed, same positives).
-  a = sampling.sample_regions(np.random.default_rng(3), (400, 400), faces["box"],
-                              faces["valid"]["box"], 4, 1.0, tight)
-  b = sampling.sample_regions(np.random.default_rng(3), (400, 400), faces["box"],
-                              faces["valid"]["box"], 4, 1.0, wide)
+  a = sampling.sample_regions(
+    np.random.default_rng(3), (400, 400), faces["box"], faces["valid"]["box"], 4, 1.0, tight
+  )
+  b = sampling.sample_regions(
+    np.random.default_rng(3), (400, 400), faces["box"], faces["valid"]["box"], 4, 1.0, wide
+  )
   np.testing.assert_array_equal(a, b)
 
 
@@ -187,16 +190,31 @@ def test_window_negatives_come_from_the_test_time_pyramid():
   # 0.8-1.3) never produces; background ones have IoU < 0.35 and, like the test-time
   # windows, some reach past the image edge, which random background squares never do.
   faces = make_faces([[50, 40, 70, 70]])
-  cfg = dict(scale_range=(0.8, 1.3), shift_range=0.15, negative_source="windows",
-             window_min_side=32.0, window_scale_step=1.3, window_stride_fraction=0.3,
-             window_border_fraction=0.4)
+  cfg = dict(
+    scale_range=(0.8, 1.3),
+    shift_range=0.15,
+    negative_source="windows",
+    window_min_side=32.0,
+    window_scale_step=1.3,
+    window_stride_fraction=0.3,
+    window_border_fraction=0.4,
+  )
 
   def regions(near_fraction, source):
-    return np.concatenate([
-        sampling.sample_regions(np.random.default_rng(s), (160, 160), faces["box"],
-                                faces["valid"]["box"], 16, 0.0,
-                                dict(cfg, near_fraction=near_fraction, negative_source=source))
-        for s in range(10)])
+    return np.concatenate(
+      [
+        sampling.sample_regions(
+          np.random.default_rng(s),
+          (160, 160),
+          faces["box"],
+          faces["valid"]["box"],
+          16,
+          0.0,
+          dict(cfg, near_fraction=near_fraction, negative_source=source),
+        )
+        for s in range(10)
+      ]
+    )
 
   def part_share(r):
     inside = boxes.intersection(r, faces["box"])[:, 0] / (r[:, 2] * r[:, 3])
@@ -214,33 +232,54 @@ def test_window_negatives_come_from_the_test_time_pyramid():
   outside = lambda r: np.mean(boxes.inside_fraction(r, (160, 160)) < 0.999)
   assert outside(background) > 0.2 and outside(regions(0.0, "random")) == 0.0  # 0.5 vs 0
   # The positives are untouched by the negative source (same seed, same positives).
-  a = sampling.sample_regions(np.random.default_rng(3), (160, 160), faces["box"],
-                              faces["valid"]["box"], 4, 1.0, dict(cfg, negative_source="random"))
-  b = sampling.sample_regions(np.random.default_rng(3), (160, 160), faces["box"],
-                              faces["valid"]["box"], 4, 1.0, cfg)
+  a = sampling.sample_regions(
+    np.random.default_rng(3),
+    (160, 160),
+    faces["box"],
+    faces["valid"]["box"],
+    4,
+    1.0,
+    dict(cfg, negative_source="random"),
+  )
+  b = sampling.sample_regions(
+    np.random.default_rng(3), (160, 160), faces["box"], faces["valid"]["box"], 4, 1.0, cfg
+  )
   np.testing.assert_array_equal(a, b)
   # A face filling an image whose pyramid is one window (the image itself, IoU 1): no
   # window qualifies, so the regions fall back to the random scheme's lowest-IoU squares.
   big = make_faces([[-0.5, -0.5, 100, 100]])
-  reg = sampling.sample_regions(np.random.default_rng(0), (100, 100), big["box"],
-                                big["valid"]["box"], 4, 0.0,
-                                dict(cfg, window_min_side=100.0, window_border_fraction=0.0))
+  reg = sampling.sample_regions(
+    np.random.default_rng(0),
+    (100, 100),
+    big["box"],
+    big["valid"]["box"],
+    4,
+    0.0,
+    dict(cfg, window_min_side=100.0, window_border_fraction=0.0),
+  )
   assert reg.shape == (4, 4) and np.all(boxes.inside_fraction(reg, (100, 100)) > 0.99)
   with pytest.raises(ValueError, match="negative_source"):
-    sampling.sample_regions(np.random.default_rng(0), (100, 100), big["box"],
-                            big["valid"]["box"], 4, 0.0, dict(cfg, negative_source="grid"))
+    sampling.sample_regions(
+      np.random.default_rng(0),
+      (100, 100),
+      big["box"],
+      big["valid"]["box"],
+      4,
+      0.0,
+      dict(cfg, negative_source="grid"),
+    )
 
 
 def test_near_count_is_stochastically_rounded():
   # 1 non-positive region per scene at near_fraction 0.5: near in about half the scenes.
   faces = make_faces([[100, 100, 60, 60]])
   # Tiny background squares in a large image never touch the face; near ones always do.
-  cfg = dict(near_scale_range=(0.35, 2.5), near_shift_range=0.6,
-             negative_side_range=(0.01, 0.02))
+  cfg = dict(near_scale_range=(0.35, 2.5), near_shift_range=0.6, negative_side_range=(0.01, 0.02))
   near = 0
   for seed in range(400):
-    reg = sampling.sample_regions(np.random.default_rng(seed), (1000, 1000), faces["box"],
-                                  faces["valid"]["box"], 1, 0.0, cfg)
+    reg = sampling.sample_regions(
+      np.random.default_rng(seed), (1000, 1000), faces["box"], faces["valid"]["box"], 1, 0.0, cfg
+    )
     near += int(boxes.iou(reg, faces["box"])[0, 0] > 0.0)
   assert 150 < near < 250  # binomial(400, 0.5): mean 200, sd 10
 

@@ -26,8 +26,9 @@ def test_nme_rejects_bad_input():
 
 def test_ced_auc_failure_by_hand():
   errors = np.array([0.0, 0.05, 0.2, np.nan])  # NaN: a face without visible points
-  np.testing.assert_allclose(metrics.ced_curve(errors, [0.0, 0.05, 0.1, 0.3]),
-                             [1 / 3, 2 / 3, 2 / 3, 1.0])
+  np.testing.assert_allclose(
+    metrics.ced_curve(errors, [0.0, 0.05, 0.1, 0.3]), [1 / 3, 2 / 3, 2 / 3, 1.0]
+  )
   # Exact area: mean(clip(1 - e / 0.1, 0, 1)) = (1 + 0.5 + 0) / 3.
   assert metrics.auc_at(errors, 0.1) == pytest.approx(0.5)
   assert metrics.failure_rate(errors, 0.1) == pytest.approx(1 / 3)
@@ -70,35 +71,40 @@ def _batch():
   """4 rows: 0 face with pose, 1 face without pose, 2 non-face, 3 padding."""
   b = 4
   landmarks = np.zeros((b, 21, 2), np.float32)
-  landmarks[0] = (0.3, 0.4)          # pixels (80, 90) in the 100x100 region
-  landmarks[0, :5] = (-0.4, -0.4)    # invisible points: must not count
-  landmarks[1] = (0.0, 0.1)          # pixels (50, 60)
+  landmarks[0] = (0.3, 0.4)  # pixels (80, 90) in the 100x100 region
+  landmarks[0, :5] = (-0.4, -0.4)  # invisible points: must not count
+  landmarks[1] = (0.0, 0.1)  # pixels (50, 60)
   visibility = np.ones((b, 21), np.float32)
   visibility[0, :5] = 0
   return {
-      "image": np.zeros((b, 8, 8, 3), np.float32),
-      "detection": np.array([1, 1, 0, 1], np.int32),
-      "detection_mask": np.array([1, 1, 1, 0], np.float32),
-      "landmarks": landmarks, "visibility": visibility,
-      "landmarks_mask": np.array([1, 1, 0, 1], np.float32),
-      "visibility_mask": np.array([1, 1, 0, 1], np.float32),
-      "pose": np.array([[0, 0.1, np.radians(10)], [0, 0, np.radians(45)], [0, 0, 0],
-                        [0, 0, 0]], np.float32),
-      "pose_mask": np.array([1, 0, 0, 1], np.float32),
-      "gender": np.array([1, 0, 0, 1], np.int32),
-      "gender_mask": np.array([1, 1, 0, 1], np.float32),
-      "example_mask": np.array([1, 1, 1, 0], np.float32),
-      "region": np.tile(np.array([[0, 0, 100, 100]], np.float32), (b, 1)),
-      "face_box": np.array([[25, 25, 50, 50]] * 2 + [[0, 0, 0, 0]] * 2, np.float32),
-      "iou": np.array([0.9, 0.9, 0.0, 0.9], np.float32),
+    "image": np.zeros((b, 8, 8, 3), np.float32),
+    "detection": np.array([1, 1, 0, 1], np.int32),
+    "detection_mask": np.array([1, 1, 1, 0], np.float32),
+    "landmarks": landmarks,
+    "visibility": visibility,
+    "landmarks_mask": np.array([1, 1, 0, 1], np.float32),
+    "visibility_mask": np.array([1, 1, 0, 1], np.float32),
+    "pose": np.array(
+      [[0, 0.1, np.radians(10)], [0, 0, np.radians(45)], [0, 0, 0], [0, 0, 0]], np.float32
+    ),
+    "pose_mask": np.array([1, 0, 0, 1], np.float32),
+    "gender": np.array([1, 0, 0, 1], np.int32),
+    "gender_mask": np.array([1, 1, 0, 1], np.float32),
+    "example_mask": np.array([1, 1, 1, 0], np.float32),
+    "region": np.tile(np.array([[0, 0, 100, 100]], np.float32), (b, 1)),
+    "face_box": np.array([[25, 25, 50, 50]] * 2 + [[0, 0, 0, 0]] * 2, np.float32),
+    "iou": np.array([0.9, 0.9, 0.0, 0.9], np.float32),
   }
 
 
 def _perfect_outputs(batch):
-  out = {"landmarks": batch["landmarks"].copy(), "visibility": batch["visibility"].copy(),
-         "pose": batch["pose"].copy(),
-         "gender": np.eye(2, dtype=np.float32)[batch["gender"]] * 10,
-         "detection": np.eye(2, dtype=np.float32)[batch["detection"]] * 10}
+  out = {
+    "landmarks": batch["landmarks"].copy(),
+    "visibility": batch["visibility"].copy(),
+    "pose": batch["pose"].copy(),
+    "gender": np.eye(2, dtype=np.float32)[batch["gender"]] * 10,
+    "detection": np.eye(2, dtype=np.float32)[batch["detection"]] * 10,
+  }
   # The padding row is wildly wrong: it must be ignored.
   out["landmarks"][3] += 100.0
   out["pose"][3] += 1.0
@@ -122,8 +128,13 @@ def test_evaluator_perfect_predictions_and_masks():
   assert res["pose/mae_mean_deg"] == pytest.approx(0.0, abs=1e-6)
   assert res["gender/accuracy"] == 1.0
   assert res["detection/ap"] == 1.0 and res["detection/accuracy"] == 1.0
-  assert (res["count/examples"], res["count/landmarks"], res["count/pose"],
-          res["count/gender"], res["count/detection"]) == (3, 2, 1, 2, 3)
+  assert (
+    res["count/examples"],
+    res["count/landmarks"],
+    res["count/pose"],
+    res["count/gender"],
+    res["count/detection"],
+  ) == (3, 2, 1, 2, 3)
   assert all(isinstance(v, float) for v in res.values())
   assert set(ev.protocol()) >= {"landmarks/nme", "landmarks/yaw_bins", "pose"}
 
@@ -134,11 +145,15 @@ def test_evaluator_errors_and_baselines_by_hand():
   out["landmarks"][0] += (0.1, 0.0)  # 10 px off in a 50 px face: NME 0.2
   ev = evaluators.HyperFaceRegionEvaluator()
   ev.update(batch, out)  # baselines may be set after update
-  ev.set_baselines(mean_landmarks=np.zeros((21, 2)), mean_pose=np.zeros(3),
-                   majority_gender=1, mean_visibility=np.full(21, 0.4),
-                   majority_detection=1)
+  ev.set_baselines(
+    mean_landmarks=np.zeros((21, 2)),
+    mean_pose=np.zeros(3),
+    majority_gender=1,
+    mean_visibility=np.full(21, 0.4),
+    majority_detection=1,
+  )
   res = ev.result()
-  assert res["landmarks/nme"] == pytest.approx(0.1)       # (0.2 + 0) / 2
+  assert res["landmarks/nme"] == pytest.approx(0.1)  # (0.2 + 0) / 2
   assert res["landmarks/nme_yaw_0_30"] == pytest.approx(0.2)
   # Mean shape = region centre (50, 50): row 0 visible points at (80, 90) -> 50 px / 50;
   # row 1 at (50, 60) -> 10 px / 50.
@@ -148,7 +163,7 @@ def test_evaluator_errors_and_baselines_by_hand():
   assert res["baseline/pose/mae_roll_deg"] == pytest.approx(0.0)
   assert res["baseline/pose/mae_pitch_deg"] == pytest.approx(np.degrees(0.1), rel=1e-5)
   assert res["baseline/pose/mae_yaw_deg"] == pytest.approx(10.0, rel=1e-5)
-  assert res["baseline/gender/accuracy"] == 0.5           # labels 1, 0 vs majority 1
+  assert res["baseline/gender/accuracy"] == 0.5  # labels 1, 0 vs majority 1
   assert res["baseline/visibility/accuracy"] == pytest.approx(5 / 42)  # predicts all invisible
   assert res["baseline/detection/ap"] == pytest.approx(2 / 3)
   assert res["baseline/detection/accuracy"] == pytest.approx(2 / 3)
@@ -175,7 +190,7 @@ def test_baseline_stats_by_hand():
   np.testing.assert_allclose(stats["mean_visibility"][:5], 0.5)
   np.testing.assert_allclose(stats["mean_visibility"][5:], 1.0)
   np.testing.assert_allclose(stats["mean_pose"], (0, 0.1, np.radians(10)), rtol=1e-6)
-  assert stats["majority_gender"] == 0   # tie 1 vs 1 goes to 0
+  assert stats["majority_gender"] == 0  # tie 1 vs 1 goes to 0
   assert stats["majority_detection"] == 1  # labels 1, 1, 0
   # A list of batches gives the same statistics as their concatenation.
   twice = evaluators.baseline_stats([batch, batch])

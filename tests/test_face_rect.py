@@ -41,9 +41,10 @@ def test_box_from_pose_hand_worked_frontal():
   scale = 2 * np.tan(delta) * f / 50.0
   side = 128 * scale
   # Eye corners of the AFLW model are not level, so the up vector tilts slightly.
-  corners = fm.project(fm.camera_points(schemes.AFLW21_MEAN_FACE_3D[[6, 8, 9, 11]], rot,
-                                        trans), w, h)
-  v = (corners[2:].mean(0) - corners[:2].mean(0))
+  corners = fm.project(
+    fm.camera_points(schemes.AFLW21_MEAN_FACE_3D[[6, 8, 9, 11]], rot, trans), w, h
+  )
+  v = corners[2:].mean(0) - corners[:2].mean(0)
   v /= np.linalg.norm(v)
   centre = np.array([w / 2, h / 2]) - np.array([v[1], -v[0]]) * 25 * scale
   expect = [np.round(centre[0] - side / 2), np.round(centre[1] - side / 2), side, side]
@@ -61,8 +62,9 @@ def test_posit_recovers_pose_and_box():
     lm = fm.project(fm.camera_points(schemes.AFLW21_MEAN_FACE_3D, rot, trans), w, h)
     vis = fm.self_visible(fm.A21_NORMALS, rot).astype(np.float32)
     keep = vis > 0
-    r2, t2 = face_rect.modern_posit(lm[keep], schemes.AFLW21_MEAN_FACE_3D[keep], 1.5 * w,
-                                    (w / 2, h / 2))
+    r2, t2 = face_rect.modern_posit(
+      lm[keep], schemes.AFLW21_MEAN_FACE_3D[keep], 1.5 * w, (w / 2, h / 2)
+    )
     np.testing.assert_allclose(fm.roll_pitch_yaw(r2), angles, atol=2e-2)
     np.testing.assert_allclose(t2, trans, rtol=2e-2, atol=2e-2)
     want = face_rect.box_from_pose(rot, trans, w, h)

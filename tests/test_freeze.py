@@ -15,40 +15,44 @@ def _config(freeze=FREEZE):
   c = ml_collections.ConfigDict()
   c.lr = 0.01
   # Weight decay and momentum on: neither may touch a frozen parameter.
-  c.optim = dict(name="sgd", momentum=0.9, weight_decay=5e-3, grad_clip_norm=1.0,
-                 freeze=freeze)
+  c.optim = dict(name="sgd", momentum=0.9, weight_decay=5e-3, grad_clip_norm=1.0, freeze=freeze)
   c.schedule = dict(name="constant", warmup_steps=0)
   return c
 
 
 def _batch(rng, n=8, size=67):
   return dict(
-      image=rng.uniform(-0.5, 0.5, size=(n, size, size, 3)).astype(np.float32),
-      detection=rng.integers(0, 2, n).astype(np.int32),
-      detection_mask=np.ones(n, np.float32),
-      landmarks=rng.normal(scale=0.2, size=(n, 21, 2)).astype(np.float32),
-      visibility=(rng.random((n, 21)) < 0.7).astype(np.float32),
-      landmarks_mask=np.ones(n, np.float32), visibility_mask=np.ones(n, np.float32),
-      pose=rng.normal(scale=0.5, size=(n, 3)).astype(np.float32),
-      pose_mask=np.ones(n, np.float32),
-      gender=rng.integers(0, 2, n).astype(np.int32), gender_mask=np.ones(n, np.float32),
-      example_mask=np.ones(n, np.float32))
+    image=rng.uniform(-0.5, 0.5, size=(n, size, size, 3)).astype(np.float32),
+    detection=rng.integers(0, 2, n).astype(np.int32),
+    detection_mask=np.ones(n, np.float32),
+    landmarks=rng.normal(scale=0.2, size=(n, 21, 2)).astype(np.float32),
+    visibility=(rng.random((n, 21)) < 0.7).astype(np.float32),
+    landmarks_mask=np.ones(n, np.float32),
+    visibility_mask=np.ones(n, np.float32),
+    pose=rng.normal(scale=0.5, size=(n, 3)).astype(np.float32),
+    pose_mask=np.ones(n, np.float32),
+    gender=rng.integers(0, 2, n).astype(np.int32),
+    gender_mask=np.ones(n, np.float32),
+    example_mask=np.ones(n, np.float32),
+  )
 
 
 @pytest.fixture(scope="module")
 def trained():
   """Three train steps of a tiny BatchNorm HyperFace on 2 devices with the backbone frozen."""
   mesh = sharding.make_mesh(jax.devices()[:2])
-  model = registry.MODELS.get("hyperface_alexnet")(width=0.125, dropout=0.0, norm="batch",
-                                                   norm_axis_name="data")
+  model = registry.MODELS.get("hyperface_alexnet")(
+    width=0.125, dropout=0.0, norm="batch", norm_axis_name="data"
+  )
   tasks = tuple(losses.HYPERFACE_LOSS_WEIGHTS)
   opt = optim.make_optimizer(_config(), 10)
   weigher = weighting.static(losses.HYPERFACE_LOSS_WEIGHTS, tasks)
   init = lambda rng: steps.init_state(model, opt, weigher, tasks, rng, (1, 67, 67, 3))
   state = sharding.replicate(mesh, jax.jit(init)(jax.random.PRNGKey(0)))
   before = sharding.to_host({"params": state.params, **state.model_state})
-  step = steps.make_train_step(mesh, model=model, loss_fn=losses.hyperface_losses,
-                               optimizer=opt, weighting=weigher, seed=0)
+  step = steps.make_train_step(
+    mesh, model=model, loss_fn=losses.hyperface_losses, optimizer=opt, weighting=weigher, seed=0
+  )
   rng = np.random.default_rng(0)
   for _ in range(3):
     state, metrics = step(state, sharding.global_batch(mesh, _batch(rng)))
@@ -61,7 +65,7 @@ def test_frozen_params_are_bit_for_bit_unchanged_and_others_move(trained):
   assert metrics["train/grad_norm"] > 0
   b, a = surgery.flatten(before["params"]), surgery.flatten(after["params"])
   frozen = [n for n in b if n.startswith("backbone/")]
-  assert len(frozen) == 20   # conv1..conv5: kernel, bias, BN scale, BN bias
+  assert len(frozen) == 20  # conv1..conv5: kernel, bias, BN scale, BN bias
   for name in frozen:
     np.testing.assert_array_equal(a[name], b[name], err_msg=name)
   for name in b:
@@ -78,19 +82,20 @@ def test_frozen_batchnorm_statistics_still_follow_the_data(trained):
 
 def test_frozen_params_carry_no_optimiser_state(trained):
   _, after, state, _ = trained
-  trained_count = sum(x.size for n, x in surgery.flatten(after["params"]).items()
-                      if not n.startswith("backbone/"))
+  trained_count = sum(
+    x.size for n, x in surgery.flatten(after["params"]).items() if not n.startswith("backbone/")
+  )
   # SGD momentum is the only array state: one trace entry per trained scalar.
-  state_count = sum(np.size(x) for x in jax.tree.leaves(state.opt_state)
-                    if np.ndim(x) > 0)
+  state_count = sum(np.size(x) for x in jax.tree.leaves(state.opt_state) if np.ndim(x) > 0)
   assert state_count == trained_count
 
 
 def test_clipping_and_decay_see_only_trained_parameters():
   params = {"a": np.array([3.0, 4.0], np.float32), "b": np.array([100.0], np.float32)}
   grads = {"a": np.array([3.0, 4.0], np.float32), "b": np.array([1e3], np.float32)}
-  inner = optax.chain(optax.clip_by_global_norm(1.0), optax.add_decayed_weights(0.1),
-                      optax.sgd(1.0))
+  inner = optax.chain(
+    optax.clip_by_global_norm(1.0), optax.add_decayed_weights(0.1), optax.sgd(1.0)
+  )
   opt = optim.with_frozen(inner, ["b"])
   updates, _ = opt.update(grads, opt.init(params), params)
   # Hand-worked: |g_a| = 5 -> clipped to (0.6, 0.8); + 0.1 * a = (0.9, 1.2); sgd negates.

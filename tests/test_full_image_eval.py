@@ -13,21 +13,30 @@ _LM = np.stack([np.arange(21.0), np.arange(21.0)], 1)  # any 21 points
 def _faces(boxes, valid_box=None, vis=None, pose=None, gender=None):
   n = len(boxes)
   vb = np.ones(n, bool) if valid_box is None else np.asarray(valid_box)
-  return {"box": np.asarray(boxes, np.float32), "landmarks": np.stack([_LM] * n),
-          "visibility": np.ones((n, 21)) if vis is None else np.asarray(vis),
-          "pose": np.zeros((n, 3)) if pose is None else np.asarray(pose),
-          "gender": np.zeros(n, np.int64) if gender is None else np.asarray(gender),
-          "valid": {k: vb.copy() if k == "box" else np.ones(n, bool)
-                    for k in ("box", "landmarks", "visibility", "pose", "gender")}}
+  return {
+    "box": np.asarray(boxes, np.float32),
+    "landmarks": np.stack([_LM] * n),
+    "visibility": np.ones((n, 21)) if vis is None else np.asarray(vis),
+    "pose": np.zeros((n, 3)) if pose is None else np.asarray(pose),
+    "gender": np.zeros(n, np.int64) if gender is None else np.asarray(gender),
+    "valid": {
+      k: vb.copy() if k == "box" else np.ones(n, bool)
+      for k in ("box", "landmarks", "visibility", "pose", "gender")
+    },
+  }
 
 
 def _dets(boxes, scores, offset=None, pose=None, p_female=None):
   n = len(boxes)
   lm = np.zeros((n, 21, 2)) + _LM + (0 if offset is None else np.asarray(offset)[:, None, :])
-  return {"box": np.asarray(boxes, float), "score": np.asarray(scores, float),
-          "landmarks": lm, "visibility": np.ones((n, 21)),
-          "pose": np.zeros((n, 3)) if pose is None else np.asarray(pose),
-          "p_female": np.zeros(n) if p_female is None else np.asarray(p_female)}
+  return {
+    "box": np.asarray(boxes, float),
+    "score": np.asarray(scores, float),
+    "landmarks": lm,
+    "visibility": np.ones((n, 21)),
+    "pose": np.zeros((n, 3)) if pose is None else np.asarray(pose),
+    "p_female": np.zeros(n) if p_female is None else np.asarray(p_female),
+  }
 
 
 def test_hand_worked_ap_nme_pose_gender():
@@ -37,12 +46,16 @@ def test_hand_worked_ap_nme_pose_gender():
   # a duplicate (0.8, FP) and a TP (0.7, exact landmarks).
   vis = np.ones((2, 21))
   vis[0, :11] = 0  # only 10 visible points on face 0; they alone count in its NME
-  ev.update(_faces([[0, 0, 10, 10], [20, 20, 10, 10]], vis=vis, gender=[1, 0],
-                   pose=[[0, 0, 0], [0, 0, 0]]),
-            _dets([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 10, 10]], [0.9, 0.8, 0.7],
-                  offset=np.array([[3, 4], [0, 0], [0, 0]]),
-                  pose=[[math.radians(10), 0, 0], [0, 0, 0], [0, math.radians(-20), 0]],
-                  p_female=[0.8, 0.1, 0.6]))
+  ev.update(
+    _faces([[0, 0, 10, 10], [20, 20, 10, 10]], vis=vis, gender=[1, 0], pose=[[0, 0, 0], [0, 0, 0]]),
+    _dets(
+      [[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 10, 10]],
+      [0.9, 0.8, 0.7],
+      offset=np.array([[3, 4], [0, 0], [0, 0]]),
+      pose=[[math.radians(10), 0, 0], [0, 0, 0], [0, math.radians(-20), 0]],
+      p_female=[0.8, 0.1, 0.6],
+    ),
+  )
   # Image 2: one face, one far false positive with the highest score.
   ev.update(_faces([[0, 0, 20, 20]]), _dets([[50, 50, 10, 10]], [0.95]))
   r = ev.result()

@@ -37,9 +37,9 @@ def test_grayscale_is_repeated_in_three_channels(tmp_path):
 
 def test_rgba_is_composited_on_white(tmp_path):
   rgba = np.zeros((2, 2, 4), np.uint8)
-  rgba[0, 0] = (200, 100, 0, 255)   # opaque: unchanged
-  rgba[0, 1] = (0, 0, 0, 0)         # transparent black: white
-  rgba[1, 0] = (100, 50, 0, 128)    # half: by hand (100*128 + 255*127 + 127) // 255 = 177
+  rgba[0, 0] = (200, 100, 0, 255)  # opaque: unchanged
+  rgba[0, 1] = (0, 0, 0, 0)  # transparent black: white
+  rgba[1, 0] = (100, 50, 0, 128)  # half: by hand (100*128 + 255*127 + 127) // 255 = 177
   rgba[1, 1] = (10, 20, 30, 51)
   Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
   out, notes = image_io.read_image(tmp_path / "t.png")
@@ -75,13 +75,16 @@ def test_16_bit_gray_and_rgb_png_keep_the_top_8_bits(tmp_path):
   assert out.dtype == np.uint8 and tuple(out[1, 2]) == (0x12, 0xFF, 0x00)
 
 
-@pytest.mark.parametrize("orientation,expected", [
+@pytest.mark.parametrize(
+  "orientation,expected",
+  [
     (1, lambda a: a),
-    (2, lambda a: a[:, ::-1]),             # mirrored horizontally
-    (3, lambda a: a[::-1, ::-1]),          # rotated 180
-    (6, lambda a: np.rot90(a, k=-1)),      # stored rotated; shown turned 90 deg clockwise
-    (8, lambda a: np.rot90(a, k=1)),       # shown turned 90 deg counter-clockwise
-])
+    (2, lambda a: a[:, ::-1]),  # mirrored horizontally
+    (3, lambda a: a[::-1, ::-1]),  # rotated 180
+    (6, lambda a: np.rot90(a, k=-1)),  # stored rotated; shown turned 90 deg clockwise
+    (8, lambda a: np.rot90(a, k=1)),  # shown turned 90 deg counter-clockwise
+  ],
+)
 def test_exif_orientation_is_applied_pixel_exact(tmp_path, orientation, expected):
   stored = _blocks()
   exif = Image.Exif()
@@ -116,8 +119,13 @@ def test_missing_non_image_empty_and_directory_inputs(tmp_path):
   (tmp_path / "notes.txt").write_text("not an image")
   (tmp_path / "empty.png").write_bytes(b"")
   (tmp_path / "fake.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 20)
-  cases = [("missing.png", "no such file"), ("notes.txt", "not an image file"),
-           ("empty.png", "not an image file"), ("fake.jpg", "fake.jpg: "), (".", "not a regular")]
+  cases = [
+    ("missing.png", "no such file"),
+    ("notes.txt", "not an image file"),
+    ("empty.png", "not an image file"),
+    ("fake.jpg", "fake.jpg: "),
+    (".", "not a regular"),
+  ]
   for name, message in cases:
     with pytest.raises(image_io.ImageReadError, match=message) as err:
       image_io.read_image(tmp_path / name)
@@ -137,11 +145,13 @@ def test_large_image_is_downscaled_and_coordinates_map_back():
   assert fitted.pixels.shape == (500, 1000, 3) and fitted.original_size == (1500, 3000)
   assert fitted.scale_xy == (1 / 3, 1 / 3)
   # Pixel centres: fitted pixel 0 covers original pixels 0..2, centre 1.
-  np.testing.assert_allclose(image_io.points_to_original([[0.0, 0.0], [10.0, 2.0]],
-                                                         fitted.scale_xy),
-                             [[1.0, 1.0], [31.0, 7.0]])
-  np.testing.assert_allclose(image_io.box_to_original([10, 2, 20, 5], fitted.scale_xy),
-                             [31.0, 7.0, 60.0, 15.0])
+  np.testing.assert_allclose(
+    image_io.points_to_original([[0.0, 0.0], [10.0, 2.0]], fitted.scale_xy),
+    [[1.0, 1.0], [31.0, 7.0]],
+  )
+  np.testing.assert_allclose(
+    image_io.box_to_original([10, 2, 20, 5], fitted.scale_xy), [31.0, 7.0, 60.0, 15.0]
+  )
 
 
 def test_small_image_is_upscaled_to_the_model_input_and_tiny_one_rejected():
@@ -149,8 +159,10 @@ def test_small_image_is_upscaled_to_the_model_input_and_tiny_one_rejected():
   fitted = image_io.fit_to_network(image, min_side=99, max_side=1024)
   assert fitted.pixels.shape == (99, 198, 3) and fitted.resized
   assert fitted.scale_xy == (198 / 40, 99 / 20)
-  np.testing.assert_allclose(image_io.points_to_original([[98.5, 49.0]], fitted.scale_xy),
-                             [[(99.0 / 4.95) - 0.5, (49.5 / 4.95) - 0.5]])
+  np.testing.assert_allclose(
+    image_io.points_to_original([[98.5, 49.0]], fitted.scale_xy),
+    [[(99.0 / 4.95) - 0.5, (49.5 / 4.95) - 0.5]],
+  )
   same = image_io.fit_to_network(np.zeros((200, 300, 3), np.uint8), min_side=99)
   assert not same.resized and same.pixels.shape == (200, 300, 3)
   with pytest.raises(image_io.ImageTooSmall, match="x.png: image of 5x7 px is too small"):
@@ -175,6 +187,7 @@ def test_broken_exif_block_keeps_the_image(tmp_path, monkeypatch):
 
   def broken(_):
     raise SyntaxError("not a TIFF file")  # what a corrupt EXIF block raises in Pillow
+
   monkeypatch.setattr(image_io.ImageOps, "exif_transpose", broken)
   out, notes = image_io.read_image(tmp_path / "e.png")
   np.testing.assert_array_equal(out, stored)

@@ -37,18 +37,26 @@ def workdir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def face_analyzer(workdir):
   return analyzer.FaceAnalyzer.from_workdir(
-      workdir, **{"batch_size": 16, "proposals.sliding_window.min_side": 24,
-                  "proposals.sliding_window.scale_step": 2.0,
-                  "proposals.sliding_window.stride_fraction": 0.5,
-                  # A random model scores ~0.5: low thresholds so that faces come out.
-                  "irp.score_threshold": 0.0, "nms.score_threshold": 0.0})
+    workdir,
+    **{
+      "batch_size": 16,
+      "proposals.sliding_window.min_side": 24,
+      "proposals.sliding_window.scale_step": 2.0,
+      "proposals.sliding_window.stride_fraction": 0.5,
+      # A random model scores ~0.5: low thresholds so that faces come out.
+      "irp.score_threshold": 0.0,
+      "nms.score_threshold": 0.0,
+    },
+  )
 
 
 def _images():
   rng = np.random.default_rng(0)
-  return [rng.integers(0, 255, (60, 80, 3), np.uint8),
-          rng.integers(0, 255, (90, 50, 3), np.uint8),
-          rng.integers(0, 255, (48, 48, 3), np.uint8)]
+  return [
+    rng.integers(0, 255, (60, 80, 3), np.uint8),
+    rng.integers(0, 255, (90, 50, 3), np.uint8),
+    rng.integers(0, 255, (48, 48, 3), np.uint8),
+  ]
 
 
 class _HalvesModel:
@@ -61,10 +69,13 @@ class _HalvesModel:
     n = images.shape[0]
     landmarks = jax.numpy.zeros((n, 21, 2)).at[:, :, 0].set(left[:, None])
     landmarks = landmarks.at[:, 0, 1].set(1.0)  # marks point 0 (it moves under the flip)
-    return {"detection": jax.numpy.stack([jax.numpy.zeros(n), left], 1),
-            "gender": jax.numpy.stack([jax.numpy.zeros(n), -left], 1),
-            "visibility": jax.numpy.zeros((n, 21)).at[:, 0].set(1.0),
-            "landmarks": landmarks, "pose": jax.numpy.stack([left, left, left], 1)}
+    return {
+      "detection": jax.numpy.stack([jax.numpy.zeros(n), left], 1),
+      "gender": jax.numpy.stack([jax.numpy.zeros(n), -left], 1),
+      "visibility": jax.numpy.zeros((n, 21)).at[:, 0].set(1.0),
+      "landmarks": landmarks,
+      "pose": jax.numpy.stack([left, left, left], 1),
+    }
 
 
 def test_flip_test_averages_with_the_mirrored_crop():
@@ -72,8 +83,9 @@ def test_flip_test_averages_with_the_mirrored_crop():
 
   image = np.zeros((40, 40, 3), np.uint8)
   image[:, 20:] = 255  # dark left half, bright right half
-  net = batched.BatchedNetwork(_HalvesModel(), {}, input_size=20, normalize="minus_half",
-                               batch_size=4, flip_test=True)
+  net = batched.BatchedNetwork(
+    _HalvesModel(), {}, input_size=20, normalize="minus_half", batch_size=4, flip_test=True
+  )
   region = np.array([[-0.5, -0.5, 40, 40]])
   got = net([image], [region])[0]
   lo, hi = -0.5, 0.5  # normalised means of the left / right half ("minus_half")
@@ -81,8 +93,9 @@ def test_flip_test_averages_with_the_mirrored_crop():
   np.testing.assert_allclose(got["score"], 0.5 * (sig(lo) + sig(hi)), rtol=1e-5)
   np.testing.assert_allclose(got["p_female"], 0.5 * (sig(-lo) + sig(-hi)), rtol=1e-5)
   # pose (roll, pitch, yaw): roll and yaw negated in the mirror -> (L - R) / 2, (L + R) / 2.
-  np.testing.assert_allclose(got["pose"][0], [(lo - hi) / 2, (lo + hi) / 2, (lo - hi) / 2],
-                             atol=1e-6)
+  np.testing.assert_allclose(
+    got["pose"][0], [(lo - hi) / 2, (lo + hi) / 2, (lo - hi) / 2], atol=1e-6
+  )
   # Landmarks: x = (L - R) / 2 normalised -> px (x side 40, about the centre 19.5); point 0
   # keeps half of its y = 1 marker, its mirror partner gets the other half.
   partner = int(schemes.AFLW21_FLIP[0])
@@ -100,17 +113,23 @@ def test_batched_network_equals_direct_model_apply(workdir):
   assert step == 3
   image = _images()[0]
   regions = np.array([[0, 0, 40, 40], [10.5, 5, 30, 30], [-5, -5, 70, 70]])
-  want = model.apply(variables, preprocess.normalize(
-      preprocess.crop_and_resize(image, regions, config.input_size)), train=False)
+  want = model.apply(
+    variables,
+    preprocess.normalize(preprocess.crop_and_resize(image, regions, config.input_size)),
+    train=False,
+  )
   for bs in (2, 8):  # padding of the last batch must not change anything
     net = batched.BatchedNetwork(model, variables, input_size=config.input_size, batch_size=bs)
     got = net([image], [regions])[0]
     p_face = jax.nn.softmax(want["detection"], -1)[:, 1]
     np.testing.assert_allclose(got["score"], p_face, rtol=1e-5, atol=1e-6)
     centre = regions[:, None, :2] + regions[:, None, 2:] / 2
-    np.testing.assert_allclose(got["landmarks"],
-                               np.asarray(want["landmarks"]) * regions[:, None, 2:] + centre,
-                               rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+      got["landmarks"],
+      np.asarray(want["landmarks"]) * regions[:, None, 2:] + centre,
+      rtol=1e-4,
+      atol=1e-3,
+    )
     np.testing.assert_allclose(got["pose"], want["pose"], rtol=1e-5, atol=1e-6)
 
 
@@ -133,21 +152,25 @@ def test_padded_equals_unpadded(face_analyzer):
   assert any(len(x) for x in faces)
   for i, per_image in enumerate(faces):
     assert padded["mask"][i].sum() == len(per_image)
-    assert not padded["mask"][i, len(per_image):].any()
+    assert not padded["mask"][i, len(per_image) :].any()
     for j, face in enumerate(per_image):
       np.testing.assert_allclose(padded["box"][i, j], face.box, rtol=1e-6)
       np.testing.assert_allclose(padded["landmarks"][i, j], face.landmarks, rtol=1e-6)
       np.testing.assert_allclose(padded["pose"][i, j], face.pose, rtol=1e-6)
       assert padded["score"][i, j] == pytest.approx(face.score, rel=1e-6)
       assert padded["p_female"][i, j] == pytest.approx(face.p_female, rel=1e-6)
-    assert np.all(padded["landmarks"][i, len(per_image):] == 0)
+    assert np.all(padded["landmarks"][i, len(per_image) :] == 0)
 
 
 def test_face_to_json_degrees_and_label():
-  face = analyzer.Face(box=np.array([1, 2, 3, 4.0]), score=0.9,
-                       landmarks=np.arange(42.0).reshape(21, 2),
-                       visibility=np.linspace(0, 1, 21),
-                       pose=np.array([math.pi / 2, -math.pi / 6, 0.0]), p_female=0.25)
+  face = analyzer.Face(
+    box=np.array([1, 2, 3, 4.0]),
+    score=0.9,
+    landmarks=np.arange(42.0).reshape(21, 2),
+    visibility=np.linspace(0, 1, 21),
+    pose=np.array([math.pi / 2, -math.pi / 6, 0.0]),
+    p_female=0.25,
+  )
   j = face.to_json()
   json.dumps(j)  # plain JSON types
   assert j["box"] == [1, 2, 3, 4] and j["landmarks"][1] == [2, 3]
@@ -172,30 +195,49 @@ def test_auto_group_score_is_the_best_member_for_one_box_per_face_proposals(face
   # One candidate per face, as OpenCV's cascade returns: its group has 1 of K = 5 members.
   image = _images()[0]
   lm = np.stack([np.linspace(20, 40, 21), np.linspace(15, 35, 21)], 1)
-  det = {"box": np.array([[15.0, 10.0, 30.0, 30.0]]), "score": np.array([0.9]),
-         "landmarks": lm[None], "visibility": np.ones((1, 21)), "pose": np.zeros((1, 3)),
-         "p_female": np.array([0.3])}
+  det = {
+    "box": np.array([[15.0, 10.0, 30.0, 30.0]]),
+    "score": np.array([0.9]),
+    "landmarks": lm[None],
+    "visibility": np.ones((1, 21)),
+    "pose": np.zeros((1, 3)),
+    "p_female": np.array([0.3]),
+  }
   scores = {}
   for name in ("haar", "sliding_window"):
     cfg = analyzer.config_lib.with_overrides(
-        face_analyzer.config, {"proposals.name": name, "irp.enabled": False})
+      face_analyzer.config, {"proposals.name": name, "irp.enabled": False}
+    )
     assert analyzer.group_score_mode(cfg) == ("max" if name == "haar" else "top_k_mean")
     out = face_analyzer.refine([image], [{k: v.copy() for k, v in det.items()}], cfg)
     scores[name] = float(out[0]["score"][0])
   assert scores["haar"] == pytest.approx(0.9)
   assert scores["sliding_window"] == pytest.approx(0.9 / 5)  # top-K mean, 4 absent members
   explicit = analyzer.config_lib.with_overrides(
-      face_analyzer.config, {"proposals.name": "haar", "nms.score_mode": "top_k_mean"})
+    face_analyzer.config, {"proposals.name": "haar", "nms.score_mode": "top_k_mean"}
+  )
   assert analyzer.group_score_mode(explicit) == "top_k_mean"
 
 
 def test_parse_overrides_values_and_errors():
   got = analyzer.config_lib.parse_overrides(
-      ["nms.top_k=3", "flip_test=TRUE", "nms.iou_threshold=0.25", "proposals.name=haar",
-       "proposals.haar.cascade='a=b.xml'", "max_faces=(1, 2)"])
-  assert got == {"nms.top_k": 3, "flip_test": True, "nms.iou_threshold": 0.25,
-                 "proposals.name": "haar", "proposals.haar.cascade": "a=b.xml",
-                 "max_faces": (1, 2)}
+    [
+      "nms.top_k=3",
+      "flip_test=TRUE",
+      "nms.iou_threshold=0.25",
+      "proposals.name=haar",
+      "proposals.haar.cascade='a=b.xml'",
+      "max_faces=(1, 2)",
+    ]
+  )
+  assert got == {
+    "nms.top_k": 3,
+    "flip_test": True,
+    "nms.iou_threshold": 0.25,
+    "proposals.name": "haar",
+    "proposals.haar.cascade": "a=b.xml",
+    "max_faces": (1, 2),
+  }
   for bad in ("nms.top_k", "=3"):
     with pytest.raises(ValueError, match="KEY=VALUE"):
       analyzer.config_lib.parse_overrides([bad])

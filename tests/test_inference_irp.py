@@ -18,9 +18,16 @@ def _fake_network(calls):
     for reg in regions:
       reg = np.asarray(reg, float).reshape(-1, 4)
       n = len(reg)
-      out.append({"box": reg, "score": box_lib.iou(reg, TRUE_BOX[None])[:, 0],
-                  "landmarks": np.zeros((n, 21, 2)), "visibility": np.ones((n, 21)),
-                  "pose": np.zeros((n, 3)), "p_female": np.full(n, 0.5)})
+      out.append(
+        {
+          "box": reg,
+          "score": box_lib.iou(reg, TRUE_BOX[None])[:, 0],
+          "landmarks": np.zeros((n, 21, 2)),
+          "visibility": np.ones((n, 21)),
+          "pose": np.zeros((n, 3)),
+          "p_female": np.full(n, 0.5),
+        }
+      )
     return out
 
   return network
@@ -42,8 +49,9 @@ def test_irp_keeps_the_better_box_and_drops_weak_candidates():
     state["i"] += 1
     return out
 
-  out = irp.iterative_region_proposals(net, images, dets, iterations=1,
-                                       score_threshold=0.25, rect_fn=rect_fn)[0]
+  out = irp.iterative_region_proposals(
+    net, images, dets, iterations=1, score_threshold=0.25, rect_fn=rect_fn
+  )[0]
   # IoU scores: 2500/3600 = 0.694, 900/2500 = 0.36, 0 -> the third is dropped.
   assert len(out["score"]) == 2
   np.testing.assert_allclose(out["box"][0], TRUE_BOX)
@@ -59,8 +67,9 @@ def test_irp_tie_prefers_the_landmark_box_and_zero_iterations_only_filter():
   net = _fake_network([])
   dets = net(images, [np.array([[40, 40, 50, 50.0]])])
   moved = np.array([[40.0, 40.0, 50.0, 50.0]])
-  out = irp.iterative_region_proposals(net, images, dets, iterations=1,
-                                       rect_fn=lambda lm, v, w, h: moved)[0]
+  out = irp.iterative_region_proposals(
+    net, images, dets, iterations=1, rect_fn=lambda lm, v, w, h: moved
+  )[0]
   assert out["irp_improved"][0] == 1  # equal score -> the landmark-fitted box
   out0 = irp.iterative_region_proposals(net, images, dets, iterations=0)[0]
   assert out0["irp_improved"][0] == 0 and len(out0["score"]) == 1
@@ -72,7 +81,8 @@ def test_irp_unusable_boxes_are_not_rescored():
   net = _fake_network(calls)
   dets = net(images, [np.array([[40, 40, 50, 50.0]])])
   out = irp.iterative_region_proposals(
-      net, images, dets, rect_fn=lambda lm, v, w, h: np.full((1, 4), np.nan))[0]
+    net, images, dets, rect_fn=lambda lm, v, w, h: np.full((1, 4), np.nan)
+  )[0]
   np.testing.assert_allclose(out["box"][0], [40, 40, 50, 50])
   assert calls[-1] == [0]
 
@@ -91,8 +101,9 @@ def test_batched_face_rects_equal_the_per_face_calculator():
   lms, viss = [], []
   for s in range(12):
     # Every drawn face, hidden ones too: they give the faces with < 4 visible points.
-    f = render.render_scene(np.random.default_rng([11, s]),
-                            render.SceneConfig(min_visible_fraction=0.0))["faces"]
+    f = render.render_scene(
+      np.random.default_rng([11, s]), render.SceneConfig(min_visible_fraction=0.0)
+    )["faces"]
     lms.append(f["landmarks"])
     viss.append(f["visibility"])
   lm, vis = np.concatenate(lms), np.concatenate(viss)
@@ -103,4 +114,3 @@ def test_batched_face_rects_equal_the_per_face_calculator():
   assert np.isnan(want).any() and np.isfinite(want).any()  # both kinds of faces present
   np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
   np.testing.assert_allclose(got, want, atol=1e-4)
-

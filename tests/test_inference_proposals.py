@@ -22,8 +22,9 @@ def test_registry_names_and_unknown_name():
 
 def test_window_sides_hand_worked():
   # 32 * 1.3^k <= 100: 32, 41.6, 54.08, 70.304, 91.3952 (32 * 1.3^5 = 118.8 > 100).
-  np.testing.assert_allclose(proposals.window_sides((100, 120), 32, 1.0, 1.3),
-                             [32, 41.6, 54.08, 70.304, 91.3952])
+  np.testing.assert_allclose(
+    proposals.window_sides((100, 120), 32, 1.0, 1.3), [32, 41.6, 54.08, 70.304, 91.3952]
+  )
 
 
 def test_sliding_window_grid_spans_the_image():
@@ -54,8 +55,9 @@ def test_sliding_window_border_reaches_faces_cut_by_the_image_edge():
   # Side 32 with border 0.4 on a 100 x 120 image: the covered strip grows by 12.8 px per
   # edge; W: span 120 + 25.6 - 32 = 113.6, stride 9.6 -> ceil(11.83) + 1 = 13 columns from
   # x = -13.3 to 100.3 (right edge 132.3 = 119.5 + 12.8); H: span 93.6 -> 11 rows.
-  propose = proposals.sliding_window(min_side=32, scale_step=1.3, stride_fraction=0.3,
-                                     border_fraction=0.4)
+  propose = proposals.sliding_window(
+    min_side=32, scale_step=1.3, stride_fraction=0.3, border_fraction=0.4
+  )
   boxes = propose(np.zeros((100, 120, 3), np.uint8))
   small = boxes[boxes[:, 2] == 32]
   assert len(small) == 13 * 11
@@ -67,8 +69,9 @@ def test_sliding_window_border_reaches_faces_cut_by_the_image_edge():
   inside = proposals.sliding_window(min_side=32, scale_step=1.3, stride_fraction=0.3)
   image = np.zeros((160, 160, 3), np.uint8)
   assert box_lib.iou(face, inside(image)).max() < 0.5
-  with_border = proposals.sliding_window(min_side=32, scale_step=1.3, stride_fraction=0.3,
-                                         border_fraction=0.4)
+  with_border = proposals.sliding_window(
+    min_side=32, scale_step=1.3, stride_fraction=0.3, border_fraction=0.4
+  )
   assert box_lib.iou(face, with_border(image)).max() > 0.6
   with pytest.raises(ValueError, match="border_fraction"):
     proposals.sliding_window(border_fraction=1.0)
@@ -139,8 +142,9 @@ def test_learned_dense_scores_equal_the_crop_scores(fast_workdir):
   from hyperface_jax.data import preprocess
   from hyperface_jax.inference import batched, fast_proposals
 
-  gen = registry.PROPOSALS.get("learned")(workdir=fast_workdir, min_side=24.0,
-                                           scale_step=10.0, score_threshold=0.0)
+  gen = registry.PROPOSALS.get("learned")(
+    workdir=fast_workdir, min_side=24.0, scale_step=10.0, score_threshold=0.0
+  )
   assert isinstance(gen, fast_proposals.LearnedProposals)
   image = np.random.default_rng(0).integers(0, 255, (40, 56, 3), np.uint8)
   boxes, scores = gen.score_windows(image)

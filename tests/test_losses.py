@@ -11,20 +11,30 @@ from hyperface_jax import losses
 
 def _batch(**over):
   b = dict(
-      detection=jnp.array([1, 0]), detection_mask=jnp.array([1.0, 1.0]),
-      landmarks=jnp.zeros((2, 21, 2)), visibility=jnp.zeros((2, 21)),
-      landmarks_mask=jnp.array([1.0, 0.0]), visibility_mask=jnp.array([1.0, 0.0]),
-      pose=jnp.zeros((2, 3)), pose_mask=jnp.array([1.0, 0.0]),
-      gender=jnp.array([1, 0]), gender_mask=jnp.array([1.0, 0.0]),
-      example_mask=jnp.array([1.0, 1.0]))
+    detection=jnp.array([1, 0]),
+    detection_mask=jnp.array([1.0, 1.0]),
+    landmarks=jnp.zeros((2, 21, 2)),
+    visibility=jnp.zeros((2, 21)),
+    landmarks_mask=jnp.array([1.0, 0.0]),
+    visibility_mask=jnp.array([1.0, 0.0]),
+    pose=jnp.zeros((2, 3)),
+    pose_mask=jnp.array([1.0, 0.0]),
+    gender=jnp.array([1, 0]),
+    gender_mask=jnp.array([1.0, 0.0]),
+    example_mask=jnp.array([1.0, 1.0]),
+  )
   b.update(over)
   return b
 
 
 def _outputs(**over):
-  o = dict(detection=jnp.zeros((2, 2)), landmarks=jnp.zeros((2, 21, 2)),
-           visibility=jnp.zeros((2, 21)), pose=jnp.zeros((2, 3)),
-           gender=jnp.zeros((2, 2)))
+  o = dict(
+    detection=jnp.zeros((2, 2)),
+    landmarks=jnp.zeros((2, 21, 2)),
+    visibility=jnp.zeros((2, 21)),
+    pose=jnp.zeros((2, 3)),
+    gender=jnp.zeros((2, 2)),
+  )
   o.update(over)
   return o
 
@@ -45,9 +55,10 @@ def test_landmarks_loss_counts_only_visible_points():
   pred[0, 2] = (9.0, 9.0)
   vis = np.zeros((2, 21), np.float32)
   vis[0, :2] = 1.0
-  s, c = losses.landmarks_loss(_outputs(landmarks=jnp.asarray(pred)),
-                               _batch(visibility=jnp.asarray(vis)))
-  expected = (0.01 + 0.04 + 0.09) / (2 * 21)   # 1/(2N) sum v_i ||d_i||^2
+  s, c = losses.landmarks_loss(
+    _outputs(landmarks=jnp.asarray(pred)), _batch(visibility=jnp.asarray(vis))
+  )
+  expected = (0.01 + 0.04 + 0.09) / (2 * 21)  # 1/(2N) sum v_i ||d_i||^2
   assert float(c) == 1.0
   np.testing.assert_allclose(float(s), expected, rtol=1e-5)
 
@@ -55,7 +66,7 @@ def test_landmarks_loss_counts_only_visible_points():
 def test_visibility_pose_gender_hand_values():
   vis_pred = jnp.full((2, 21), 0.5)
   s, c = losses.visibility_loss(_outputs(visibility=vis_pred), _batch())
-  np.testing.assert_allclose(float(s), 0.25, rtol=1e-6)   # all targets 0
+  np.testing.assert_allclose(float(s), 0.25, rtol=1e-6)  # all targets 0
   assert float(c) == 1.0
   pose_pred = jnp.array([[0.1, -0.2, 0.3], [7.0, 7.0, 7.0]])
   s, c = losses.pose_loss(_outputs(pose=pose_pred), _batch())
@@ -73,4 +84,5 @@ def test_padding_rows_never_count():
 
 def test_paper_weights():
   assert losses.HYPERFACE_LOSS_WEIGHTS == pytest.approx(
-      {"detection": 1, "landmarks": 5, "visibility": 0.5, "pose": 5, "gender": 2})
+    {"detection": 1, "landmarks": 5, "visibility": 0.5, "pose": 5, "gender": 2}
+  )

@@ -17,8 +17,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _config(**load):
   sys.path.insert(0, REPO)
   from configs import smoke  # pylint: disable=g-import-not-at-top
+
   c = smoke.get_config()
-  c.model.norm = "batch"     # so batch_stats are loaded too
+  c.model.norm = "batch"  # so batch_stats are loaded too
   for k, v in load.items():
     c.model_load[k] = v
   return c
@@ -55,8 +56,9 @@ def _load(state, model_init, **load):
   """What restore_or_init does after a fresh init (without compiling the init again)."""
   config = _config(**load)
   config.model_init = str(model_init)
-  return _variables(model_init_lib.initialise_from(
-      state, config, sharding.replicated(sharding.make_mesh())))
+  return _variables(
+    model_init_lib.initialise_from(state, config, sharding.replicated(sharding.make_mesh()))
+  )
 
 
 def _write_converted(directory, variables, extra=None):
@@ -64,9 +66,18 @@ def _write_converted(directory, variables, extra=None):
   flat.update(extra or {})
   np.savez(os.path.join(directory, "variables.npz"), **flat)
   with open(os.path.join(directory, "converted.json"), "w") as f:
-    json.dump({"format": "test", "arch": "alexnet", "model_name": "hyperface_alexnet",
-               "model": {}, "source": {"file": "fixture"}, "normalisation": {},
-               "report": {}}, f)
+    json.dump(
+      {
+        "format": "test",
+        "arch": "alexnet",
+        "model_name": "hyperface_alexnet",
+        "model": {},
+        "source": {"file": "fixture"},
+        "normalisation": {},
+        "report": {},
+      },
+      f,
+    )
 
 
 def other_state(variables):
@@ -84,26 +95,32 @@ def test_fresh_run_starts_with_exactly_the_converted_weights(reference, tmp_path
   config, _, init_vars, other, directory = reference
   config.model_init = directory
   _assert_trees_equal(_variables(_fresh(config, str(tmp_path))), other)
-  assert not np.array_equal(init_vars["params"]["fusion"]["fc_full"]["kernel"],
-                            other["params"]["fusion"]["fc_full"]["kernel"])
+  assert not np.array_equal(
+    init_vars["params"]["fusion"]["fc_full"]["kernel"],
+    other["params"]["fusion"]["fc_full"]["kernel"],
+  )
 
 
 def test_dont_load_and_batch_stats_switch(reference, tmp_path):
   _, state, init_vars, other, directory = reference
-  got = surgery.flatten(_load(state, directory, dont_load=("heads/.*", "fusion/conv_all/.*"),
-                              batch_stats=False))
+  got = surgery.flatten(
+    _load(state, directory, dont_load=("heads/.*", "fusion/conv_all/.*"), batch_stats=False)
+  )
   init_flat, other_flat = surgery.flatten(init_vars), surgery.flatten(other)
   for name, value in got.items():
-    keep = (name.startswith(("params/heads/", "params/fusion/conv_all/", "batch_stats/")))
-    np.testing.assert_array_equal(value, (init_flat if keep else other_flat)[name],
-                                  err_msg=name)
+    keep = name.startswith(("params/heads/", "params/fusion/conv_all/", "batch_stats/"))
+    np.testing.assert_array_equal(value, (init_flat if keep else other_flat)[name], err_msg=name)
 
 
 def test_classifier_backbone_transplanted_by_prefix_map(reference, tmp_path):
   _, state, init_vars, other, _ = reference
-  classifier = {"params": {"backbone": other["params"]["backbone"],
-                           "classifier": {"fc8": {"kernel": np.ones((4, 2), np.float32)}}},
-                "batch_stats": {"backbone": other["batch_stats"]["backbone"]}}
+  classifier = {
+    "params": {
+      "backbone": other["params"]["backbone"],
+      "classifier": {"fc8": {"kernel": np.ones((4, 2), np.float32)}},
+    },
+    "batch_stats": {"backbone": other["batch_stats"]["backbone"]},
+  }
   directory = str(tmp_path / "classifier")
   os.makedirs(directory)
   _write_converted(directory, classifier)
@@ -116,8 +133,9 @@ def test_classifier_backbone_transplanted_by_prefix_map(reference, tmp_path):
 
 def test_initialise_from_one_of_our_runs(reference, tmp_path):
   _, state, _, other, directory = reference
-  stepped = state.replace(params=jax.tree.map(lambda x: x + 1.0, other["params"]),
-                          model_state=other_state(other))
+  stepped = state.replace(
+    params=jax.tree.map(lambda x: x + 1.0, other["params"]), model_state=other_state(other)
+  )
   ckpt = checkpointing.Checkpointer(str(tmp_path / "a"))
   ckpt.save(7, stepped)
   ckpt.close()
@@ -131,14 +149,16 @@ def test_resumed_run_ignores_model_init(reference, tmp_path):
   config, state, init_vars, other, directory = reference
   workdir = str(tmp_path / "run")
   ckpt = checkpointing.Checkpointer(workdir)
-  ckpt.save(3, state.replace(step=state.step + 3,
-                             params=jax.tree.map(lambda x: x * 2.0, state.params)))
+  ckpt.save(
+    3, state.replace(step=state.step + 3, params=jax.tree.map(lambda x: x * 2.0, state.params))
+  )
   ckpt.close()
-  config.model_init = directory   # valid, but a resumed run must not read it
+  config.model_init = directory  # valid, but a resumed run must not read it
   resumed = _fresh(config, workdir)
   assert int(resumed.step) == 3
-  _assert_trees_equal(_variables(resumed)["params"],
-                      jax.tree.map(lambda x: x * 2.0, init_vars["params"]))
+  _assert_trees_equal(
+    _variables(resumed)["params"], jax.tree.map(lambda x: x * 2.0, init_vars["params"])
+  )
 
 
 def test_wrong_shape_and_unknown_key_fail_listing_the_names(reference, tmp_path):
@@ -153,7 +173,7 @@ def test_wrong_shape_and_unknown_key_fail_listing_the_names(reference, tmp_path)
   message = str(info.value)
   assert "unexpected (loaded, not in the model), 1: heads/fc_age2/kernel" in message
   assert "heads/fc_pose2/kernel (loaded (512, 4), model (512, 3))" in message
-  assert "fixture" in message and directory in message   # which file was loaded
+  assert "fixture" in message and directory in message  # which file was loaded
   with pytest.raises(FileNotFoundError, match="model_init: .*nowhere.* does not exist"):
     _load(state, tmp_path / "nowhere")
   np.savez(os.path.join(directory, "variables.npz"), kernel=np.zeros(3))
@@ -169,6 +189,7 @@ def test_caffe_converted_alexnet_transplants_into_hyperface(tmp_path):
 
   from hyperface_jax import registry  # pylint: disable=g-import-not-at-top
   from hyperface_jax.convert import convert_file, load_converted  # pylint: disable=g-import-not-at-top
+
   payload, _ = caffe_fixture.alexnet(np.random.default_rng(0), channels=(12, 32, 48, 48, 32))
   (tmp_path / "bvlc.caffemodel").write_bytes(payload)
   directory = str(tmp_path / "converted")
@@ -176,12 +197,17 @@ def test_caffe_converted_alexnet_transplants_into_hyperface(tmp_path):
   _, converted = load_converted(directory)
   # HyperFace-AlexNet at width 1/8 with BVLC groups has exactly these backbone shapes.
   model = registry.MODELS.get("hyperface_alexnet")(width=0.125, conv_groups=2)
-  abstract = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0),
-                                               np.zeros((1, 67, 67, 3), np.float32)))
+  abstract = jax.eval_shape(
+    lambda: model.init(jax.random.PRNGKey(0), np.zeros((1, 67, 67, 3), np.float32))
+  )
   loaded, description = model_init_lib.read_variables(directory)
   params, _, reports = model_init_lib.merge_variables(
-      loaded, abstract["params"], {}, _config(prefix_map=(("backbone/", "backbone/"),)).model_load,
-      description)
+    loaded,
+    abstract["params"],
+    {},
+    _config(prefix_map=(("backbone/", "backbone/"),)).model_load,
+    description,
+  )
   _assert_trees_equal(params["backbone"], jax.tree.map(np.asarray, converted["params"]["backbone"]))
   assert sorted({n.split("/")[1] for n in reports["params"].dropped}) == ["fc6", "fc7", "fc8"]
   assert "converted alexnet (caffe, source bvlc.caffemodel)" in description

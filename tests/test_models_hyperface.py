@@ -260,20 +260,31 @@ def test_batch_norm_option_normalises_with_batch_statistics():
   conv1 = nn.Conv(scale_channels(96, 0.125), (11, 11), strides=(4, 4), padding="VALID")
   y = conv1.apply({"params": variables["params"]["backbone"]["conv1"]}, x)
   mean, var = y.mean((0, 1, 2)), y.var((0, 1, 2))
-  expected = jax.nn.relu((y - mean) / jnp.sqrt(var + 1e-5))   # scale 1, bias 0 at init
+  expected = jax.nn.relu((y - mean) / jnp.sqrt(var + 1e-5))  # scale 1, bias 0 at init
   feats, updates = AlexNetBackbone(width=0.125, norm="batch").apply(
-      {"params": variables["params"]["backbone"],
-       "batch_stats": variables["batch_stats"]["backbone"]},
-      x, train=True, mutable=["batch_stats"])
+    {
+      "params": variables["params"]["backbone"],
+      "batch_stats": variables["batch_stats"]["backbone"],
+    },
+    x,
+    train=True,
+    mutable=["batch_stats"],
+  )
   np.testing.assert_allclose(feats["conv1"], expected, rtol=1e-4, atol=1e-4)
   # Running averages move towards the batch moments (momentum 0.9).
   new_mean = updates["batch_stats"]["conv1_bn"]["mean"]
   np.testing.assert_allclose(new_mean, 0.1 * mean, rtol=1e-4, atol=1e-5)
   # Eval mode uses the running averages (initially mean 0, var 1): the plain conv + ReLU.
   feats_eval = AlexNetBackbone(width=0.125, norm="batch").apply(
-      {"params": variables["params"]["backbone"],
-       "batch_stats": variables["batch_stats"]["backbone"]}, x, train=False)
-  np.testing.assert_allclose(feats_eval["conv1"], jax.nn.relu(y / jnp.sqrt(1 + 1e-5)),
-                             rtol=1e-4, atol=1e-4)
+    {
+      "params": variables["params"]["backbone"],
+      "batch_stats": variables["batch_stats"]["backbone"],
+    },
+    x,
+    train=False,
+  )
+  np.testing.assert_allclose(
+    feats_eval["conv1"], jax.nn.relu(y / jnp.sqrt(1 + 1e-5)), rtol=1e-4, atol=1e-4
+  )
   with pytest.raises(ValueError, match="norm must be one of"):
     HyperFaceAlexNet(width=0.125, norm="group").init(jax.random.PRNGKey(0), x[:1])

@@ -33,11 +33,18 @@ class FakeAnalyzer:
     for img in images:
       shift = float(img.mean()) / 10.0
       landmarks = np.stack([np.full(21, 20.0 + shift), np.linspace(25, 45, 21)], axis=1)
-      out.append([Face(box=np.array(NET_BOX, np.float32), score=0.9,
-                       landmarks=landmarks.astype(np.float32),
-                       visibility=np.where(np.arange(21) < 19, 0.9, 0.2).astype(np.float32),
-                       pose=np.radians([10.0, -20.0, 30.0]).astype(np.float32),
-                       p_female=0.25)])
+      out.append(
+        [
+          Face(
+            box=np.array(NET_BOX, np.float32),
+            score=0.9,
+            landmarks=landmarks.astype(np.float32),
+            visibility=np.where(np.arange(21) < 19, 0.9, 0.2).astype(np.float32),
+            pose=np.radians([10.0, -20.0, 30.0]).astype(np.float32),
+            p_female=0.25,
+          )
+        ]
+      )
     return out
 
 
@@ -46,6 +53,7 @@ def _fake_factory(record):
     record.update(workdir=workdir, step=step, overrides=overrides)
     record["analyzer"] = FakeAnalyzer()
     return record["analyzer"]
+
   return factory
 
 
@@ -70,21 +78,32 @@ def test_folder_good_files_processed_bad_ones_listed(tmp_path, capsys):
   (src / "c.jpg").write_bytes(_jpeg_bytes(np.zeros((40, 40, 3), np.uint8)))
   (src / "notes.txt").write_text("an annotation: skipped, not an input")
   (src / "fake.png").write_text("not an image")
-  (src / "cut.jpg").write_bytes(_jpeg_bytes(rng.integers(0, 256, (64, 64, 3),
-                                                        dtype=np.uint8))[:300])
+  (src / "cut.jpg").write_bytes(
+    _jpeg_bytes(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))[:300]
+  )
   Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(src / "tiny.png")
   (src / ".hidden.png").write_bytes(b"skipped")
   record = {}
-  status = predict.main([f"--workdir={tmp_path}/wd", f"--input={src}", f"--output={out}",
-                         "--batch_size=2", "--min_side=0", "--max_side=1024"],
-                        analyzer_factory=_fake_factory(record))
+  status = predict.main(
+    [
+      f"--workdir={tmp_path}/wd",
+      f"--input={src}",
+      f"--output={out}",
+      "--batch_size=2",
+      "--min_side=0",
+      "--max_side=1024",
+    ],
+    analyzer_factory=_fake_factory(record),
+  )
   captured = capsys.readouterr()
   err = captured.err
   assert status == 1
   assert "FAILED: 3 of 8 input(s)" in err
   assert f"{src}/fake.png: not an image file" in err and "notes.txt" not in err
-  assert "skipped 1 file(s) that are neither images nor videos by their extension: " \
-      "notes.txt" in captured.out
+  assert (
+    "skipped 1 file(s) that are neither images nor videos by their extension: "
+    "notes.txt" in captured.out
+  )
   assert f"{src}/cut.jpg: truncated" in err
   assert f"{src}/tiny.png: image of 5x5 px is too small" in err
   assert record["analyzer"].calls == [2, 2, 1]  # 5 good images, 2 per call
@@ -98,7 +117,7 @@ def test_folder_good_files_processed_bad_ones_listed(tmp_path, capsys):
   assert (big["width"], big["height"], big["network_scale"]) == (2048, 1000, [0.5, 0.5])
   face = big["faces"][0]
   np.testing.assert_allclose(face["box"], [20.5, 40.5, 60.0, 60.0])  # (v + .5) / .5 - .5
-  np.testing.assert_allclose(face["landmarks"][0], [40.5, 50.5])      # (20|25 + .5) / .5 - .5
+  np.testing.assert_allclose(face["landmarks"][0], [40.5, 50.5])  # (20|25 + .5) / .5 - .5
   assert face["pose"] == pytest.approx({"roll": 10.0, "pitch": -20.0, "yaw": 30.0}, abs=1e-4)
   assert face["gender"] == {"label": "male", "p_female": 0.25}
   assert face["score"] == pytest.approx(0.9) and len(face["visibility"]) == 21
@@ -116,13 +135,24 @@ def test_folder_good_files_processed_bad_ones_listed(tmp_path, capsys):
 def test_single_image_exit_0_and_config_overrides(tmp_path):
   Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(tmp_path / "one.png")
   record = {}
-  status = predict.main(["--workdir", "W", "--input", str(tmp_path / "one.png"),
-                         "--output", str(tmp_path / "o"), "--step=7", "--min_side=99",
-                         "--config.nms.top_k=3", "--config.proposals.name=haar",
-                         "--config.irp.enabled=false"], analyzer_factory=_fake_factory(record))
+  status = predict.main(
+    [
+      "--workdir",
+      "W",
+      "--input",
+      str(tmp_path / "one.png"),
+      "--output",
+      str(tmp_path / "o"),
+      "--step=7",
+      "--min_side=99",
+      "--config.nms.top_k=3",
+      "--config.proposals.name=haar",
+      "--config.irp.enabled=false",
+    ],
+    analyzer_factory=_fake_factory(record),
+  )
   assert status == 0
-  assert record["overrides"] == {"nms.top_k": 3, "proposals.name": "haar",
-                                 "irp.enabled": False}
+  assert record["overrides"] == {"nms.top_k": 3, "proposals.name": "haar", "irp.enabled": False}
   assert record["step"] == 7 and record["workdir"] == "W"
   one = json.loads((tmp_path / "o" / "one.json").read_text())
   assert one["network_scale"] == [132 / 40, 99 / 30]  # upscaled to a 99 px shorter side
@@ -138,15 +168,21 @@ def test_usage_errors_exit_2(tmp_path, capsys):
   assert "unrecognised argument '--bogus=1'" in capsys.readouterr().err
   assert predict.main(base + ["--smooth=1.5"], analyzer_factory=factory) == 2
   assert "--smooth must be in [0, 1), got 1.5" in capsys.readouterr().err
-  assert predict.main(["--workdir=W", f"--input={tmp_path}/nope", "--output=o"],
-                      analyzer_factory=factory) == 2
+  assert (
+    predict.main(
+      ["--workdir=W", f"--input={tmp_path}/nope", "--output=o"], analyzer_factory=factory
+    )
+    == 2
+  )
   assert f"error: --input {tmp_path}/nope does not exist" in capsys.readouterr().err
 
   def missing(workdir, step, overrides):
     raise FileNotFoundError(f"{workdir}/config.json not found")
+
   assert predict.main(base, analyzer_factory=missing) == 2
-  assert "cannot build the analyzer from --workdir W: W/config.json not found" in \
-      capsys.readouterr().err
+  assert (
+    "cannot build the analyzer from --workdir W: W/config.json not found" in capsys.readouterr().err
+  )
   assert not os.path.exists(tmp_path / "o")
 
 
@@ -162,9 +198,17 @@ def test_video_annotated_and_jsonl_with_smoothing(tmp_path, capsys):
   values = [0, 100, 200, 100, 0]  # landmark x = 20 + value / 10 in the fake analyzer
   _write_video(tmp_path / "clip.avi", values)
   out = tmp_path / "out"
-  status = predict.main(["--workdir=W", f"--input={tmp_path}/clip.avi", f"--output={out}",
-                         "--batch_size=2", "--smooth=0.5", "--min_side=0"],
-                        analyzer_factory=_fake_factory({}))
+  status = predict.main(
+    [
+      "--workdir=W",
+      f"--input={tmp_path}/clip.avi",
+      f"--output={out}",
+      "--batch_size=2",
+      "--smooth=0.5",
+      "--min_side=0",
+    ],
+    analyzer_factory=_fake_factory({}),
+  )
   assert status == 0, capsys.readouterr().err
   lines = [json.loads(x) for x in (out / "clip.jsonl").read_text().splitlines()]
   assert [r["frame"] for r in lines] == [0, 1, 2, 3, 4]
@@ -173,7 +217,7 @@ def test_video_annotated_and_jsonl_with_smoothing(tmp_path, capsys):
   raw = [20.0 + v / 10.0 for v in values]  # MJPG keeps uniform frames within ~1 level
   ema = [raw[0]]
   for x in raw[1:]:
-    ema.append(0.5 * ema[-1] + 0.5 * x)   # 20, 25, 32.5, 31.25, 25.625
+    ema.append(0.5 * ema[-1] + 0.5 * x)  # 20, 25, 32.5, 31.25, 25.625
   got = [r["faces"][0]["landmarks"][0][0] for r in lines]
   np.testing.assert_allclose(got, ema, atol=0.3)
   capture = cv2.VideoCapture(str(out / "clip.mp4"))
@@ -191,8 +235,10 @@ def test_video_annotated_and_jsonl_with_smoothing(tmp_path, capsys):
 def test_unopenable_video_is_reported_and_leaves_nothing(tmp_path, capsys):
   (tmp_path / "broken.mp4").write_bytes(b"\x00\x01 this is no video " * 50)
   out = tmp_path / "out"
-  status = predict.main(["--workdir=W", f"--input={tmp_path}/broken.mp4", f"--output={out}"],
-                        analyzer_factory=_fake_factory({}))
+  status = predict.main(
+    ["--workdir=W", f"--input={tmp_path}/broken.mp4", f"--output={out}"],
+    analyzer_factory=_fake_factory({}),
+  )
   err = capsys.readouterr().err
   assert status == 1
   assert f"{tmp_path}/broken.mp4: cannot open the video" in err
@@ -207,6 +253,7 @@ def smoke_workdir(tmp_path_factory):
   sys.path.insert(0, REPO)
   from configs import smoke  # pylint: disable=g-import-not-at-top
   from hyperface_jax import checkpointing, sharding, train  # pylint: disable=g-import-not-at-top
+
   workdir = str(tmp_path_factory.mktemp("smoke_wd"))
   config = smoke.get_config()
   train._write_config(config, workdir)  # pylint: disable=protected-access
@@ -223,10 +270,17 @@ def test_real_analyzer_on_a_smoke_model(smoke_workdir, tmp_path, capsys):
   src.mkdir()
   rng = np.random.default_rng(3)
   Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(src / "x.png")
-  status = predict.main([f"--workdir={smoke_workdir}", f"--input={src}",
-                         f"--output={tmp_path}/out", "--config.nms.score_threshold=0.0",
-                         "--config.max_faces=2", "--config.batch_size=32",
-                         "--config.proposals.sliding_window.min_side=40"])
+  status = predict.main(
+    [
+      f"--workdir={smoke_workdir}",
+      f"--input={src}",
+      f"--output={tmp_path}/out",
+      "--config.nms.score_threshold=0.0",
+      "--config.max_faces=2",
+      "--config.batch_size=32",
+      "--config.proposals.sliding_window.min_side=40",
+    ]
+  )
   assert status == 0
   record = json.loads((tmp_path / "out" / "x.json").read_text())
   assert record["network_scale"] == [84 / 50, 67 / 40]  # shorter side to the input size 67
@@ -235,13 +289,18 @@ def test_real_analyzer_on_a_smoke_model(smoke_workdir, tmp_path, capsys):
     assert len(face["box"]) == 4 and len(face["landmarks"]) == 21
     assert all(0.0 <= v <= 1.0 for v in face["visibility"])
     assert set(face["pose"]) == {"roll", "pitch", "yaw"}
-    assert face["gender"]["label"] == ("female" if face["gender"]["p_female"] >= 0.5
-                                       else "male")
+    assert face["gender"]["label"] == ("female" if face["gender"]["p_female"] >= 0.5 else "male")
     x, y, w, h = face["box"]
     assert -w < x < 50 and -h < y < 40  # in original (50 x 40) pixels, not network ones
   assert (tmp_path / "out" / "x.png").is_file()
-  status = predict.main([f"--workdir={smoke_workdir}", f"--input={src}",
-                         f"--output={tmp_path}/out2", "--config.nms.topk=3"])
+  status = predict.main(
+    [
+      f"--workdir={smoke_workdir}",
+      f"--input={src}",
+      f"--output={tmp_path}/out2",
+      "--config.nms.topk=3",
+    ]
+  )
   assert status == 2 and not os.path.exists(tmp_path / "out2")
   assert "Unknown inference setting 'nms.topk'" in capsys.readouterr().err
 
@@ -250,9 +309,14 @@ def test_smoother_follows_faces_that_swap_order_and_restarts_lost_ones():
   from hyperface_jax.inference import smoothing  # pylint: disable=g-import-not-at-top
 
   def face(x, lm):
-    return Face(box=np.array([x, 0, 20, 20], np.float32), score=1.0,
-                landmarks=np.full((21, 2), lm, np.float32), visibility=np.ones(21),
-                pose=np.zeros(3), p_female=0.5)
+    return Face(
+      box=np.array([x, 0, 20, 20], np.float32),
+      score=1.0,
+      landmarks=np.full((21, 2), lm, np.float32),
+      visibility=np.ones(21),
+      pose=np.zeros(3),
+      p_female=0.5,
+    )
 
   smoother = smoothing.LandmarkSmoother(alpha=0.75)
   first = smoother.update([face(0, 0.0), face(100, 10.0)])
@@ -261,9 +325,9 @@ def test_smoother_follows_faces_that_swap_order_and_restarts_lost_ones():
   second = smoother.update([face(102, 14.0), face(2, 4.0), face(300, 8.0)])
   assert [t for t, _ in second] == [1, 0, 2]
   np.testing.assert_allclose(second[0][1].landmarks[0], [11.0, 11.0])  # .75*10 + .25*14
-  np.testing.assert_allclose(second[1][1].landmarks[0], [1.0, 1.0])    # .75*0 + .25*4
+  np.testing.assert_allclose(second[1][1].landmarks[0], [1.0, 1.0])  # .75*0 + .25*4
   np.testing.assert_allclose(second[1][1].box, [0.5, 0, 20, 20])
-  np.testing.assert_allclose(second[2][1].landmarks[0], [8.0, 8.0])    # new track: raw
+  np.testing.assert_allclose(second[2][1].landmarks[0], [8.0, 8.0])  # new track: raw
   third = smoother.update([face(2, 4.0)])  # tracks 1 and 2 lost
   assert [t for t, _ in third] == [0]
   fourth = smoother.update([face(100, 10.0)])  # track 1's place again: a new track
@@ -282,9 +346,16 @@ def test_an_analyzer_error_fails_its_batch_only(tmp_path, capsys):
         raise RuntimeError("boom")
       return super().__call__(images)
 
-  status = predict.main(["--workdir=W", f"--input={tmp_path}", f"--output={tmp_path}/o",
-                         "--batch_size=1", "--min_side=0"],
-                        analyzer_factory=lambda *a: Picky())
+  status = predict.main(
+    [
+      "--workdir=W",
+      f"--input={tmp_path}",
+      f"--output={tmp_path}/o",
+      "--batch_size=1",
+      "--min_side=0",
+    ],
+    analyzer_factory=lambda *a: Picky(),
+  )
   assert status == 1
   assert f"{tmp_path}/1.png: analysis failed: RuntimeError: boom" in capsys.readouterr().err
   assert sorted(os.listdir(tmp_path / "o")) == ["0.json", "0.png", "2.json", "2.png"]

@@ -16,10 +16,15 @@ def test_attributes_and_gender_hand_worked():
   pred[2, 5] ^= 1
   logits = np.where(pred == 1, 2.0, -2.0)
   logits[4] = np.where(labels[4] == 1, -9.0, 9.0)  # row 4 is padding: all wrong, ignored
-  batch = {"attributes": labels, "example_mask": np.array([1, 1, 1, 1, 0]),
-           "gender": np.array([0, 1, 1, -1, 0])}
-  outputs = {"attributes": logits,
-             "gender": np.array([[2, 1], [0, 3], [1.5, 1], [0, -1], [0, 5]], float)}
+  batch = {
+    "attributes": labels,
+    "example_mask": np.array([1, 1, 1, 1, 0]),
+    "gender": np.array([0, 1, 1, -1, 0]),
+  }
+  outputs = {
+    "attributes": logits,
+    "gender": np.array([[2, 1], [0, 3], [1.5, 1], [0, -1], [0, 5]], float),
+  }
   ev = registry.EVALUATORS.get("face_attributes")(dataset="celeba")
   ev.update(batch, outputs)
   r = ev.result()
@@ -38,6 +43,7 @@ def test_gender_from_male_attribute_when_no_gender_head():
   logits = np.zeros((3, 40))
   logits[:, male] = [3.0, -1.0, -2.0]  # predicted male, female, female
   ev = protocols_attributes.FaceAttributeEvaluator()
-  ev.update({"attributes": np.zeros((3, 40), int), "gender": np.array([0, 0, 1])},
-            {"attributes": logits})
+  ev.update(
+    {"attributes": np.zeros((3, 40), int), "gender": np.array([0, 0, 1])}, {"attributes": logits}
+  )
   assert ev.result()["gender/accuracy"] == pytest.approx(2 / 3)

@@ -24,19 +24,22 @@ def _ap_by_integration(scores, is_tp, num_gt, grid=200001):
 def test_match_hand_worked():
   gt = [[0, 0, 10, 10], [20, 0, 10, 10], [40, 0, 10, 10]]
   ignore = [False, False, True]
-  boxes = [[0, 0, 10, 10],     # 0.9 -> TP gt0
-           [1, 0, 10, 10],     # 0.8 -> duplicate of gt0 (IoU 9/11) -> FP
-           [20, 5, 10, 10],    # 0.7 -> IoU 50/150 = 1/3 < 0.5 -> FP
-           [40, 0, 10, 10],    # 0.6 -> ignored gt2
-           [100, 0, 5, 5]]     # 0.95 -> nothing -> FP
+  boxes = [
+    [0, 0, 10, 10],  # 0.9 -> TP gt0
+    [1, 0, 10, 10],  # 0.8 -> duplicate of gt0 (IoU 9/11) -> FP
+    [20, 5, 10, 10],  # 0.7 -> IoU 50/150 = 1/3 < 0.5 -> FP
+    [40, 0, 10, 10],  # 0.6 -> ignored gt2
+    [100, 0, 5, 5],
+  ]  # 0.95 -> nothing -> FP
   scores = [0.9, 0.8, 0.7, 0.6, 0.95]
   is_tp, matched = detection.match_detections(boxes, scores, gt, 0.5, ignore)
   assert is_tp.tolist() == [True, False, False, False, False]
   assert matched.tolist() == [0, -1, -1, 2, -1]
   assert detection.ignored_detections(matched, ignore).tolist() == [0, 0, 0, 1, 0]
   # Order of visits is by score: the higher of two overlapping detections wins.
-  is_tp, _ = detection.match_detections([[1, 0, 10, 10], [0, 0, 10, 10]], [0.99, 0.5],
-                                        [[0, 0, 10, 10]])
+  is_tp, _ = detection.match_detections(
+    [[1, 0, 10, 10], [0, 0, 10, 10]], [0.99, 0.5], [[0, 0, 10, 10]]
+  )
   assert is_tp.tolist() == [True, False]
 
 
@@ -49,7 +52,8 @@ def test_average_precision_hand_worked_and_integrated():
   t = rng.uniform(size=40) < 0.6
   num_gt = int(t.sum()) + 5
   assert detection.average_precision_voc(s, t, num_gt) == pytest.approx(
-      _ap_by_integration(s, t, num_gt), abs=2e-3)
+    _ap_by_integration(s, t, num_gt), abs=2e-3
+  )
   assert np.isnan(detection.average_precision_voc([], [], 0))
   with pytest.raises(ValueError, match="true positives"):
     detection.average_precision_voc([1.0], [True], 0)
@@ -58,8 +62,12 @@ def test_average_precision_hand_worked_and_integrated():
 def test_voc_evaluator_pools_images():
   ev = registry.EVALUATORS.get("voc_detection_ap")()
   ev.update([[0, 0, 10, 10], [50, 50, 10, 10]], [0.9, 0.8], [[0, 0, 10, 10]])
-  ev.update([[0, 0, 10, 10]], [0.7], [[0, 0, 10, 10], [30, 30, 8, 8], [60, 60, 9, 9]],
-            gt_ignore=[False, False, True])
+  ev.update(
+    [[0, 0, 10, 10]],
+    [0.7],
+    [[0, 0, 10, 10], [30, 30, 8, 8], [60, 60, 9, 9]],
+    gt_ignore=[False, False, True],
+  )
   r = ev.result()
   # pooled: 0.9 TP, 0.8 FP, 0.7 TP with 3 counted faces -> same as the hand-worked 5/9
   assert r["detection/ap"] == pytest.approx(5 / 9)
@@ -72,14 +80,15 @@ def test_ellipse_overlap_analytic():
   o = detection.ellipse_rect_overlap([[20, 10, 0, 50, 50]], [[30, 40, 40, 20]])
   assert o[0, 0] == pytest.approx(np.pi * 200 / 800, abs=0.02)
   # Rotation by 90 degrees needs a 20 x 40 box; a far box gives 0.
-  o = detection.ellipse_rect_overlap([[20, 10, np.pi / 2, 50, 50]],
-                                     [[40, 30, 20, 40], [0, 0, 5, 5]])
+  o = detection.ellipse_rect_overlap(
+    [[20, 10, np.pi / 2, 50, 50]], [[40, 30, 20, 40], [0, 0, 5, 5]]
+  )
   assert o[0, 0] == pytest.approx(np.pi * 200 / 800, abs=0.02) and o[0, 1] == 0
 
 
 def test_fddb_roc_hand_worked():
   ev = registry.EVALUATORS.get("fddb_discrete_roc")(false_positive_points=(0, 1, 2))
-  face = [20, 10, 0, 50, 50]          # the 40 x 20 box [30, 40] matches it (~0.79)
+  face = [20, 10, 0, 50, 50]  # the 40 x 20 box [30, 40] matches it (~0.79)
   good, bad = [30, 40, 40, 20], [0, 0, 10, 10]
   ev.update([good, bad, good], [0.9, 0.8, 0.3], [face])  # 2nd "good" is a duplicate
   ev.update([bad, good], [0.95, 0.5], [face, [5, 5, 0, 200, 200]])
@@ -105,6 +114,7 @@ def test_fddb_hungarian_beats_greedy():
 def _brute_force_tp(weights):
   """Max-weight one-to-one matching by enumeration; returns its number of positive pairs."""
   import itertools
+
   m, n = weights.shape
   best = (0.0, 0)
   for cols in itertools.permutations(range(n), min(m, n)):

@@ -22,9 +22,11 @@ GARBAGE = np.full((5, 2), 1e6)
 
 
 def _batch():
-  batch = {"landmarks5": np.stack([TRUE_A, TRUE_B, GARBAGE, TRUE_D]),
-           "visibility5": np.array([[1] * 5, [1] * 5, [1] * 5, [1, 1, 0, 1, 1]], float),
-           "example_mask": np.array([1, 1, 0, 1], float)}
+  batch = {
+    "landmarks5": np.stack([TRUE_A, TRUE_B, GARBAGE, TRUE_D]),
+    "visibility5": np.array([[1] * 5, [1] * 5, [1] * 5, [1, 1, 0, 1, 1]], float),
+    "example_mask": np.array([1, 1, 0, 1], float),
+  }
   outputs = {"landmarks5": np.stack([PRED_A, PRED_B, -GARBAGE, PRED_D])}
   return batch, outputs
 
@@ -65,6 +67,8 @@ def test_landmarks5_rejects_coincident_eyes_and_counts_mask():
   with pytest.raises(ValueError, match="eye centres coincide"):
     ev.update({"landmarks5": np.zeros((1, 5, 2))}, {"landmarks5": np.zeros((1, 5, 2))})
   ev.reset()
-  ev.update({"landmarks5": np.stack([TRUE_A, TRUE_B]), "landmarks5_mask": np.array([0, 1])},
-            {"landmarks5": np.stack([PRED_A, PRED_B])})
+  ev.update(
+    {"landmarks5": np.stack([TRUE_A, TRUE_B]), "landmarks5_mask": np.array([0, 1])},
+    {"landmarks5": np.stack([PRED_A, PRED_B])},
+  )
   assert ev.result()["landmarks5/nme"] == pytest.approx(0.05)

@@ -14,16 +14,22 @@ def _face(offset, n=21):
 
 def test_aflw_nme_per_yaw_bin_and_pose_mae():
   ev = registry.EVALUATORS.get("aflw_landmarks")()
-  p1, t1 = _face([3, 4])          # error 5 px everywhere, box 50 -> 0.1
-  p2, t2 = _face([6, 8])          # error 10 px, box 40x40 -> 0.25
-  p3, t3 = _face([0, 1])          # error 1 on visible points, box 10 x 40 -> size 20 -> 0.05
+  p1, t1 = _face([3, 4])  # error 5 px everywhere, box 50 -> 0.1
+  p2, t2 = _face([6, 8])  # error 10 px, box 40x40 -> 0.25
+  p3, t3 = _face([0, 1])  # error 1 on visible points, box 10 x 40 -> size 20 -> 0.05
   vis = np.ones((3, 21))
   vis[2, 5:] = 0
-  p3[5:] += 100.0                 # invisible points must not count
-  pose = np.radians([[0, 0, 10], [0, 0, -45], [0, 0, 95]])       # bins 0-30, 30-60, last
+  p3[5:] += 100.0  # invisible points must not count
+  pose = np.radians([[0, 0, 10], [0, 0, -45], [0, 0, 95]])  # bins 0-30, 30-60, last
   pred_pose = np.radians([[2, -4, 16], [1, 0, -45], [0, 3, 95]])
-  ev.update(np.stack([p1, p2, p3]), np.stack([t1, t2, t3]), vis,
-            [[0, 0, 50, 50], [5, 5, 40, 40], [0, 0, 10, 40]], pose=pose, pred_pose=pred_pose)
+  ev.update(
+    np.stack([p1, p2, p3]),
+    np.stack([t1, t2, t3]),
+    vis,
+    [[0, 0, 50, 50], [5, 5, 40, 40], [0, 0, 10, 40]],
+    pose=pose,
+    pred_pose=pred_pose,
+  )
   r = ev.result()
   assert r["landmarks/nme"] == pytest.approx((0.1 + 0.25 + 0.05) / 3)
   assert r["landmarks/nme_yaw_0_30"] == pytest.approx(0.1)
@@ -39,8 +45,8 @@ def test_aflw_nme_per_yaw_bin_and_pose_mae():
 def test_aflw19_drops_the_ears():
   ev = pl.AflwLandmarkEvaluator(scheme="aflw19")
   pred, true = _face([0, 0])
-  pred[12] += [19 * 2.0, 0]      # LeftEar error 38 px: not in AFLW-19
-  pred[0] += [0, 19.0]           # one counted point with error 19 -> mean 1 px over 19
+  pred[12] += [19 * 2.0, 0]  # LeftEar error 38 px: not in AFLW-19
+  pred[0] += [0, 19.0]  # one counted point with error 19 -> mean 1 px over 19
   ev.update(pred[None], true[None], np.ones((1, 21)), [[0, 0, 10, 10]])
   assert ev.result()["landmarks/nme"] == pytest.approx(0.1)
   full = pl.AflwLandmarkEvaluator()
@@ -50,15 +56,15 @@ def test_aflw19_drops_the_ears():
 
 def test_w300_normalisers_and_subsets():
   true = np.zeros((68, 2))
-  true[36:42] = [[0, 0], [1, 1], [2, 1], [3, 0], [2, -1], [1, -1]]   # centre (1.5, 0)
-  true[42:48] = true[36:42] + [40, 0]                                 # centre (41.5, 0)
+  true[36:42] = [[0, 0], [1, 1], [2, 1], [3, 0], [2, -1], [1, -1]]  # centre (1.5, 0)
+  true[42:48] = true[36:42] + [40, 0]  # centre (41.5, 0)
   # inter-pupil 40; outer corners 36 = (0, 0) and 45 = (43, 0): inter-ocular 43
   assert pl.w300_normaliser(true[None], "inter_pupil")[0] == pytest.approx(40)
   assert pl.w300_normaliser(true[None], "inter_ocular")[0] == pytest.approx(43)
   ev = registry.EVALUATORS.get("w300_landmarks")()
-  ev.update(true[None] + [0, 2], true[None], "common")          # 2 px
-  ev.update(true[None] + [0, 4], true[None], "challenging")     # 4 px
-  ev.update(true[None] + [0, 6], true[None], "challenging")     # 6 px
+  ev.update(true[None] + [0, 2], true[None], "common")  # 2 px
+  ev.update(true[None] + [0, 4], true[None], "challenging")  # 4 px
+  ev.update(true[None] + [0, 6], true[None], "challenging")  # 6 px
   r = ev.result()
   assert r["landmarks/nme_inter_pupil/common"] == pytest.approx(2 / 40)
   assert r["landmarks/nme_inter_ocular/challenging"] == pytest.approx(5 / 43)

@@ -17,8 +17,12 @@ from configs import hyperface_alexnet, rcnn_face, smoke  # noqa: E402  pylint: d
 
 
 def _shapes(model, size=67):
-  return jax.tree.map(lambda x: x.shape, jax.eval_shape(
-      lambda: model.init(jax.random.PRNGKey(0), np.zeros((1, size, size, 3), np.float32))))
+  return jax.tree.map(
+    lambda x: x.shape,
+    jax.eval_shape(
+      lambda: model.init(jax.random.PRNGKey(0), np.zeros((1, size, size, 3), np.float32))
+    ),
+  )
 
 
 def test_backbone_names_and_shapes_match_hyperface():
@@ -28,7 +32,8 @@ def test_backbone_names_and_shapes_match_hyperface():
   assert set(rcnn["params"]) == {"backbone", "classifier"}
   assert surgery.flatten(rcnn["params"]["backbone"]) == surgery.flatten(hyper["params"]["backbone"])
   assert surgery.flatten(rcnn["batch_stats"]) == surgery.flatten(
-      {"backbone": hyper["batch_stats"]["backbone"]})
+    {"backbone": hyper["batch_stats"]["backbone"]}
+  )
   # papers.md 1.3 (TK): fc6 4096 (scaled by width) -> fc7 512 -> fc8 2; pool5 1x1 at 67 px.
   head = surgery.flatten(rcnn["params"]["classifier"])
   assert head["fc6/kernel"] == (128, 2048) and head["fc7/kernel"] == (2048, 512)
@@ -40,14 +45,16 @@ def test_only_detection_is_predicted_and_lost():
   images = np.random.default_rng(0).uniform(-0.5, 0.5, (4, 67, 67, 3)).astype(np.float32)
   out = jax.jit(lambda x: model.apply(model.init(jax.random.PRNGKey(0), x), x))(images)
   assert list(out) == ["detection"] and out["detection"].shape == (4, 2)
-  batch = {"detection": np.array([1, 0, 1, 1], np.int32),
-           "detection_mask": np.array([1, 1, 0, 1], np.float32),
-           "example_mask": np.ones(4, np.float32)}   # no labels of other tasks needed
+  batch = {
+    "detection": np.array([1, 0, 1, 1], np.int32),
+    "detection_mask": np.array([1, 1, 0, 1], np.float32),
+    "example_mask": np.ones(4, np.float32),
+  }  # no labels of other tasks needed
   result = losses.hyperface_present_losses(out, batch)
   assert list(result) == ["detection"]
   logits = np.asarray(out["detection"], np.float64)
   log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-  expected = -(log_p[0, 1] + log_p[1, 0] + log_p[3, 1])   # row 2 masked out
+  expected = -(log_p[0, 1] + log_p[1, 0] + log_p[3, 1])  # row 2 masked out
   np.testing.assert_allclose(result["detection"][0], expected, rtol=1e-5)
   assert float(result["detection"][1]) == 3.0
   with pytest.raises(ValueError, match="contain no HyperFace task"):
@@ -57,10 +64,16 @@ def test_only_detection_is_predicted_and_lost():
 def test_loss_tasks_must_equal_config_tasks():
   checked = train._checked_tasks(losses.hyperface_present_losses, ("detection", "pose"))
   outputs = {"detection": np.zeros((2, 2), np.float32)}
-  batch = {"detection": np.zeros(2, np.int32), "detection_mask": np.ones(2, np.float32),
-           "example_mask": np.ones(2, np.float32)}
-  with pytest.raises(ValueError, match=r"computed tasks \['detection'\] but config.tasks is "
-                                       r"\['detection', 'pose'\]"):
+  batch = {
+    "detection": np.zeros(2, np.int32),
+    "detection_mask": np.ones(2, np.float32),
+    "example_mask": np.ones(2, np.float32),
+  }
+  with pytest.raises(
+    ValueError,
+    match=r"computed tasks \['detection'\] but config.tasks is "
+    r"\['detection', 'pose'\]",
+  ):
     checked(outputs, batch)
 
 
@@ -68,16 +81,18 @@ def test_detection_evaluator_reads_only_detection():
   ev = registry.EVALUATORS.get("detection_regions")()
   logits = np.array([[0.0, 2.0], [1.0, 0.0], [0.0, 1.0], [3.0, 0.0], [0.0, 0.5]])
   labels = np.array([1, 0, 0, 0, 1])
-  mask = np.array([1, 1, 1, 1, 0], np.float32)   # the last row is not labelled
-  ev.update({"detection": labels, "detection_mask": mask, "example_mask": np.ones(5)},
-            {"detection": logits})
+  mask = np.array([1, 1, 1, 1, 0], np.float32)  # the last row is not labelled
+  ev.update(
+    {"detection": labels, "detection_mask": mask, "example_mask": np.ones(5)}, {"detection": logits}
+  )
   r = ev.result()
   # Hand-worked over rows 0-3: p_face = (.88, .27, .73, .05), labels (1, 0, 0, 0):
   # accuracy 3/4; the only positive ranks first, so AP = 1; constant-score AP = 1/4.
   assert r["count/detection"] == 4 and r["count/landmarks"] == 0 and r["count/examples"] == 5
   assert r["detection/accuracy"] == pytest.approx(0.75)
-  assert r["detection/ap"] == pytest.approx(metrics.average_precision(
-      np.array([0.88, 0.27, 0.73, 0.05]), labels[:4]))
+  assert r["detection/ap"] == pytest.approx(
+    metrics.average_precision(np.array([0.88, 0.27, 0.73, 0.05]), labels[:4])
+  )
   assert r["detection/ap"] == pytest.approx(1.0)
   assert r["baseline/detection/ap"] == pytest.approx(0.25)
   assert not any(k.startswith(("landmarks/", "pose/", "gender/")) for k in r)
@@ -85,8 +100,15 @@ def test_detection_evaluator_reads_only_detection():
 
 def _small(config, data_dir):
   s = smoke.get_config()
-  for key in ("total_steps", "batch_size", "eval_batch_size", "log_every", "eval_every",
-              "checkpoint_every", "input_size"):
+  for key in (
+    "total_steps",
+    "batch_size",
+    "eval_batch_size",
+    "log_every",
+    "eval_every",
+    "checkpoint_every",
+    "input_size",
+  ):
     setattr(config, key, s[key])
   config.model.width = 0.125
   config.model.dropout = 0.0

@@ -27,25 +27,27 @@ def _config():
 def _random_batch(rng, n, size=67):
   """A region batch with uneven masks, so per-device counts differ."""
   b = dict(
-      image=rng.uniform(-0.5, 0.5, size=(n, size, size, 3)).astype(np.float32),
-      detection=rng.integers(0, 2, n).astype(np.int32),
-      detection_mask=(rng.random(n) < 0.8).astype(np.float32),
-      landmarks=rng.normal(scale=0.2, size=(n, 21, 2)).astype(np.float32),
-      visibility=(rng.random((n, 21)) < 0.7).astype(np.float32),
-      landmarks_mask=(rng.random(n) < 0.6).astype(np.float32),
-      visibility_mask=(rng.random(n) < 0.6).astype(np.float32),
-      pose=rng.normal(scale=0.5, size=(n, 3)).astype(np.float32),
-      pose_mask=(rng.random(n) < 0.4).astype(np.float32),
-      gender=rng.integers(0, 2, n).astype(np.int32),
-      gender_mask=(rng.random(n) < 0.4).astype(np.float32),
-      example_mask=np.ones(n, np.float32))
+    image=rng.uniform(-0.5, 0.5, size=(n, size, size, 3)).astype(np.float32),
+    detection=rng.integers(0, 2, n).astype(np.int32),
+    detection_mask=(rng.random(n) < 0.8).astype(np.float32),
+    landmarks=rng.normal(scale=0.2, size=(n, 21, 2)).astype(np.float32),
+    visibility=(rng.random((n, 21)) < 0.7).astype(np.float32),
+    landmarks_mask=(rng.random(n) < 0.6).astype(np.float32),
+    visibility_mask=(rng.random(n) < 0.6).astype(np.float32),
+    pose=rng.normal(scale=0.5, size=(n, 3)).astype(np.float32),
+    pose_mask=(rng.random(n) < 0.4).astype(np.float32),
+    gender=rng.integers(0, 2, n).astype(np.int32),
+    gender_mask=(rng.random(n) < 0.4).astype(np.float32),
+    example_mask=np.ones(n, np.float32),
+  )
   return b
 
 
 def _model(axis_name="data"):
   # BatchNorm synchronised over 'data': the test also covers cross-device BN statistics.
-  return registry.MODELS.get("hyperface_alexnet")(width=0.125, dropout=0.0, norm="batch",
-                                                  norm_axis_name=axis_name)
+  return registry.MODELS.get("hyperface_alexnet")(
+    width=0.125, dropout=0.0, norm="batch", norm_axis_name=axis_name
+  )
 
 
 def _run(num_devices, batches):
@@ -56,8 +58,9 @@ def _run(num_devices, batches):
   weigher = weighting.static(losses.HYPERFACE_LOSS_WEIGHTS, tasks)
   init = lambda rng: steps.init_state(model, opt, weigher, tasks, rng, (1, 67, 67, 3))
   state = sharding.replicate(mesh, jax.jit(init)(jax.random.PRNGKey(0)))
-  step = steps.make_train_step(mesh, model=model, loss_fn=losses.hyperface_losses,
-                               optimizer=opt, weighting=weigher, seed=0)
+  step = steps.make_train_step(
+    mesh, model=model, loss_fn=losses.hyperface_losses, optimizer=opt, weighting=weigher, seed=0
+  )
   metrics = []
   for b in batches:
     state, m = step(state, sharding.global_batch(mesh, b))
@@ -82,13 +85,20 @@ def test_one_and_eight_devices_give_the_same_parameters(runs):
       np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-6, err_msg=k)
   # Parameters really moved (the test could otherwise pass vacuously).
   assert set(p1) == {"params", "batch_stats"}
-  p0 = sharding.to_host(steps.init_state(
+  p0 = sharding.to_host(
+    steps.init_state(
       _model(),
       optim.make_optimizer(_config(), 10),
-      weighting.static(losses.HYPERFACE_LOSS_WEIGHTS), (), jax.random.PRNGKey(0),
-      (1, 67, 67, 3)).params)
-  moved = max(float(np.max(np.abs(a - b)))
-              for a, b in zip(jax.tree.leaves(p0), jax.tree.leaves(p1["params"]), strict=True))
+      weighting.static(losses.HYPERFACE_LOSS_WEIGHTS),
+      (),
+      jax.random.PRNGKey(0),
+      (1, 67, 67, 3),
+    ).params
+  )
+  moved = max(
+    float(np.max(np.abs(a - b)))
+    for a, b in zip(jax.tree.leaves(p0), jax.tree.leaves(p1["params"]), strict=True)
+  )
   assert moved > 1e-4
 
 
@@ -98,8 +108,7 @@ def test_losses_are_exact_global_masked_means(runs):
   # Independent reference: the initial params on the whole first batch at once, with
   # BatchNorm statistics of the whole global batch (no cross-device axis needed).
   model = _model(axis_name=None)
-  variables = model.init(jax.random.PRNGKey(0), np.zeros((1, 67, 67, 3), np.float32),
-                         train=False)
+  variables = model.init(jax.random.PRNGKey(0), np.zeros((1, 67, 67, 3), np.float32), train=False)
   batch = batches[0]
   out, _ = model.apply(variables, batch["image"], train=True, mutable=["batch_stats"])
   total = 0.0

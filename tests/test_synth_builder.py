@@ -9,8 +9,9 @@ from hyperface_jax.data.builders import synth_faces as sf
 
 
 def _build(name, data_dir, seed, size=64):
-  builder, _ = prepare.prepare(name, str(data_dir), train_size=3, validation_size=1,
-                               test_size=2, seed=seed, image_size=size)
+  builder, _ = prepare.prepare(
+    name, str(data_dir), train_size=3, validation_size=1, test_size=2, seed=seed, image_size=size
+  )
   return builder
 
 
@@ -40,7 +41,10 @@ def built(tmp_path_factory):
 def test_same_seed_byte_identical_different_seed_differs(built):
   b1, b2, b3 = built
   assert {k: v.num_examples for k, v in b1.info.splits.items()} == {
-      "train": 3, "validation": 1, "test": 2}
+    "train": 3,
+    "validation": 1,
+    "test": 2,
+  }
   for split in ("train", "test"):
     e1, e2, e3 = (_by_name(_load(b, split)) for b in built)
     assert set(e1) == set(e2) == set(e3)
@@ -54,8 +58,9 @@ def test_same_seed_byte_identical_different_seed_differs(built):
 
 def test_examples_are_pure_function_of_seed_split_index(built):
   ex = _by_name(_load(built[0], "test"))[b"test/000001.png"]
-  ref = render.render_scene(np.random.default_rng([5, sf.SPLIT_IDS["test"], 1]),
-                            render.SceneConfig(image_size=64))
+  ref = render.render_scene(
+    np.random.default_rng([5, sf.SPLIT_IDS["test"], 1]), render.SceneConfig(image_size=64)
+  )
   np.testing.assert_array_equal(ex["image"], ref["image"])
   np.testing.assert_array_equal(ex["faces"]["landmarks"], ref["faces"]["landmarks"])
   np.testing.assert_array_equal(ex["faces"]["valid"]["pose"], ref["faces"]["valid"]["pose"])

@@ -47,8 +47,9 @@ def test_reprojection_reproduces_landmarks(scenes):
     one_to_one = {i: g[0] for i, g in enumerate(schemes.IBUG68_TO_AFLW21) if len(g) == 1}
     for a, b in one_to_one.items():
       np.testing.assert_allclose(f["landmarks68"][b], f["landmarks"][a], atol=2e-3)
-    np.testing.assert_allclose(schemes.ibug68_to_five(f["landmarks68"]), f["landmarks5"],
-                               atol=0.3)  # eye centres: mean of projections (perspective)
+    np.testing.assert_allclose(
+      schemes.ibug68_to_five(f["landmarks68"]), f["landmarks5"], atol=0.3
+    )  # eye centres: mean of projections (perspective)
 
 
 def test_far_side_invisible_beyond_60_deg(scenes):
@@ -125,15 +126,16 @@ def test_render_deterministic():
 
 def test_relation_rule_hand_example():
   # a: happy, looks right at b; b: happy, looks left at a; same size, close together.
-  boxes = [np.array([10, 50, 40, 40.]), np.array([60, 50, 40, 40.])]
+  boxes = [np.array([10, 50, 40, 40.0]), np.array([60, 50, 40, 40.0])]
   yaw = np.deg2rad([30.0, -30.0])
   t = rr.pair_traits([3, 3], [1, 0], yaw, boxes, 0, 1)
   # dominant, competitive, trusting, warm, friendly, attached, demonstrative, assured
   assert list(t) == [0, 0, 1, 1, 1, 1, 1, 1]
   t2 = rr.pair_traits([0, 4], [0, 0], np.deg2rad([30.0, 0.0]), boxes, 0, 1)
   assert list(t2) == [1, 1, 0, 0, 0, 0, 0, 0]
-  pairs, traits = rr.scene_relations(np.random.default_rng(0), [3, 3, 6], [0, 0, 0],
-                                     np.zeros(3), boxes + [boxes[0]])
+  pairs, traits = rr.scene_relations(
+    np.random.default_rng(0), [3, 3, 6], [0, 0, 0], np.zeros(3), boxes + [boxes[0]]
+  )
   assert pairs.tolist() == [[0, 1], [0, 2], [1, 2]] and traits.shape == (3, 8)
 
 
@@ -146,17 +148,23 @@ def test_visible_fraction_hand_worked():
   owner[:, :10] = 2  # a nearer object covers columns 0..9: 6 of the 11 columns stay seen
   assert render.visible_fraction(owner, 1, square) == pytest.approx(6 / 11)
   # Half outside the image (columns -5..5 of which 0..5 are inside): 6 / 11 seen.
-  assert render.visible_fraction(np.ones((20, 20), np.uint8), 1,
-                                 square - [10.0, 0.0]) == pytest.approx(6 / 11)
+  assert render.visible_fraction(
+    np.ones((20, 20), np.uint8), 1, square - [10.0, 0.0]
+  ) == pytest.approx(6 / 11)
   assert render.visible_fraction(np.ones((20, 20), np.uint8), 1, square + 100.0) == 0.0
 
 
 def test_face_hidden_behind_nearer_face_is_not_annotated():
   # A small face straight behind a large frontal one, at the same eye position.
   frontal = np.zeros(3)
-  _, faces = render._render(np.random.default_rng(0), 160, 160,
-                            [(45.0, np.array([80.0, 80.0]), frontal),
-                             (110.0, np.array([80.0, 80.0]), frontal)], 0, 0.0)
+  _, faces = render._render(
+    np.random.default_rng(0),
+    160,
+    160,
+    [(45.0, np.array([80.0, 80.0]), frontal), (110.0, np.array([80.0, 80.0]), frontal)],
+    0,
+    0.0,
+  )
   far, near = faces  # drawn far-to-near
   assert far["box"][2] < near["box"][2]
   assert far["visible_fraction"] < 0.01 and far["visibility"].sum() == 0
@@ -166,11 +174,15 @@ def test_face_hidden_behind_nearer_face_is_not_annotated():
 def test_only_visible_faces_annotated(scenes):
   dropped = 0
   for i, ex in enumerate(scenes):
-    every = render.render_scene(np.random.default_rng([7, i]),
-                                render.SceneConfig(min_visible_fraction=0.0))
+    every = render.render_scene(
+      np.random.default_rng([7, i]), render.SceneConfig(min_visible_fraction=0.0)
+    )
     assert ex["image"].tobytes() == every["image"].tobytes()  # labels only
-    kept = [j for j, b in enumerate(every["faces"]["box"])
-            if any((b == k).all() for k in ex["faces"]["box"])]
+    kept = [
+      j
+      for j, b in enumerate(every["faces"]["box"])
+      if any((b == k).all() for k in ex["faces"]["box"])
+    ]
     assert len(kept) == len(ex["faces"]["box"])
     for j in set(range(len(every["faces"]["box"]))) - set(kept):
       dropped += 1  # independent evidence that nothing of it is seen: <= 3 landmarks

@@ -22,6 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _smoke_config(data_dir, **over):
   sys.path.insert(0, REPO)
   from configs import smoke  # pylint: disable=g-import-not-at-top
+
   c = smoke.get_config()
   c.data.data_dir = str(data_dir)
   c.schedule.name = "cosine"
@@ -48,8 +49,14 @@ def test_smoke_run_writes_every_output(full_run):
   workdir, results = full_run
   with open(os.path.join(workdir, "results.json")) as f:
     saved = json.load(f)
-  for key in ("landmarks/nme", "pose/mae_yaw_deg", "gender/accuracy", "detection/ap",
-              "baseline/landmarks/nme", "visibility/accuracy"):
+  for key in (
+    "landmarks/nme",
+    "pose/mae_yaw_deg",
+    "gender/accuracy",
+    "detection/ap",
+    "baseline/landmarks/nme",
+    "visibility/accuracy",
+  ):
     assert key in saved and np.isfinite(saved[key]), key
   assert saved["step"] == 6
   assert saved["landmarks/nme"] == pytest.approx(results["landmarks/nme"])
@@ -69,8 +76,9 @@ class _Crash(Exception):
   pass
 
 
-def test_interrupted_and_resumed_run_matches_uninterrupted(full_run, data_dir, tmp_path,
-                                                          monkeypatch):
+def test_interrupted_and_resumed_run_matches_uninterrupted(
+  full_run, data_dir, tmp_path, monkeypatch
+):
   workdir_full, _ = full_run
   workdir = str(tmp_path / "resumed")
   real = steps.make_train_step
@@ -79,9 +87,10 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(full_run, data_dir, t
     step_fn = real(*args, **kwargs)
 
     def wrapped(state, batch):
-      if int(state.step) == 4:   # after the checkpoint at 3 and the log at 4
+      if int(state.step) == 4:  # after the checkpoint at 3 and the log at 4
         raise _Crash()
       return step_fn(state, batch)
+
     return wrapped
 
   monkeypatch.setattr(steps, "make_train_step", crashing)
@@ -113,6 +122,7 @@ def test_non_finite_loss_stops_naming_step_and_task(data_dir, tmp_path, monkeypa
       if step == 5:
         batch["pose"] = np.full_like(batch["pose"], np.nan)
       return batch
+
     data.train_batch = train_batch
     return data
 
@@ -126,9 +136,19 @@ def test_non_finite_loss_stops_naming_step_and_task(data_dir, tmp_path, monkeypa
 
 def test_unknown_config_key_fails_naming_it(tmp_path):
   proc = subprocess.run(
-      [sys.executable, "-m", "hyperface_jax.main", "--config=configs/smoke.py",
-       f"--workdir={tmp_path}", "--config.model.widht=0.5"],
-      cwd=REPO, capture_output=True, text=True, timeout=120)
+    [
+      sys.executable,
+      "-m",
+      "hyperface_jax.main",
+      "--config=configs/smoke.py",
+      f"--workdir={tmp_path}",
+      "--config.model.widht=0.5",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 2
   assert "error: bad command line" in proc.stderr
   assert "'widht' Did you mean \"width\"" in proc.stderr

@@ -11,9 +11,14 @@ def _face(box, score=0.9, p_female=0.8, pose=(0.0, 0.0, 0.0), visible=True):
   x, y, w, h = box  # landmarks on a 7 x 3 grid: point k at column k % 7, row k // 7
   col, row = np.arange(21) % 7, np.arange(21) // 7
   landmarks = np.stack([x + w * (0.1 + 0.8 * col / 6), y + h * (0.3 + 0.2 * row)], axis=1)
-  return Face(box=np.array(box, np.float32), score=score, landmarks=landmarks,
-              visibility=np.full(21, 0.9 if visible else 0.1, np.float32),
-              pose=np.array(pose, np.float32), p_female=p_female)
+  return Face(
+    box=np.array(box, np.float32),
+    score=score,
+    landmarks=landmarks,
+    visibility=np.full(21, 0.9 if visible else 0.1, np.float32),
+    pose=np.array(pose, np.float32),
+    p_female=p_female,
+  )
 
 
 def test_gender_text_shows_the_probability_of_the_drawn_label():
@@ -47,8 +52,8 @@ def test_invisible_landmarks_are_hollow_and_pose_axes_are_drawn():
   out = viz.draw_faces(image, [face], colours=[(255, 255, 255)])
   cx, cy = 100, 76  # landmark 3: (40 + 0.5 * 120, 40 + 0.3 * 120); radius 2 at 120 px
   np.testing.assert_allclose(face.landmarks[3], [cx, cy])
-  assert out[cy, cx].max() == 0             # hollow centre
-  assert out[cy - 3:cy + 4, cx - 3:cx + 4].max() == 255   # ring around it
+  assert out[cy, cx].max() == 0  # hollow centre
+  assert out[cy - 3 : cy + 4, cx - 3 : cx + 4].max() == 255  # ring around it
   # Axes from NoseCenter (landmark 14: column 0, row 2 -> (52, 124)), length 0.4 * 120
   # = 48 px: x axis (red) to the right, y axis (green) upwards, z a dot (frontal face).
   np.testing.assert_allclose(face.landmarks[14], [52, 124])

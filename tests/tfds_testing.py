@@ -8,7 +8,8 @@ def build(name, manual_dir, data_dir):
   """`tfds.builder(name)` prepared from the original files in `manual_dir`."""
   builder = tfds.builder(name, data_dir=str(data_dir))
   builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+    download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+  )
   return builder
 
 

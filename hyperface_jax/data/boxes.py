@@ -166,8 +166,14 @@ def _window_origins(extent, side, stride, border):
   return -0.5 - border + np.linspace(0.0, span, n)
 
 
-def window_pyramid(image_hw, min_side=24.0, max_side_fraction=1.0, scale_step=1.25,
-                   stride_fraction=0.25, border_fraction=0.0):
+def window_pyramid(
+  image_hw,
+  min_side=24.0,
+  max_side_fraction=1.0,
+  scale_step=1.25,
+  stride_fraction=0.25,
+  border_fraction=0.0,
+):
   """Square sliding windows of every pyramid side, stepped by `stride_fraction` of the side.
 
   The geometry of the `sliding_window` proposals (inference/proposals.py) and of the
@@ -189,8 +195,9 @@ def window_pyramid(image_hw, min_side=24.0, max_side_fraction=1.0, scale_step=1.
   out = []
   for side in window_sides((h, w), min_side, max_side_fraction, scale_step)[::-1]:
     step, border = side * stride_fraction, side * border_fraction
-    gx, gy = np.meshgrid(_window_origins(w, side, step, border),
-                         _window_origins(h, side, step, border))
+    gx, gy = np.meshgrid(
+      _window_origins(w, side, step, border), _window_origins(h, side, step, border)
+    )
     n = gx.size
     out.append(np.stack([gx.ravel(), gy.ravel(), np.full(n, side), np.full(n, side)], 1))
   return np.concatenate(out, 0)

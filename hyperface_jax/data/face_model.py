@@ -99,9 +99,13 @@ def _normal(theta_deg, phi_deg):
 # Per-point (lateral, vertical) normal angles in degrees; sign of lateral = side of the
 # face (Left* points negative). Documented defaults, see module docstring.
 _A21_ANGLES = (
-    [(-50, 0)] * 3 + [(50, 0)] * 3 + [(-50, 0)] * 3 + [(50, 0)] * 3
-    + [(-80, 0), (-40, -10), (0, 0), (40, -10), (80, 0)]
-    + [(-50, -10), (0, -10), (50, -10), (0, -35)])
+  [(-50, 0)] * 3
+  + [(50, 0)] * 3
+  + [(-50, 0)] * 3
+  + [(50, 0)] * 3
+  + [(-80, 0), (-40, -10), (0, 0), (40, -10), (80, 0)]
+  + [(-50, -10), (0, -10), (50, -10), (0, -35)]
+)
 A21_NORMALS = np.stack([_normal(t, p) for t, p in _A21_ANGLES])
 
 
@@ -109,8 +113,9 @@ def _lerp(a, b, t):
   return a + (b - a) * t
 
 
-def ibug68_points(eye_open=1.0, brow_arch=0.0, brow_inner=0.0, mouth_open=0.0, smile=0.0,
-                  jaw_width=1.0):
+def ibug68_points(
+  eye_open=1.0, brow_arch=0.0, brow_inner=0.0, mouth_open=0.0, smile=0.0, jaw_width=1.0
+):
   """3-D iBUG-68 points of the head, shaped by expression parameters.
 
   The points that `schemes.IBUG68_TO_AFLW21` maps to single AFLW points (brow corners and
@@ -134,7 +139,7 @@ def ibug68_points(eye_open=1.0, brow_arch=0.0, brow_inner=0.0, mouth_open=0.0, s
   sin_abs = np.abs(np.sin(phi))
   p[:17, 0] = A21[20, 0] + 0.64 * np.cos(phi) * (1.0 + (jaw_width - 1.0) * sin_abs)
   p[:17, 1] = 0.2 + (A21[20, 1] - 0.2) * sin_abs
-  p[:17, 2] = -0.95 + (A21[20, 2] + 0.95) * sin_abs ** 0.6
+  p[:17, 2] = -0.95 + (A21[20, 2] + 0.95) * sin_abs**0.6
   p[8] = A21[20]
   # Brows 17..26 (image-left brow first): corners and centres from AFLW.
   for base, (a, b, c) in ((17, (0, 1, 2)), (22, (3, 4, 5))):
@@ -157,16 +162,28 @@ def ibug68_points(eye_open=1.0, brow_arch=0.0, brow_inner=0.0, mouth_open=0.0, s
   for idx, outer, centre, inner in ((36, 6, 7, 8), (42, 11, 10, 9)):
     o, i = A21[outer], A21[inner]
     if idx == 36:
-      order = [o, _lerp(o, i, 1 / 3) + _UP * h, _lerp(o, i, 2 / 3) + _UP * h, i,
-               _lerp(o, i, 2 / 3) - _UP * 0.8 * h, _lerp(o, i, 1 / 3) - _UP * 0.8 * h]
+      order = [
+        o,
+        _lerp(o, i, 1 / 3) + _UP * h,
+        _lerp(o, i, 2 / 3) + _UP * h,
+        i,
+        _lerp(o, i, 2 / 3) - _UP * 0.8 * h,
+        _lerp(o, i, 1 / 3) - _UP * 0.8 * h,
+      ]
     else:
-      order = [i, _lerp(i, o, 1 / 3) + _UP * h, _lerp(i, o, 2 / 3) + _UP * h, o,
-               _lerp(i, o, 2 / 3) - _UP * 0.8 * h, _lerp(i, o, 1 / 3) - _UP * 0.8 * h]
+      order = [
+        i,
+        _lerp(i, o, 1 / 3) + _UP * h,
+        _lerp(i, o, 2 / 3) + _UP * h,
+        o,
+        _lerp(i, o, 2 / 3) - _UP * 0.8 * h,
+        _lerp(i, o, 1 / 3) - _UP * 0.8 * h,
+      ]
     eye = np.stack(order)
     eye[[1, 2, 4, 5], 2] += 0.02  # lids bulge out of the corner plane
     shift = (6.0 * A21[centre] - eye.sum(0)) / 4.0  # eye centre = contour mean exactly
     eye[[1, 2, 4, 5]] += shift
-    p[idx:idx + 6] = eye
+    p[idx : idx + 6] = eye
   # Mouth: outer 48..59, inner 60..67, around a bulging base curve between the corners.
   left, right, centre = A21[17], A21[19], A21[18]
   bulge = centre - _lerp(left, right, 0.5)
@@ -175,8 +192,8 @@ def ibug68_points(eye_open=1.0, brow_arch=0.0, brow_inner=0.0, mouth_open=0.0, s
   def lip(s, sign, thick):
     w = np.sin(np.pi * s)
     base = _lerp(left, right, s) + bulge * w
-    curve = _UP * (sag * w ** 0.8)
-    return base + curve + sign * _UP * (thick * w ** 0.7 + 0.5 * mouth_open * w ** 0.8)
+    curve = _UP * (sag * w**0.8)
+    return base + curve + sign * _UP * (thick * w**0.7 + 0.5 * mouth_open * w**0.8)
 
   outer_s = [0.0, 0.17, 0.34, 0.5, 0.66, 0.83, 1.0, 0.83, 0.66, 0.5, 0.34, 0.17]
   for k, s in enumerate(outer_s):
@@ -229,8 +246,10 @@ def project(cam_points, image_w, image_h):
   """Pinhole projection (papers.md section 1.9 camera) of camera points [..., N, 3] -> px."""
   f = FOCAL_FACTOR * image_w
   cam = np.asarray(cam_points)
-  return np.stack([f * cam[..., 0] / cam[..., 2] + image_w / 2.0,
-                   f * cam[..., 1] / cam[..., 2] + image_h / 2.0], axis=-1)
+  return np.stack(
+    [f * cam[..., 0] / cam[..., 2] + image_w / 2.0, f * cam[..., 1] / cam[..., 2] + image_h / 2.0],
+    axis=-1,
+  )
 
 
 def self_visible(normals, rot):

@@ -63,8 +63,7 @@ def prepare(name, data_dir, manual_dir=None, **sizes):
   if config_name:
     known = [c.name for c in tfds.builder_cls(base).BUILDER_CONFIGS]
     if config_name not in known:
-      raise ValueError(f"dataset {base!r} has no config {config_name!r}; known: "
-                       f"{', '.join(known)}")
+      raise ValueError(f"dataset {base!r} has no config {config_name!r}; known: {', '.join(known)}")
   sizes = {k: v for k, v in sizes.items() if v is not None}
   kwargs = {}
   if sizes:
@@ -73,8 +72,7 @@ def prepare(name, data_dir, manual_dir=None, **sizes):
     kwargs["config"] = synth_faces.SynthFacesConfig.make(**sizes)
   builder = tfds.builder(name, data_dir=data_dir, **kwargs)
   start = time.time()
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   return builder, time.time() - start
 
 
@@ -87,14 +85,17 @@ def main(argv=None):
     parser.add_argument(f"--{flag}", type=int, default=None)
   args = parser.parse_args(argv)
   try:
-    builder, seconds = prepare(args.name, args.data_dir, args.manual_dir,
-                               **{k: getattr(args, k) for k in _SIZE_FLAGS})
+    builder, seconds = prepare(
+      args.name, args.data_dir, args.manual_dir, **{k: getattr(args, k) for k in _SIZE_FLAGS}
+    )
   except (ValueError, manual.ManualFileMissing, manual.TooManyBadImages) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   counts = {k: v.num_examples for k, v in builder.info.splits.items()}
-  print(f"built {args.name} ({builder.builder_config.name if builder.builder_config else ''}) "
-        f"at {builder.data_dir}: {counts} in {seconds:.1f} s")
+  print(
+    f"built {args.name} ({builder.builder_config.name if builder.builder_config else ''}) "
+    f"at {builder.data_dir}: {counts} in {seconds:.1f} s"
+  )
   return 0
 
 

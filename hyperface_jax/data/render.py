@@ -43,6 +43,7 @@ VALID_KEYS = ("box", "landmarks", "visibility", "pose", "gender")
 @dataclasses.dataclass(frozen=True)
 class SceneConfig:
   """Scene layout. Box sides are fractions of min(H, W) (0.25..0.69 = 40..110 px at 160)."""
+
   image_size: int = 160
   min_faces: int = 1
   max_faces: int = 3
@@ -61,6 +62,7 @@ class SceneConfig:
 @dataclasses.dataclass(frozen=True)
 class CropConfig:
   """One face roughly centred in a square crop (TCDCN-style per-face data)."""
+
   image_size: int = 64
   box_frac: tuple = (0.55, 0.72)
   jitter: float = 0.06
@@ -94,8 +96,12 @@ def place_face(pose, head_scale, side_px, centre_px, image_w, image_h):
 def _face_labels(posed, prm, p68, box):
   lm21, lm68 = posed.proj(fm.A21), posed.proj(p68)
   return dict(
-      landmarks=lm21, landmarks68=lm68, self21=fm.self_visible(fm.A21_NORMALS, posed.rot),
-      self68=fm.self_visible(fm.IBUG68_NORMALS, posed.rot), box=box)
+    landmarks=lm21,
+    landmarks68=lm68,
+    self21=fm.self_visible(fm.A21_NORMALS, posed.rot),
+    self68=fm.self_visible(fm.IBUG68_NORMALS, posed.rot),
+    box=box,
+  )
 
 
 def _render(rng, w, h, faces, n_distractors, occluder_prob):
@@ -132,17 +138,34 @@ def _render(rng, w, h, faces, n_distractors, occluder_prob):
     occ68 = _occluded(owner, lab["landmarks68"], i + 1)
     vis21 = lab["self21"] & _inside(lab["landmarks"], w, h) & ~occ21
     vis68 = lab["self68"] & _inside(lab["landmarks68"], w, h) & ~occ68
-    faces_out.append(dict(
-        box=lab["box"], landmarks=lab["landmarks"], visibility=vis21,
-        landmarks68=lab["landmarks68"], visibility68=vis68,
+    faces_out.append(
+      dict(
+        box=lab["box"],
+        landmarks=lab["landmarks"],
+        visibility=vis21,
+        landmarks68=lab["landmarks68"],
+        visibility68=vis68,
         landmarks5=lab["landmarks"][schemes.AFLW21_TO_FIVE],
-        visibility5=vis21[schemes.AFLW21_TO_FIVE], pose=pose, gender=prm.gender,
-        smiling=prm.smiling, mouth_open=prm.mouth_open, eyeglasses=prm.eyeglasses,
-        expression=prm.expression, age_group=prm.age_group,
-        pose_class=int(fm.pose_class(pose[2])), translation=trans, scale=prm.head_scale,
-        occluded=occ21, cues=np.array([prm.cues[k] for k in rp.CUE_NAMES]),
-        visible_fraction=visible_fraction(owner, i + 1, lab["landmarks"][lab["self21"]]
-                                          if lab["self21"].sum() >= 3 else lab["landmarks"])))
+        visibility5=vis21[schemes.AFLW21_TO_FIVE],
+        pose=pose,
+        gender=prm.gender,
+        smiling=prm.smiling,
+        mouth_open=prm.mouth_open,
+        eyeglasses=prm.eyeglasses,
+        expression=prm.expression,
+        age_group=prm.age_group,
+        pose_class=int(fm.pose_class(pose[2])),
+        translation=trans,
+        scale=prm.head_scale,
+        occluded=occ21,
+        cues=np.array([prm.cues[k] for k in rp.CUE_NAMES]),
+        visible_fraction=visible_fraction(
+          owner,
+          i + 1,
+          lab["landmarks"][lab["self21"]] if lab["self21"].sum() >= 3 else lab["landmarks"],
+        ),
+      )
+    )
   return img, faces_out
 
 
@@ -174,7 +197,7 @@ def visible_fraction(owner, own_id, points) -> float:
   x1, y1 = min(hi[0], w), min(hi[1], h)
   if x1 <= x0 or y1 <= y0:
     return 0.0
-  seen = region[y0 - lo[1]:y1 - lo[1], x0 - lo[0]:x1 - lo[0]].astype(bool)
+  seen = region[y0 - lo[1] : y1 - lo[1], x0 - lo[0] : x1 - lo[0]].astype(bool)
   seen &= owner[y0:y1, x0:x1] == own_id
   return float(seen.sum()) / total
 
@@ -191,12 +214,30 @@ def _occluded(owner, xy, own_id):
   return inside & (val != 0) & (val != own_id)
 
 
-_FLOAT_FIELDS = {"box": (4,), "landmarks": (21, 2), "visibility": (21,),
-                 "landmarks68": (68, 2), "visibility68": (68,), "landmarks5": (5, 2),
-                 "visibility5": (5,), "pose": (3,), "translation": (3,), "scale": (),
-                 "occluded": (21,), "cues": (len(rp.CUE_NAMES),), "visible_fraction": ()}
-INT_FIELDS = ("gender", "smiling", "mouth_open", "eyeglasses", "expression", "age_group",
-              "pose_class")
+_FLOAT_FIELDS = {
+  "box": (4,),
+  "landmarks": (21, 2),
+  "visibility": (21,),
+  "landmarks68": (68, 2),
+  "visibility68": (68,),
+  "landmarks5": (5, 2),
+  "visibility5": (5,),
+  "pose": (3,),
+  "translation": (3,),
+  "scale": (),
+  "occluded": (21,),
+  "cues": (len(rp.CUE_NAMES),),
+  "visible_fraction": (),
+}
+INT_FIELDS = (
+  "gender",
+  "smiling",
+  "mouth_open",
+  "eyeglasses",
+  "expression",
+  "age_group",
+  "pose_class",
+)
 
 
 def _stack_faces(faces):
@@ -224,12 +265,17 @@ def render_scene(rng: np.random.Generator, cfg: SceneConfig = SceneConfig()) -> 
   if not 0 <= cfg.min_faces <= cfg.max_faces:
     raise ValueError(f"need 0 <= min_faces <= max_faces, got {cfg.min_faces}, {cfg.max_faces}")
   if not 0.0 <= cfg.min_visible_fraction <= 1.0:
-    raise ValueError(f"min_visible_fraction must be in [0, 1] (share of the face region that "
-                     f"is seen); got {cfg.min_visible_fraction}")
+    raise ValueError(
+      f"min_visible_fraction must be in [0, 1] (share of the face region that "
+      f"is seen); got {cfg.min_visible_fraction}"
+    )
   s = cfg.image_size
   if cfg.max_faces >= 2 and cfg.min_faces < 2:
-    n = int(rng.integers(2, cfg.max_faces + 1)) if rng.random() < cfg.multi_face_prob else (
-        cfg.min_faces if cfg.min_faces == 0 and rng.random() < 0.5 else max(1, cfg.min_faces))
+    n = (
+      int(rng.integers(2, cfg.max_faces + 1))
+      if rng.random() < cfg.multi_face_prob
+      else (cfg.min_faces if cfg.min_faces == 0 and rng.random() < 0.5 else max(1, cfg.min_faces))
+    )
   else:
     n = int(rng.integers(cfg.min_faces, cfg.max_faces + 1))
   layout = []
@@ -240,18 +286,23 @@ def render_scene(rng: np.random.Generator, cfg: SceneConfig = SceneConfig()) -> 
       if all(np.linalg.norm(centre - c) > 0.55 * (side + sd) for sd, c in layout):
         break
     layout.append((side, centre))
-  img, faces = _render(rng, s, s, layout, int(rng.integers(0, cfg.max_distractors + 1)),
-                       cfg.occluder_prob)
+  img, faces = _render(
+    rng, s, s, layout, int(rng.integers(0, cfg.max_distractors + 1)), cfg.occluder_prob
+  )
   faces = [f for f in faces if f["visible_fraction"] >= cfg.min_visible_fraction]
   stacked = _stack_faces(faces)
-  pairs, traits = rr.scene_relations(rng, stacked["expression"], stacked["mouth_open"],
-                                     stacked["pose"][:, 2], stacked["box"])
-  return {"image": img, "image/filename": b"synth", "faces": stacked,
-          "relations": {"faces": pairs, "traits": traits}}
+  pairs, traits = rr.scene_relations(
+    rng, stacked["expression"], stacked["mouth_open"], stacked["pose"][:, 2], stacked["box"]
+  )
+  return {
+    "image": img,
+    "image/filename": b"synth",
+    "faces": stacked,
+    "relations": {"faces": pairs, "traits": traits},
+  }
 
 
-def render_face_crop(rng: np.random.Generator, cfg: CropConfig = CropConfig(),
-                     pose=None) -> dict:
+def render_face_crop(rng: np.random.Generator, cfg: CropConfig = CropConfig(), pose=None) -> dict:
   """Renders one face crop (per-face schema: the scene's face fields without the F axis).
 
   Returns:
@@ -266,7 +317,8 @@ def render_face_crop(rng: np.random.Generator, cfg: CropConfig = CropConfig(),
   spec = (side, centre) if pose is None else (side, centre, pose)
   img, faces = _render(rng, s, s, [spec], 0, cfg.occluder_prob)
   stacked = _stack_faces(faces)
-  out = {k: (v[0] if k != "valid" else {kk: vv[0] for kk, vv in v.items()})
-         for k, v in stacked.items()}
+  out = {
+    k: (v[0] if k != "valid" else {kk: vv[0] for kk, vv in v.items()}) for k, v in stacked.items()
+  }
   out["image"] = img
   return out

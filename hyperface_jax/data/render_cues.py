@@ -74,8 +74,9 @@ def eyeliner(img, posed, prm, eye, skin):
   width = (0.008 + 0.03 * m) * np.array([0.6, 1.0, 1.0, 0.4])[:, None]
   outward = np.sign(upper[0, 0] - _MID_X)
   wing = upper[0] + np.array([0.035 * m * outward, 0.02 * m, 0.0])
-  poly = np.concatenate([[wing], upper[1:], (upper[1:] + _UP * width[1:])[::-1],
-                         [upper[0] + _UP * width[0]]])
+  poly = np.concatenate(
+    [[wing], upper[1:], (upper[1:] + _UP * width[1:])[::-1], [upper[0] + _UP * width[0]]]
+  )
   col = np.clip(skin, 0, 255) * 0.3 * (1 - m) + np.array([15.0, 10.0, 10.0]) * m
   blend_fill(img, posed.proj(poly), col, 1.0)
 
@@ -101,15 +102,19 @@ def blush(img, posed, prm, p68):
       continue
     centre = 0.55 * eye.mean(0) + 0.45 * corner + [0.07 * side, 0.0, 0.01]
     for scale, alpha in ((1.0, 0.25 * b), (0.6, 0.3 * b)):
-      blend_fill(img, posed.proj(_disc(centre, normal, 0.12 * scale, 0.085 * scale)),
-                 prm.makeup["blush"], alpha)
+      blend_fill(
+        img,
+        posed.proj(_disc(centre, normal, 0.12 * scale, 0.085 * scale)),
+        prm.makeup["blush"],
+        alpha,
+      )
 
 
 def earrings(img, owner, owner_id, posed, prm, ear_idx, side):
   """An earring at one ear lobe (AFLW ear point `ear_idx`, side -1 left / +1 right): a
   stud or a hoop; drawn when that ear faces the camera (also under long hair, as the
   jewellery hangs below it)."""
-  if prm.cues["earrings"] <= 0 or not posed.facing(fm.A21_NORMALS[ear_idx:ear_idx + 1])[0]:
+  if prm.cues["earrings"] <= 0 or not posed.facing(fm.A21_NORMALS[ear_idx : ear_idx + 1])[0]:
     return
   lobe = fm.A21[ear_idx] + np.array([0.05 * side, -0.2, 0.03])
   normal = np.array([side, 0.0, 0.2])

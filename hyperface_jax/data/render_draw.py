@@ -33,11 +33,18 @@ _CRANIUM_N = _CRANIUM_N / np.linalg.norm(_CRANIUM_N, axis=1, keepdims=True)
 _CRANIUM_SIN_T = np.abs(np.sin(np.arctan2(*((_CRANIUM - _HEAD_C)[:, [0, 2]] / _HEAD_R[[0, 2]]).T)))
 _HAIRLINE_T = np.linspace(-np.pi / 2, np.pi / 2, 25)
 _ring = np.linspace(0, 2 * np.pi, 16, endpoint=False)
-_NECK = np.concatenate([np.stack([_HEAD_C[0] + 0.36 * np.sin(_ring), np.full(16, y),
-                                  -1.0 + 0.36 * np.cos(_ring)], 1) for y in (-0.4, -1.7)])
-_SHOULDERS = np.concatenate([np.stack([_HEAD_C[0] + w * np.sin(_ring), np.full(16, y),
-                                       -1.0 + 0.45 * np.cos(_ring)], 1)
-                             for y, w in ((-1.45, 0.6), (-1.75, 1.35), (-3.2, 1.5))])
+_NECK = np.concatenate(
+  [
+    np.stack([_HEAD_C[0] + 0.36 * np.sin(_ring), np.full(16, y), -1.0 + 0.36 * np.cos(_ring)], 1)
+    for y in (-0.4, -1.7)
+  ]
+)
+_SHOULDERS = np.concatenate(
+  [
+    np.stack([_HEAD_C[0] + w * np.sin(_ring), np.full(16, y), -1.0 + 0.45 * np.cos(_ring)], 1)
+    for y, w in ((-1.45, 0.6), (-1.75, 1.35), (-3.2, 1.5))
+  ]
+)
 
 
 def _pts(xy):
@@ -52,8 +59,9 @@ def fill(img, xy, color, owner=None, owner_id=0):
 
 
 def line(img, xy, color, thickness=1, closed=False):
-  cv2.polylines(img, _pts(xy), closed, tuple(float(c) for c in color), max(1, thickness),
-                cv2.LINE_AA, _SHIFT)
+  cv2.polylines(
+    img, _pts(xy), closed, tuple(float(c) for c in color), max(1, thickness), cv2.LINE_AA, _SHIFT
+  )
 
 
 def hull(xy):
@@ -83,15 +91,14 @@ class Posed:
 def _hairline_height(prm, sin_t):
   """Hairline y at longitudes with |sin t| = sin_t (0 front, 1 side): it drops towards the
   temples by prm.temple_drop (fringe cue, render_params), framing the face with hair."""
-  return prm.hairline - prm.temple_drop * sin_t ** 1.5
+  return prm.hairline - prm.temple_drop * sin_t**1.5
 
 
 def _hairline(prm):
   """Dense hairline contour on the cranium ellipsoid: points [25, 3] and normals [25, 3]."""
   y = _hairline_height(prm, np.abs(np.sin(_HAIRLINE_T)))
   p = np.arcsin(np.clip((y - _HEAD_C[1]) / _HEAD_R[1], -1.0, 1.0))
-  unit = np.stack([np.cos(p) * np.sin(_HAIRLINE_T), np.sin(p), np.cos(p) * np.cos(_HAIRLINE_T)],
-                  1)
+  unit = np.stack([np.cos(p) * np.sin(_HAIRLINE_T), np.sin(p), np.cos(p) * np.cos(_HAIRLINE_T)], 1)
   n = unit / _HEAD_R
   return unit * _HEAD_R + _HEAD_C, n / np.linalg.norm(n, axis=1, keepdims=True)
 
@@ -129,16 +136,25 @@ def draw_face(img, owner, owner_id, posed: Posed, prm, p68, rng):
   cran = _CRANIUM[_CRANIUM[:, 1] > -0.25]
   head_xy = hull(posed.proj(np.concatenate([cran, jaw, p68[27:36]])))
   fill(img, head_xy, skin if prm.bald else hair, owner, owner_id)
-  front = ((_CRANIUM[:, 1] < _hairline_height(prm, _CRANIUM_SIN_T))
-           & (_CRANIUM[:, 2] > -1.05) & (_CRANIUM[:, 1] > -0.3))
+  front = (
+    (_CRANIUM[:, 1] < _hairline_height(prm, _CRANIUM_SIN_T))
+    & (_CRANIUM[:, 2] > -1.05)
+    & (_CRANIUM[:, 1] > -0.3)
+  )
   line_pts, line_n = _hairline(prm)
-  face_pts = np.concatenate([_CRANIUM[front][posed.facing(_CRANIUM_N[front])],
-                             line_pts[posed.facing(line_n)], jaw, p68[27:36]])
+  face_pts = np.concatenate(
+    [
+      _CRANIUM[front][posed.facing(_CRANIUM_N[front])],
+      line_pts[posed.facing(line_n)],
+      jaw,
+      p68[27:36],
+    ]
+  )
   fill(img, hull(posed.proj(face_pts)), skin)
   # 3. ears (hidden under long hair) and earrings (hanging below the hair).
   ears_hidden = np.array([hair_len > 0.55 and not prm.bald] * 2)
   for k, (idx, sign) in enumerate(((12, -1.0), (16, 1.0))):
-    if not posed.facing(fm.A21_NORMALS[idx:idx + 1])[0]:
+    if not posed.facing(fm.A21_NORMALS[idx : idx + 1])[0]:
       continue
     if not ears_hidden[k]:
       c = fm.A21[idx]
@@ -160,11 +176,11 @@ def draw_face(img, owner, owner_id, posed: Posed, prm, p68, rng):
   n68 = fm.IBUG68_NORMALS
   for brow in (range(17, 22), range(22, 27)):
     idx = list(brow)
-    if posed.facing(n68[idx[2]:idx[2] + 1])[0]:
+    if posed.facing(n68[idx[2] : idx[2] + 1])[0]:
       feats.append(("brow", idx))
   for eye in (range(36, 42), range(42, 48)):
     idx = list(eye)
-    if posed.facing(n68[idx[0]:idx[0] + 1])[0] or posed.facing(n68[idx[3]:idx[3] + 1])[0]:
+    if posed.facing(n68[idx[0] : idx[0] + 1])[0] or posed.facing(n68[idx[3] : idx[3] + 1])[0]:
       feats.append(("eye", idx))
   feats.append(("nose", list(range(27, 36))))
   feats.append(("mouth", list(range(48, 68))))
@@ -183,10 +199,17 @@ def draw_face(img, owner, owner_id, posed: Posed, prm, p68, rng):
       base = posed.proj(p68[31:36])
       line(img, base, _shade(skin, 0.55), 1)
       for j in (32, 34):
-        if posed.facing(n68[j:j + 1])[0]:
+        if posed.facing(n68[j : j + 1])[0]:
           q = posed.proj(p68[j] + [0, 0.02, 0])
-          cv2.circle(img, tuple(int(v) for v in np.round(q * 16)), max(16, int(0.025 * upx * 16)),
-                     tuple(float(c) for c in _shade(skin, 0.35)), -1, cv2.LINE_AA, _SHIFT)
+          cv2.circle(
+            img,
+            tuple(int(v) for v in np.round(q * 16)),
+            max(16, int(0.025 * upx * 16)),
+            tuple(float(c) for c in _shade(skin, 0.35)),
+            -1,
+            cv2.LINE_AA,
+            _SHIFT,
+          )
     else:
       _draw_mouth(img, posed, prm, p68)
   _draw_lines(img, posed, prm, p68)
@@ -230,13 +253,17 @@ def _draw_lines(img, posed, prm, p68):
     for k in range(int(1 + 3 * prm.wrinkles)):
       y = 0.6 + 0.05 * k
       xs = np.linspace(-0.35, 0.22, 6)
-      pts = np.stack([xs, y + 0.02 * np.sin(xs * 6), -0.45 - 0.3 * xs ** 2], 1)
+      pts = np.stack([xs, y + 0.02 * np.sin(xs * 6), -0.45 - 0.3 * xs**2], 1)
       if y < prm.hairline:
         line(img, posed.proj(pts), col)
     for a, b in ((31, 48), (35, 54)):
-      if posed.facing(fm.IBUG68_NORMALS[b:b + 1])[0]:
-        seg = np.stack([p68[a] + [0.05 * np.sign(p68[a, 0] + 0.07), 0.02, -0.02],
-                        p68[b] + [0.06 * np.sign(p68[b, 0] + 0.07), 0.0, -0.02]])
+      if posed.facing(fm.IBUG68_NORMALS[b : b + 1])[0]:
+        seg = np.stack(
+          [
+            p68[a] + [0.05 * np.sign(p68[a, 0] + 0.07), 0.02, -0.02],
+            p68[b] + [0.06 * np.sign(p68[b, 0] + 0.07), 0.0, -0.02],
+          ]
+        )
         line(img, posed.proj(seg), col)
   if prm.expression in (0, 1):
     for dx in (-0.03, 0.03):
@@ -256,6 +283,6 @@ def _draw_glasses(img, owner, posed, prm, p68):
     line(img, posed.proj(rim), frame, 1, closed=True)
   line(img, posed.proj(np.stack([rims[0][0], rims[1][8]])), frame)
   for rim, ear in ((rims[0], 12), (rims[1], 16)):
-    if posed.facing(fm.A21_NORMALS[ear:ear + 1])[0] or prm.cues["hair_length"] <= 0.55:
+    if posed.facing(fm.A21_NORMALS[ear : ear + 1])[0] or prm.cues["hair_length"] <= 0.55:
       k = 8 if ear == 12 else 0
       line(img, posed.proj(np.stack([rim[k], fm.A21[ear] + [0, 0.1, 0.05]])), frame)

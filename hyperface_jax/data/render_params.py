@@ -31,40 +31,65 @@ EXPRESSIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"
 EXPRESSION_PROBS = (0.1, 0.08, 0.08, 0.3, 0.1, 0.1, 0.24)
 AGE_GROUPS = ("child", "young", "adult", "senior")
 AGE_PROBS = (0.15, 0.35, 0.3, 0.2)
-CUE_NAMES = ("hair_length", "jaw_width", "brow_thick", "lip_red", "beard", "eye_makeup",
-             "blush", "fringe", "earrings")
+CUE_NAMES = (
+  "hair_length",
+  "jaw_width",
+  "brow_thick",
+  "lip_red",
+  "beard",
+  "eye_makeup",
+  "blush",
+  "fringe",
+  "earrings",
+)
 # (male mean, female mean, std) of the Gaussian cues, see module docstring.
-_CUE_DISTS = {"hair_length": (0.28, 0.60, 0.20), "jaw_width": (1.10, 0.98, 0.075),
-              "brow_thick": (1.0, 0.6, 0.25), "lip_red": (0.25, 0.57, 0.20),
-              "eye_makeup": (0.15, 0.55, 0.25), "blush": (0.10, 0.50, 0.25),
-              "fringe": (0.20, 0.60, 0.25)}
+_CUE_DISTS = {
+  "hair_length": (0.28, 0.60, 0.20),
+  "jaw_width": (1.10, 0.98, 0.075),
+  "brow_thick": (1.0, 0.6, 0.25),
+  "lip_red": (0.25, 0.57, 0.20),
+  "eye_makeup": (0.15, 0.55, 0.25),
+  "blush": (0.10, 0.50, 0.25),
+  "fringe": (0.20, 0.60, 0.25),
+}
 _CLIPPED = ("hair_length", "lip_red", "eye_makeup", "blush", "fringe")  # to [0, 1]
 _EARRING_PROB = (0.1, 0.6)  # (male, female): single-cue accuracy 0.75
 # Make-up / jewellery palettes (RGB): eye shadow, blush, earring metal or stone.
 _SHADOW = np.array([[120, 65, 140], [70, 90, 160], [50, 40, 55], [170, 80, 110]], np.float64)
 _BLUSH = np.array([[235, 110, 130], [225, 120, 110], [240, 130, 160]], np.float64)
-_METAL = np.array([[230, 190, 70], [225, 225, 235], [250, 250, 250], [200, 40, 80]],
-                  np.float64)
+_METAL = np.array([[230, 190, 70], [225, 225, 235], [250, 250, 250], [200, 40, 80]], np.float64)
 # Expression -> (brow_arch, brow_inner, eye_open, smile, P(mouth open), open range).
 _EXPR_SHAPE = {
-    0: (0.0, -0.045, 0.75, -0.3, 0.25, (0.04, 0.07)),
-    1: (0.0, -0.03, 0.7, -0.5, 0.4, (0.03, 0.05)),
-    2: (0.03, 0.045, 1.45, -0.2, 0.7, (0.06, 0.1)),
-    3: (0.01, 0.0, 0.8, 1.0, 0.4, (0.04, 0.09)),
-    4: (-0.01, 0.045, 0.7, -0.9, 0.1, (0.03, 0.05)),
-    5: (0.06, 0.05, 1.6, 0.0, 0.9, (0.1, 0.18)),
-    6: (0.0, 0.0, 1.0, 0.0, 0.1, (0.03, 0.05)),
+  0: (0.0, -0.045, 0.75, -0.3, 0.25, (0.04, 0.07)),
+  1: (0.0, -0.03, 0.7, -0.5, 0.4, (0.03, 0.05)),
+  2: (0.03, 0.045, 1.45, -0.2, 0.7, (0.06, 0.1)),
+  3: (0.01, 0.0, 0.8, 1.0, 0.4, (0.04, 0.09)),
+  4: (-0.01, 0.045, 0.7, -0.9, 0.1, (0.03, 0.05)),
+  5: (0.06, 0.05, 1.6, 0.0, 0.9, (0.1, 0.18)),
+  6: (0.0, 0.0, 1.0, 0.0, 0.1, (0.03, 0.05)),
 }
-_SKIN = np.array([[255, 224, 196], [234, 192, 160], [205, 150, 115], [160, 110, 80],
-                  [110, 75, 55], [245, 210, 180]], np.float64)
-_HAIR = np.array([[30, 25, 20], [70, 45, 25], [120, 80, 40], [200, 160, 100],
-                  [150, 60, 30], [15, 15, 15]], np.float64)
+_SKIN = np.array(
+  [
+    [255, 224, 196],
+    [234, 192, 160],
+    [205, 150, 115],
+    [160, 110, 80],
+    [110, 75, 55],
+    [245, 210, 180],
+  ],
+  np.float64,
+)
+_HAIR = np.array(
+  [[30, 25, 20], [70, 45, 25], [120, 80, 40], [200, 160, 100], [150, 60, 30], [15, 15, 15]],
+  np.float64,
+)
 MOUTH_OPEN_THRESHOLD = 0.03  # lip gap (model units) above which mouth_open = 1
 
 
 @dataclasses.dataclass
 class FaceParams:
   """Everything that defines one synthetic face apart from its pose and position."""
+
   gender: int
   age_group: int
   expression: int
@@ -111,9 +136,14 @@ def sample_face_params(rng: np.random.Generator, occluder_prob=0.2) -> FaceParam
   arch, inner, eye_open, smile, p_open, (lo, hi) = _EXPR_SHAPE[expr]
   gap = float(rng.uniform(lo, hi)) if rng.random() < p_open else 0.0
   eye_open *= 1.15 if age == 0 else 1.0
-  shape = dict(eye_open=eye_open * rng.uniform(0.9, 1.1), brow_arch=arch,
-               brow_inner=inner, mouth_open=gap, smile=smile * rng.uniform(0.8, 1.2),
-               jaw_width=cues["jaw_width"])
+  shape = dict(
+    eye_open=eye_open * rng.uniform(0.9, 1.1),
+    brow_arch=arch,
+    brow_inner=inner,
+    mouth_open=gap,
+    smile=smile * rng.uniform(0.8, 1.2),
+    jaw_width=cues["jaw_width"],
+  )
   sunglasses = rng.random() < 0.05
   glasses = sunglasses or rng.random() < 0.2
   skin = _SKIN[rng.integers(len(_SKIN))] * rng.uniform(0.9, 1.05, 3)
@@ -122,20 +152,36 @@ def sample_face_params(rng: np.random.Generator, occluder_prob=0.2) -> FaceParam
   else:
     hair = _HAIR[rng.integers(len(_HAIR))] * rng.uniform(0.8, 1.2, 3)
   bald = gender == 0 and age >= 2 and rng.random() < 0.25
-  makeup = {"shadow": _SHADOW[rng.integers(len(_SHADOW))],
-            "blush": _BLUSH[rng.integers(len(_BLUSH))],
-            "earring": _METAL[rng.integers(len(_METAL))], "hoop": bool(rng.random() < 0.5)}
+  makeup = {
+    "shadow": _SHADOW[rng.integers(len(_SHADOW))],
+    "blush": _BLUSH[rng.integers(len(_BLUSH))],
+    "earring": _METAL[rng.integers(len(_METAL))],
+    "hoop": bool(rng.random() < 0.5),
+  }
   hairline = 0.70 - 0.14 * cues["fringe"] + rng.uniform(-0.02, 0.02) + (0.15 if bald else 0)
   kind = rng.choice(["hand", "hat", "bar"]) if rng.random() < occluder_prob else ""
   return FaceParams(
-      gender=gender, age_group=age, expression=expr, smiling=int(expr == 3),
-      mouth_open=int(gap > MOUTH_OPEN_THRESHOLD), eyeglasses=int(glasses),
-      sunglasses=bool(sunglasses), cues=cues, shape=shape,
-      head_scale=float(rng.uniform(0.82, 0.9) if age == 0 else rng.uniform(0.95, 1.05)),
-      skin=np.clip(skin, 0, 255), hair=np.clip(hair, 0, 255),
-      iris=rng.uniform(20, 120, 3), bald=bool(bald),
-      wrinkles=float(rng.uniform(0.5, 1.0) if age == 3 else
-                     (rng.uniform(0, 0.4) if age == 2 else 0.0)),
-      hairline=float(hairline),
-      temple_drop=0.0 if bald else 0.05 + 0.30 * cues["fringe"], makeup=makeup,
-      occluder=str(kind), clothes=rng.uniform(0, 255, 3), gaze=rng.normal(0, 0.012, 2))
+    gender=gender,
+    age_group=age,
+    expression=expr,
+    smiling=int(expr == 3),
+    mouth_open=int(gap > MOUTH_OPEN_THRESHOLD),
+    eyeglasses=int(glasses),
+    sunglasses=bool(sunglasses),
+    cues=cues,
+    shape=shape,
+    head_scale=float(rng.uniform(0.82, 0.9) if age == 0 else rng.uniform(0.95, 1.05)),
+    skin=np.clip(skin, 0, 255),
+    hair=np.clip(hair, 0, 255),
+    iris=rng.uniform(20, 120, 3),
+    bald=bool(bald),
+    wrinkles=float(
+      rng.uniform(0.5, 1.0) if age == 3 else (rng.uniform(0, 0.4) if age == 2 else 0.0)
+    ),
+    hairline=float(hairline),
+    temple_drop=0.0 if bald else 0.05 + 0.30 * cues["fringe"],
+    makeup=makeup,
+    occluder=str(kind),
+    clothes=rng.uniform(0, 255, 3),
+    gaze=rng.normal(0, 0.012, 2),
+  )

@@ -23,8 +23,16 @@ from __future__ import annotations
 
 import numpy as np
 
-TRAIT_NAMES = ("dominant", "competitive", "trusting", "warm", "friendly", "attached",
-               "demonstrative", "assured")
+TRAIT_NAMES = (
+  "dominant",
+  "competitive",
+  "trusting",
+  "warm",
+  "friendly",
+  "attached",
+  "demonstrative",
+  "assured",
+)
 LOOK_THRESHOLD = np.deg2rad(15.0)
 FLIP_PROB = 0.1
 
@@ -48,7 +56,8 @@ def pair_traits(expr, mouth_open, yaw, boxes, a, b):
   cb = np.asarray(boxes[b][:2]) + boxes[b][2] / 2
   dist = np.linalg.norm(ca - cb) / (0.5 * (boxes[a][2] + boxes[b][2]))
   any_neg, any_weak = neg(a) or neg(b), weak(a) or weak(b)
-  return np.array([
+  return np.array(
+    [
       ratio > 1.2 or (expr[a] == 0 and expr[b] != 0),
       any_neg and (la or lb),
       (not any_neg) and (not any_weak) and mutual,
@@ -57,7 +66,9 @@ def pair_traits(expr, mouth_open, yaw, boxes, a, b):
       dist < 1.3 and not any_neg,
       any(mouth_open[i] and (pos(i) or neg(i)) for i in (a, b)),
       (not any_weak) and 0.8 < ratio < 1.25,
-  ], dtype=np.int64)
+    ],
+    dtype=np.int64,
+  )
 
 
 def scene_relations(rng, expr, mouth_open, yaw, boxes):

@@ -162,12 +162,12 @@ def sample_regions(
     )
   faces = face_boxes[face_valid & (face_boxes[:, 2] > 0) & (face_boxes[:, 3] > 0)]
   n_pos = _stochastic_round(rng, num_regions * positive_fraction) if len(faces) else 0
-  n_near = _stochastic_round(rng, (num_regions - n_pos) * cfg["near_fraction"]) if len(
-    faces) else 0
+  n_near = _stochastic_round(rng, (num_regions - n_pos) * cfg["near_fraction"]) if len(faces) else 0
   n_bg = num_regions - n_pos - n_near
   if cfg["negative_source"] not in ("random", "windows"):
-    raise ValueError(f"negative_source must be 'random' or 'windows'; got "
-                     f"{cfg['negative_source']!r}.")
+    raise ValueError(
+      f"negative_source must be 'random' or 'windows'; got {cfg['negative_source']!r}."
+    )
   windows = cfg["negative_source"] == "windows"
   near_cfg = _near_config(cfg)
 
@@ -185,10 +185,16 @@ def sample_regions(
       p, q = _split_candidates(rng, image_hw, faces, max(4 * need, 16), cfg)
     else:  # separate streams, each drawn only while still needed
       empty = np.zeros((0, 4))
-      p = (_split_candidates(rng, image_hw, faces, max(4 * (n_pos - got_pos), 16), cfg)[0]
-           if got_pos < n_pos else empty)
-      q = (_split_candidates(rng, image_hw, faces, max(4 * (n_near - got_near), 16),
-                             near_cfg)[1] if got_near < n_near else empty)
+      p = (
+        _split_candidates(rng, image_hw, faces, max(4 * (n_pos - got_pos), 16), cfg)[0]
+        if got_pos < n_pos
+        else empty
+      )
+      q = (
+        _split_candidates(rng, image_hw, faces, max(4 * (n_near - got_near), 16), near_cfg)[1]
+        if got_near < n_near
+        else empty
+      )
     pos.append(p[: n_pos - got_pos])
     near.append(q[: n_near - got_near])
     got_pos += len(pos[-1])
@@ -200,8 +206,9 @@ def sample_regions(
   bg = _windows_in_band(rng, image_hw, faces, n_bg, cfg, "background") if windows else None
   if bg is None or len(bg) < n_bg:  # random squares (also the fallback of "windows")
     have = [] if bg is None else [bg]
-    bg = np.concatenate(have + [_fill_background(rng, image_hw, faces,
-                                                 n_bg - sum(map(len, have)), cfg)])
+    bg = np.concatenate(
+      have + [_fill_background(rng, image_hw, faces, n_bg - sum(map(len, have)), cfg)]
+    )
   out = np.concatenate(pos + near + [bg], axis=0)
   assert len(out) == num_regions, (len(out), num_regions)
   return out[rng.permutation(num_regions)].astype(np.float32)
@@ -239,6 +246,7 @@ def _windows_in_band(rng, image_hw, faces, k, cfg, band):
   `window_border_fraction` (plus the jitter) of their side past the image edge. Fewer
   than k come back only when no window qualifies or rejection sampling runs out.
   """
+
   def in_band(boxes):
     m = _max_iou(boxes, faces)
     if band == "near":
@@ -247,9 +255,14 @@ def _windows_in_band(rng, image_hw, faces, k, cfg, band):
 
   if k <= 0:
     return np.zeros((0, 4))
-  win = _pyramid(tuple(int(v) for v in image_hw), cfg["window_min_side"],
-                 cfg["window_max_side_fraction"], cfg["window_scale_step"],
-                 cfg["window_stride_fraction"], cfg["window_border_fraction"])
+  win = _pyramid(
+    tuple(int(v) for v in image_hw),
+    cfg["window_min_side"],
+    cfg["window_max_side_fraction"],
+    cfg["window_scale_step"],
+    cfg["window_stride_fraction"],
+    cfg["window_border_fraction"],
+  )
   win = win[in_band(win)]
   if len(win) == 0:
     return np.zeros((0, 4))
@@ -258,8 +271,11 @@ def _windows_in_band(rng, image_hw, faces, k, cfg, band):
   for _ in range(cfg["max_rounds"]):
     cand = win[rng.integers(0, len(win), size=max(2 * (k - got), 8))]
     side = cand[:, 2] * np.exp(rng.uniform(-0.5, 0.5, len(cand)) * step)
-    centre = (cand[:, :2] + cand[:, 2:] / 2 + rng.uniform(-0.5, 0.5, (len(cand), 2))
-              * cand[:, 2:] * cfg["window_stride_fraction"])
+    centre = (
+      cand[:, :2]
+      + cand[:, 2:] / 2
+      + rng.uniform(-0.5, 0.5, (len(cand), 2)) * cand[:, 2:] * cfg["window_stride_fraction"]
+    )
     cand = np.stack([centre[:, 0] - side / 2, centre[:, 1] - side / 2, side, side], axis=1)
     out.append(cand[in_band(cand)][: k - got])
     got += len(out[-1])

@@ -15,65 +15,101 @@ import numpy as np
 
 # papers.md section 1.13: AFLW FeatureCoordTypes order (feature_id 1..21).
 AFLW21_NAMES = (
-    "LeftBrowLeftCorner", "LeftBrowCenter", "LeftBrowRightCorner",
-    "RightBrowLeftCorner", "RightBrowCenter", "RightBrowRightCorner",
-    "LeftEyeLeftCorner", "LeftEyeCenter", "LeftEyeRightCorner",
-    "RightEyeLeftCorner", "RightEyeCenter", "RightEyeRightCorner",
-    "LeftEar", "NoseLeft", "NoseCenter", "NoseRight", "RightEar",
-    "MouthLeftCorner", "MouthCenter", "MouthRightCorner", "ChinCenter",
+  "LeftBrowLeftCorner",
+  "LeftBrowCenter",
+  "LeftBrowRightCorner",
+  "RightBrowLeftCorner",
+  "RightBrowCenter",
+  "RightBrowRightCorner",
+  "LeftEyeLeftCorner",
+  "LeftEyeCenter",
+  "LeftEyeRightCorner",
+  "RightEyeLeftCorner",
+  "RightEyeCenter",
+  "RightEyeRightCorner",
+  "LeftEar",
+  "NoseLeft",
+  "NoseCenter",
+  "NoseRight",
+  "RightEar",
+  "MouthLeftCorner",
+  "MouthCenter",
+  "MouthRightCorner",
+  "ChinCenter",
 )
 AFLW21_INDEX = {name: i for i, name in enumerate(AFLW21_NAMES)}
 
 # papers.md section 1.13 (TK `_flip_y`).
-AFLW21_FLIP = np.array(
-    [5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 16, 15, 14, 13, 12, 19, 18, 17, 20])
+AFLW21_FLIP = np.array([5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 16, 15, 14, 13, 12, 19, 18, 17, 20])
 
 # papers.md section 5.1: AFLW mean 3-D face (FeatureCoordTypes x, y, z; AFLW
 # toolkit MeanFace3DModel.cpp). x towards image-right of a frontal face, y up;
 # the face looks along +z (the nose tip has the largest z, the ears the least).
-AFLW21_MEAN_FACE_3D = np.array([
-    (-0.575, 0.479, -0.64),     # LeftBrowLeftCorner
-    (-0.44, 0.502, -0.469),     # LeftBrowCenter
-    (-0.207, 0.444, -0.388),    # LeftBrowRightCorner
-    (0.11, 0.445, -0.358),      # RightBrowLeftCorner
-    (0.283, 0.486, -0.376),     # RightBrowCenter
-    (0.46, 0.472, -0.51),       # RightBrowRightCorner
-    (-0.4796, 0.3, -0.604),     # LeftEyeLeftCorner
-    (-0.361, 0.309, -0.521),    # LeftEyeCenter
-    (-0.221, 0.296, -0.512),    # LeftEyeRightCorner
-    (0.105, 0.291, -0.474),     # RightEyeLeftCorner
-    (0.235, 0.296, -0.46),      # RightEyeCenter
-    (0.369, 0.285, -0.512),     # RightEyeRightCorner
-    (-0.649, -0.198, -1.269),   # LeftEar
+AFLW21_MEAN_FACE_3D = np.array(
+  [
+    (-0.575, 0.479, -0.64),  # LeftBrowLeftCorner
+    (-0.44, 0.502, -0.469),  # LeftBrowCenter
+    (-0.207, 0.444, -0.388),  # LeftBrowRightCorner
+    (0.11, 0.445, -0.358),  # RightBrowLeftCorner
+    (0.283, 0.486, -0.376),  # RightBrowCenter
+    (0.46, 0.472, -0.51),  # RightBrowRightCorner
+    (-0.4796, 0.3, -0.604),  # LeftEyeLeftCorner
+    (-0.361, 0.309, -0.521),  # LeftEyeCenter
+    (-0.221, 0.296, -0.512),  # LeftEyeRightCorner
+    (0.105, 0.291, -0.474),  # RightEyeLeftCorner
+    (0.235, 0.296, -0.46),  # RightEyeCenter
+    (0.369, 0.285, -0.512),  # RightEyeRightCorner
+    (-0.649, -0.198, -1.269),  # LeftEar
     (-0.2252, -0.0926, -0.4079),  # NoseLeft
-    (-0.071, -0.023, -0.13),    # NoseCenter
+    (-0.071, -0.023, -0.13),  # NoseCenter
     (-0.0946, -0.0944, -0.3621),  # NoseRight
-    (0.593, -0.236, -1.119),    # RightEar
-    (-0.296, -0.348, -0.472),   # MouthLeftCorner
-    (-0.072, -0.346, -0.333),   # MouthCenter
-    (0.156, -0.366, -0.417),    # MouthRightCorner
-    (-0.068, -0.703, -0.387),   # ChinCenter
-], dtype=np.float64)
+    (0.593, -0.236, -1.119),  # RightEar
+    (-0.296, -0.348, -0.472),  # MouthLeftCorner
+    (-0.072, -0.346, -0.333),  # MouthCenter
+    (0.156, -0.366, -0.417),  # MouthRightCorner
+    (-0.068, -0.703, -0.387),  # ChinCenter
+  ],
+  dtype=np.float64,
+)
 
 # papers.md section 1.13: normalised 2-D template (y up), TK aflw_template.
-AFLW21_TEMPLATE_2D = np.array([
-    (-0.4800, 0.4719), (-0.3030, 0.5090), (-0.1065, 0.4981), (0.1065, 0.4981),
-    (0.3030, 0.5090), (0.4800, 0.4719), (-0.4472, 0.3211), (-0.3183, 0.3255),
-    (-0.1632, 0.3080), (0.1632, 0.3080), (0.3183, 0.3255), (0.4472, 0.3211),
-    (-0.6743, -0.1517), (-0.1700, -0.0757), (0.0, 0.0), (0.1700, -0.0757),
-    (0.6743, -0.1517), (-0.2725, -0.3472), (0.0, -0.3363), (0.2725, -0.3472),
+AFLW21_TEMPLATE_2D = np.array(
+  [
+    (-0.4800, 0.4719),
+    (-0.3030, 0.5090),
+    (-0.1065, 0.4981),
+    (0.1065, 0.4981),
+    (0.3030, 0.5090),
+    (0.4800, 0.4719),
+    (-0.4472, 0.3211),
+    (-0.3183, 0.3255),
+    (-0.1632, 0.3080),
+    (0.1632, 0.3080),
+    (0.3183, 0.3255),
+    (0.4472, 0.3211),
+    (-0.6743, -0.1517),
+    (-0.1700, -0.0757),
+    (0.0, 0.0),
+    (0.1700, -0.0757),
+    (0.6743, -0.1517),
+    (-0.2725, -0.3472),
+    (0.0, -0.3363),
+    (0.2725, -0.3472),
     (0.0, -0.7380),
-], dtype=np.float64)
+  ],
+  dtype=np.float64,
+)
 
 # iBUG-68 (papers.md section 5.9): jaw 0-16, brows 17-26, nose 27-35,
 # eyes 36-47, mouth 48-67. Standard mirror pairs.
 _IBUG68_PAIRS = (
-    [(i, 16 - i) for i in range(8)]
-    + [(17, 26), (18, 25), (19, 24), (20, 23), (21, 22)]
-    + [(31, 35), (32, 34)]
-    + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]
-    + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]
-    + [(60, 64), (61, 63), (65, 67)])
+  [(i, 16 - i) for i in range(8)]
+  + [(17, 26), (18, 25), (19, 24), (20, 23), (21, 22)]
+  + [(31, 35), (32, 34)]
+  + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]
+  + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]
+  + [(60, 64), (61, 63), (65, 67)]
+)
 
 
 def _perm_from_pairs(n, pairs):
@@ -97,19 +133,34 @@ AFLW21_TO_FIVE = np.array([7, 10, 14, 17, 19])
 # (the ears). Eye centres are the mean of the six eye-contour points and the
 # mouth centre the mean of the outer lip mid-points (documented default).
 IBUG68_TO_AFLW21 = (
-    (17,), (19,), (21,), (22,), (24,), (26,),
-    (36,), (36, 37, 38, 39, 40, 41), (39,),
-    (42,), (42, 43, 44, 45, 46, 47), (45,),
-    (), (31,), (30,), (35,), (),
-    (48,), (51, 57), (54,), (8,))
+  (17,),
+  (19,),
+  (21,),
+  (22,),
+  (24,),
+  (26,),
+  (36,),
+  (36, 37, 38, 39, 40, 41),
+  (39,),
+  (42,),
+  (42, 43, 44, 45, 46, 47),
+  (45,),
+  (),
+  (31,),
+  (30,),
+  (35,),
+  (),
+  (48,),
+  (51, 57),
+  (54,),
+  (8,),
+)
 
-IBUG68_TO_FIVE = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47), (30,),
-                  (48,), (54,))
+IBUG68_TO_FIVE = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47), (30,), (48,), (54,))
 
 
 def _gather_mean(points, groups):
-  out = np.full(points.shape[:-2] + (len(groups), points.shape[-1]), np.nan,
-                dtype=points.dtype)
+  out = np.full(points.shape[:-2] + (len(groups), points.shape[-1]), np.nan, dtype=points.dtype)
   for j, group in enumerate(groups):
     if group:
       out[..., j, :] = points[..., list(group), :].mean(axis=-2)
@@ -131,8 +182,7 @@ def aflw21_to_five(points21):
   return np.asarray(points21)[..., AFLW21_TO_FIVE, :]
 
 
-FLIP_PERMUTATIONS = {"aflw21": AFLW21_FLIP, "ibug68": IBUG68_FLIP,
-                     "five": FIVE_FLIP}
+FLIP_PERMUTATIONS = {"aflw21": AFLW21_FLIP, "ibug68": IBUG68_FLIP, "five": FIVE_FLIP}
 
 
 def flip_landmarks(points, width, scheme="aflw21"):
@@ -152,8 +202,9 @@ def flip_landmarks(points, width, scheme="aflw21"):
 # used by later AFLW landmark tables): the 21 AFLW points without the two ears, in AFLW
 # order (documented default; papers.md section 1.12 lists the 21-point protocol for
 # HyperFace, the 19-point one is for comparison with later work).
-AFLW21_TO_AFLW19 = np.array([i for i in range(21) if i not in (AFLW21_INDEX["LeftEar"],
-                                                               AFLW21_INDEX["RightEar"])])
+AFLW21_TO_AFLW19 = np.array(
+  [i for i in range(21) if i not in (AFLW21_INDEX["LeftEar"], AFLW21_INDEX["RightEar"])]
+)
 AFLW19_NAMES = tuple(AFLW21_NAMES[i] for i in AFLW21_TO_AFLW19)
 
 
@@ -198,10 +249,10 @@ def ibug68_visibility_to_five(visibility68):
 # (source, target) -> point conversion; used by the evaluators to score a model of one
 # scheme on a dataset annotated in another.
 CONVERSIONS = {
-    ("aflw21", "aflw19"): aflw21_to_aflw19,
-    ("aflw21", "five"): aflw21_to_five,
-    ("ibug68", "aflw21"): ibug68_to_aflw21,
-    ("ibug68", "five"): ibug68_to_five,
+  ("aflw21", "aflw19"): aflw21_to_aflw19,
+  ("aflw21", "five"): aflw21_to_five,
+  ("ibug68", "aflw21"): ibug68_to_aflw21,
+  ("ibug68", "five"): ibug68_to_five,
 }
 
 
@@ -212,5 +263,6 @@ def convert_landmarks(points, source: str, target: str):
   try:
     return CONVERSIONS[(source, target)](points)
   except KeyError:
-    raise ValueError(f"no landmark conversion {source} -> {target}; known: "
-                     f"{sorted(CONVERSIONS)}") from None
+    raise ValueError(
+      f"no landmark conversion {source} -> {target}; known: {sorted(CONVERSIONS)}"
+    ) from None

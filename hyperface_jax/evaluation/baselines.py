@@ -9,8 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 
-_KEYS = ("example_mask", "detection", "detection_mask", "landmarks", "visibility",
-         "landmarks_mask", "visibility_mask", "pose", "pose_mask", "gender", "gender_mask")
+_KEYS = (
+  "example_mask",
+  "detection",
+  "detection_mask",
+  "landmarks",
+  "visibility",
+  "landmarks_mask",
+  "visibility_mask",
+  "pose",
+  "pose_mask",
+  "gender",
+  "gender_mask",
+)
 
 
 def masked_rows(batch, name, example):
@@ -49,21 +60,27 @@ def baseline_stats(regions) -> dict[str, np.ndarray]:
   vis = np.asarray(regions["visibility"], np.float64)
   point_weight = (lm_rows[:, None] * (vis > 0.5))[..., None]  # [N, 21, 1]
   mean_landmarks = np.nan_to_num(
-      _masked_mean(np.asarray(regions["landmarks"], np.float64), point_weight))
+    _masked_mean(np.asarray(regions["landmarks"], np.float64), point_weight)
+  )
   vis_rows = masked_rows(regions, "visibility_mask", example).astype(np.float64)
   mean_visibility = np.nan_to_num(_masked_mean(vis, vis_rows[:, None]), nan=1.0)
   pose_rows = masked_rows(regions, "pose_mask", example).astype(np.float64)
   mean_pose = np.nan_to_num(
-      _masked_mean(np.asarray(regions["pose"], np.float64), pose_rows[:, None]))
+    _masked_mean(np.asarray(regions["pose"], np.float64), pose_rows[:, None])
+  )
   gender_rows = masked_rows(regions, "gender_mask", example)
   # Ties (including no labelled row) go to the lower label, 0 (male).
-  majority_gender = int(np.bincount(np.asarray(regions["gender"])[gender_rows],
-                                    minlength=2).argmax())
+  majority_gender = int(
+    np.bincount(np.asarray(regions["gender"])[gender_rows], minlength=2).argmax()
+  )
   det_rows = masked_rows(regions, "detection_mask", example)
-  majority_detection = int(np.bincount(np.asarray(regions["detection"])[det_rows],
-                                       minlength=2).argmax())
-  return {"mean_landmarks": mean_landmarks.astype(np.float32),
-          "mean_pose": mean_pose.astype(np.float32),
-          "majority_gender": majority_gender,
-          "mean_visibility": mean_visibility.astype(np.float32),
-          "majority_detection": majority_detection}
+  majority_detection = int(
+    np.bincount(np.asarray(regions["detection"])[det_rows], minlength=2).argmax()
+  )
+  return {
+    "mean_landmarks": mean_landmarks.astype(np.float32),
+    "mean_pose": mean_pose.astype(np.float32),
+    "majority_gender": majority_gender,
+    "mean_visibility": mean_visibility.astype(np.float32),
+    "majority_detection": majority_detection,
+  }

@@ -26,9 +26,15 @@ from scipy import optimize
 
 from hyperface_jax.data import boxes as box_lib
 
-__all__ = ["average_precision_voc", "ignored_detections", "match_detections",
-           "ellipse_rect_overlap", "fddb_match_counts", "fddb_discrete_roc",
-           "tpr_at_false_positives"]
+__all__ = [
+  "average_precision_voc",
+  "ignored_detections",
+  "match_detections",
+  "ellipse_rect_overlap",
+  "fddb_match_counts",
+  "fddb_discrete_roc",
+  "tpr_at_false_positives",
+]
 
 
 def _as_boxes(name, b) -> np.ndarray:
@@ -38,8 +44,9 @@ def _as_boxes(name, b) -> np.ndarray:
   return b
 
 
-def match_detections(boxes, scores, gt_boxes, iou_threshold: float = 0.5,
-                     gt_ignore=None) -> Tuple[np.ndarray, np.ndarray]:
+def match_detections(
+  boxes, scores, gt_boxes, iou_threshold: float = 0.5, gt_ignore=None
+) -> Tuple[np.ndarray, np.ndarray]:
   """PASCAL VOC greedy matching of one image's detections to its ground truth.
 
   Detections are visited in descending score (ties keep input order, a stable
@@ -66,8 +73,9 @@ def match_detections(boxes, scores, gt_boxes, iou_threshold: float = 0.5,
   scores = np.asarray(scores, np.float64).reshape(-1)
   if scores.shape[0] != det.shape[0]:
     raise ValueError(f"scores has {scores.shape[0]} entries for {det.shape[0]} boxes.")
-  ignore = (np.zeros(gt.shape[0], bool) if gt_ignore is None
-            else np.asarray(gt_ignore, bool).reshape(-1))
+  ignore = (
+    np.zeros(gt.shape[0], bool) if gt_ignore is None else np.asarray(gt_ignore, bool).reshape(-1)
+  )
   if ignore.shape[0] != gt.shape[0]:
     raise ValueError(f"gt_ignore has {ignore.shape[0]} entries for {gt.shape[0]} gt boxes.")
   is_tp = np.zeros(det.shape[0], bool)
@@ -242,8 +250,7 @@ def fddb_discrete_roc(per_image) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   return kept[last] - tp[last], tp[last], s[last]
 
 
-def tpr_at_false_positives(false_positives, true_positives, num_faces: int,
-                           max_fp: int) -> float:
+def tpr_at_false_positives(false_positives, true_positives, num_faces: int, max_fp: int) -> float:
   """Highest TP rate on the ROC with at most `max_fp` false positives (0 if none)."""
   fp = np.asarray(false_positives)
   tp = np.asarray(true_positives)

@@ -24,13 +24,27 @@ from hyperface_jax import registry
 from hyperface_jax.evaluation import metrics
 from hyperface_jax.evaluation.baselines import baseline_stats, masked_rows
 
-__all__ = ["DEFAULT_YAW_BINS", "HyperFaceRegionEvaluator", "baseline_stats",
-           "denormalise_landmarks"]
+__all__ = [
+  "DEFAULT_YAW_BINS",
+  "HyperFaceRegionEvaluator",
+  "baseline_stats",
+  "denormalise_landmarks",
+]
 
 # Label keys kept whole for the report's crops (region batch contract).
-_EXAMPLE_KEYS = ("image_uint8", "landmarks", "visibility", "pose", "gender", "detection",
-                 "landmarks_mask", "visibility_mask", "pose_mask", "gender_mask",
-                 "detection_mask")
+_EXAMPLE_KEYS = (
+  "image_uint8",
+  "landmarks",
+  "visibility",
+  "pose",
+  "gender",
+  "detection",
+  "landmarks_mask",
+  "visibility_mask",
+  "pose_mask",
+  "gender_mask",
+  "detection_mask",
+)
 TASKS = ("landmarks", "visibility", "pose", "gender", "detection")
 # papers.md section 1.12: AFLW NME reported per |yaw| bin [0,30], [30,60], [60,90] deg.
 DEFAULT_YAW_BINS = (0.0, 30.0, 60.0, 90.0)
@@ -72,9 +86,14 @@ class HyperFaceRegionEvaluator:
   into `landmarks/nme` only); |yaw| beyond the last edge joins the last bin.
   """
 
-  def __init__(self, yaw_bins=DEFAULT_YAW_BINS, auc_limit: float = 0.1,
-               visibility_threshold: float = 0.5, baselines: dict | None = None,
-               keep_examples: int = 16):
+  def __init__(
+    self,
+    yaw_bins=DEFAULT_YAW_BINS,
+    auc_limit: float = 0.1,
+    visibility_threshold: float = 0.5,
+    baselines: dict | None = None,
+    keep_examples: int = 16,
+  ):
     """Args: yaw bin edges in degrees, the CED AUC / failure limit (fraction of
     face size), the visibility threshold, optional `baseline_stats` output, and
     how many real rows (labels, outputs, "image_uint8" if the batch has it) to
@@ -91,8 +110,14 @@ class HyperFaceRegionEvaluator:
       self.set_baselines(**baselines)
     self.reset()
 
-  def set_baselines(self, mean_landmarks, mean_pose, majority_gender, mean_visibility,
-                    majority_detection: int | None = None):
+  def set_baselines(
+    self,
+    mean_landmarks,
+    mean_pose,
+    majority_gender,
+    mean_visibility,
+    majority_detection: int | None = None,
+  ):
     """Sets trivial-baseline statistics (see `baseline_stats`)."""
     mean_landmarks = np.asarray(mean_landmarks, np.float64)
     mean_visibility = np.asarray(mean_visibility, np.float64)
@@ -100,14 +125,18 @@ class HyperFaceRegionEvaluator:
     if mean_landmarks.ndim != 2 or mean_landmarks.shape[1] != 2:
       raise ValueError(f"mean_landmarks must be [K, 2]; got {mean_landmarks.shape}.")
     if mean_visibility.shape != mean_landmarks.shape[:1]:
-      raise ValueError(f"mean_visibility must be [{mean_landmarks.shape[0]}]; "
-                       f"got {mean_visibility.shape}.")
+      raise ValueError(
+        f"mean_visibility must be [{mean_landmarks.shape[0]}]; got {mean_visibility.shape}."
+      )
     if mean_pose.shape != (3,):
       raise ValueError(f"mean_pose must be [3] radians; got {mean_pose.shape}.")
-    self._baselines = {"mean_landmarks": mean_landmarks, "mean_pose": mean_pose,
-                       "majority_gender": int(majority_gender),
-                       "mean_visibility": mean_visibility,
-                       "majority_detection": majority_detection}
+    self._baselines = {
+      "mean_landmarks": mean_landmarks,
+      "mean_pose": mean_pose,
+      "majority_gender": int(majority_gender),
+      "mean_visibility": mean_visibility,
+      "majority_detection": majority_detection,
+    }
 
   def reset(self):
     """Forgets everything accumulated by `update`."""
@@ -128,8 +157,10 @@ class HyperFaceRegionEvaluator:
       face = np.asarray(batch["face_box"], np.float64)[rows]
       side = np.sqrt(face[:, 2] * face[:, 3])
       if np.any(~(side > 0)):
-        raise ValueError("face_box must have w, h > 0 where landmarks_mask is 1; got "
-                         f"{face[~(side > 0)][:3].tolist()}.")
+        raise ValueError(
+          "face_box must have w, h > 0 where landmarks_mask is 1; got "
+          f"{face[~(side > 0)][:3].tolist()}."
+        )
       region = np.asarray(batch["region"])[rows]
       target = denormalise_landmarks(np.asarray(batch["landmarks"])[rows], region)
       pred = denormalise_landmarks(np.asarray(outputs["landmarks"])[rows], region)
@@ -139,8 +170,13 @@ class HyperFaceRegionEvaluator:
       yaw = np.degrees(np.abs(np.asarray(batch["pose"], np.float64)[rows, 2]))
       self._add("landmarks/abs_yaw_deg", np.where(pose_ok, yaw, np.nan))
       # Kept so that baselines set after `update` still apply, and for the report.
-      for key, value in (("pred_px", pred), ("target_px", target), ("visible", visible),
-                         ("region", region), ("face_size", side)):
+      for key, value in (
+        ("pred_px", pred),
+        ("target_px", target),
+        ("visible", visible),
+        ("region", region),
+        ("face_size", side),
+      ):
         self._add(f"landmarks/{key}", value)
     rows = masked_rows(batch, "visibility_mask", example)
     self._add("visibility/pred", np.asarray(outputs["visibility"], np.float64)[rows])
@@ -183,38 +219,49 @@ class HyperFaceRegionEvaluator:
     if self._baselines is not None and "landmarks/region" in arr:
       mean = np.broadcast_to(self._baselines["mean_landmarks"], arr["landmarks/target_px"].shape)
       arr["landmarks/baseline_errors"] = metrics.nme(
-          denormalise_landmarks(mean, arr["landmarks/region"]), arr["landmarks/target_px"],
-          arr["landmarks/visible"], arr["landmarks/face_size"])
+        denormalise_landmarks(mean, arr["landmarks/region"]),
+        arr["landmarks/target_px"],
+        arr["landmarks/visible"],
+        arr["landmarks/face_size"],
+      )
     return arr
 
   def protocol(self) -> dict[str, str]:
     """Human-readable protocol notes, written under "protocol" in results.json."""
     bins = ", ".join(f"[{a:g}, {b:g})" for a, b in itertools.pairwise(self.yaw_bins))
     return {
-        "landmarks/nme": (
-            "papers.md 1.12 (face-size NME) on regions: predictions and targets "
-            "de-normalised to scene pixels with `region`; Euclidean error per point "
-            "divided by sqrt(w*h) of the matched face_box; mean over visible points; "
-            "mean over regions with landmarks_mask 1 and >= 1 visible point. Units: "
-            "fraction of face size (x100 = paper %)."),
-        "landmarks/yaw_bins": (
-            f"|yaw| of the true pose in degrees, bins {bins} (values beyond the last edge "
-            "join the last bin); only regions with pose_mask 1. nme_yaw_mean = mean of "
-            "the bin values."),
-        "landmarks/auc": (
-            f"area under the CED on [0, {self.auc_limit:g}] divided by {self.auc_limit:g}; "
-            f"failure_rate = fraction with NME > {self.auc_limit:g}."),
-        "visibility/accuracy": (
-            f"per-point accuracy of regressed visibility >= {self.visibility_threshold:g} "
-            "over regions with visibility_mask 1."),
-        "pose": "mean absolute wrapped angle error in degrees over regions with pose_mask 1.",
-        "gender/accuracy": "argmax of the gender logits (1 female) over gender_mask 1.",
-        "detection": ("AP (scikit-learn average_precision_score, non-interpolated) and "
-                      "accuracy of the face probability over detection_mask 1 regions; "
-                      "region-level, not the scene-level AFW/PASCAL protocol."),
-        "baseline": ("from training regions: mean shape (region-normalised), mean pose, "
-                     "majority gender, mean visibility thresholded, constant detection "
-                     "score (AP = positive rate), majority detection class."),
+      "landmarks/nme": (
+        "papers.md 1.12 (face-size NME) on regions: predictions and targets "
+        "de-normalised to scene pixels with `region`; Euclidean error per point "
+        "divided by sqrt(w*h) of the matched face_box; mean over visible points; "
+        "mean over regions with landmarks_mask 1 and >= 1 visible point. Units: "
+        "fraction of face size (x100 = paper %)."
+      ),
+      "landmarks/yaw_bins": (
+        f"|yaw| of the true pose in degrees, bins {bins} (values beyond the last edge "
+        "join the last bin); only regions with pose_mask 1. nme_yaw_mean = mean of "
+        "the bin values."
+      ),
+      "landmarks/auc": (
+        f"area under the CED on [0, {self.auc_limit:g}] divided by {self.auc_limit:g}; "
+        f"failure_rate = fraction with NME > {self.auc_limit:g}."
+      ),
+      "visibility/accuracy": (
+        f"per-point accuracy of regressed visibility >= {self.visibility_threshold:g} "
+        "over regions with visibility_mask 1."
+      ),
+      "pose": "mean absolute wrapped angle error in degrees over regions with pose_mask 1.",
+      "gender/accuracy": "argmax of the gender logits (1 female) over gender_mask 1.",
+      "detection": (
+        "AP (scikit-learn average_precision_score, non-interpolated) and "
+        "accuracy of the face probability over detection_mask 1 regions; "
+        "region-level, not the scene-level AFW/PASCAL protocol."
+      ),
+      "baseline": (
+        "from training regions: mean shape (region-normalised), mean pose, "
+        "majority gender, mean visibility thresholded, constant detection "
+        "score (AP = positive rate), majority detection class."
+      ),
     }
 
   def _bin_keys(self):
@@ -225,24 +272,34 @@ class HyperFaceRegionEvaluator:
     """Flat float metrics (see class docstring and `protocol`), with baselines."""
     arr, base = self.arrays(), self._baselines
     out = {"count/examples": float(self._count_examples)}
-    for task, key in (("landmarks", "landmarks/errors"), ("visibility", "visibility/target"),
-                      ("pose", "pose/target"), ("gender", "gender/label"),
-                      ("detection", "detection/label")):
+    for task, key in (
+      ("landmarks", "landmarks/errors"),
+      ("visibility", "visibility/target"),
+      ("pose", "pose/target"),
+      ("gender", "gender/label"),
+      ("detection", "detection/label"),
+    ):
       out[f"count/{task}"] = float(arr[key].shape[0]) if key in arr else 0.0
     out.update(self._landmark_results(arr, "landmarks/errors", "landmarks"))
     if base is not None:
       out.update(self._landmark_results(arr, "landmarks/baseline_errors", "baseline/landmarks"))
     if out["count/visibility"]:
       out["visibility/accuracy"] = metrics.visibility_accuracy(
-          arr["visibility/pred"], arr["visibility/target"], self.visibility_threshold)
+        arr["visibility/pred"], arr["visibility/target"], self.visibility_threshold
+      )
       if base is not None:
         const = np.broadcast_to(base["mean_visibility"], arr["visibility/target"].shape)
         out["baseline/visibility/accuracy"] = metrics.visibility_accuracy(
-            const, arr["visibility/target"], self.visibility_threshold)
+          const, arr["visibility/target"], self.visibility_threshold
+        )
     if out["count/pose"]:
-      for prefix, pred in (("pose", arr["pose/pred"]),
-                           ("baseline/pose", None if base is None else np.broadcast_to(
-                               base["mean_pose"], arr["pose/target"].shape))):
+      for prefix, pred in (
+        ("pose", arr["pose/pred"]),
+        (
+          "baseline/pose",
+          None if base is None else np.broadcast_to(base["mean_pose"], arr["pose/target"].shape),
+        ),
+      ):
         if pred is not None:
           for angle, value in metrics.pose_mae_deg(pred, arr["pose/target"]).items():
             out[f"{prefix}/mae_{angle}_deg"] = value
@@ -251,7 +308,8 @@ class HyperFaceRegionEvaluator:
       out["gender/accuracy"] = metrics.accuracy(arr["gender/p_female"] > 0.5, labels)
       if base is not None:
         out["baseline/gender/accuracy"] = metrics.accuracy(
-            np.full_like(labels, base["majority_gender"]), labels)
+          np.full_like(labels, base["majority_gender"]), labels
+        )
     if out["count/detection"]:
       labels, score = arr["detection/label"], arr["detection/score"]
       out["count/detection_positive"] = float(labels.sum())
@@ -261,7 +319,8 @@ class HyperFaceRegionEvaluator:
       out["detection/ap"] = metrics.average_precision(score, labels)
       if base is not None and base["majority_detection"] is not None:
         out["baseline/detection/accuracy"] = metrics.accuracy(
-            np.full_like(labels, base["majority_detection"]), labels)
+          np.full_like(labels, base["majority_detection"]), labels
+        )
     # JSON has no NaN: a metric that is undefined (e.g. AP without positives) is left out.
     return {k: float(v) for k, v in out.items() if np.isfinite(v)}
 
@@ -273,10 +332,11 @@ class HyperFaceRegionEvaluator:
     ok = np.isfinite(errors)
     if not ok.any():
       return {}
-    out = {f"{prefix}/nme": float(errors[ok].mean()),
-           f"{prefix}/auc_{self.auc_limit:g}": metrics.auc_at(errors, self.auc_limit),
-           f"{prefix}/failure_rate_{self.auc_limit:g}": metrics.failure_rate(
-               errors, self.auc_limit)}
+    out = {
+      f"{prefix}/nme": float(errors[ok].mean()),
+      f"{prefix}/auc_{self.auc_limit:g}": metrics.auc_at(errors, self.auc_limit),
+      f"{prefix}/failure_rate_{self.auc_limit:g}": metrics.failure_rate(errors, self.auc_limit),
+    }
     which = self.yaw_bin_index(yaw)
     bin_values = []
     for i, name in enumerate(self._bin_keys()):

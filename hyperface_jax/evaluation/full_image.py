@@ -40,8 +40,12 @@ class FullImageEvaluator:
     ev.result()  # {"detection/ap": ..., "landmarks/nme": ..., ...}
   """
 
-  def __init__(self, iou_threshold: float = 0.5, visibility_threshold: float = 0.5,
-               min_visible_landmarks: int = 0):
+  def __init__(
+    self,
+    iou_threshold: float = 0.5,
+    visibility_threshold: float = 0.5,
+    min_visible_landmarks: int = 0,
+  ):
     self.iou_threshold = iou_threshold  # papers.md 1.12: AP at IoU 0.5
     self.min_visible_landmarks = int(min_visible_landmarks)
     self.visibility_threshold = visibility_threshold
@@ -71,8 +75,7 @@ class FullImageEvaluator:
       ignore |= valid["landmarks"] & (visible < self.min_visible_landmarks)
     boxes = np.asarray(dets["box"], np.float64).reshape(-1, 4)
     scores = np.asarray(dets["score"], np.float64).reshape(-1)
-    is_tp, matched = detection.match_detections(boxes, scores, gt_boxes,
-                                                self.iou_threshold, ignore)
+    is_tp, matched = detection.match_detections(boxes, scores, gt_boxes, self.iou_threshold, ignore)
     counted = ~detection.ignored_detections(matched, ignore)
     self._scores.append(scores[counted])
     self._tp.append(is_tp[counted])
@@ -82,8 +85,12 @@ class FullImageEvaluator:
       g = matched[i]
       side = float(np.sqrt(gt_boxes[g, 2] * gt_boxes[g, 3]))
       if valid["landmarks"][g] and "landmarks" in dets:
-        self._add("landmarks", dets["landmarks"][i], faces["landmarks"][g],
-                  (np.asarray(faces["visibility"][g]), side))
+        self._add(
+          "landmarks",
+          dets["landmarks"][i],
+          faces["landmarks"][g],
+          (np.asarray(faces["visibility"][g]), side),
+        )
       if valid["visibility"][g] and "visibility" in dets:
         self._add("visibility", dets["visibility"][i], faces["visibility"][g], None)
       if valid["pose"][g] and "pose" in dets:
@@ -101,24 +108,30 @@ class FullImageEvaluator:
     """Flat metrics; a task with no matched labelled face is left out (count 0)."""
     scores = np.concatenate(self._scores) if self._scores else np.zeros(0)
     tp = np.concatenate(self._tp) if self._tp else np.zeros(0, bool)
-    out = {"detection/ap": detection.average_precision_voc(scores, tp, self._num_gt),
-           "detection/recall": float(tp.sum()) / max(self._num_gt, 1),
-           "count/gt_faces": float(self._num_gt), "count/images": float(self._images),
-           "count/detections": float(len(scores)),
-           "detection/false_positives_per_image": float((~tp).sum()) / max(self._images, 1)}
+    out = {
+      "detection/ap": detection.average_precision_voc(scores, tp, self._num_gt),
+      "detection/recall": float(tp.sum()) / max(self._num_gt, 1),
+      "count/gt_faces": float(self._num_gt),
+      "count/images": float(self._images),
+      "count/detections": float(len(scores)),
+      "detection/false_positives_per_image": float((~tp).sum()) / max(self._images, 1),
+    }
     p = self._pairs
     if p["landmarks"]["pred"]:
       vis = np.stack([a[0] for a in p["landmarks"]["aux"]])
       side = np.array([a[1] for a in p["landmarks"]["aux"]])
-      err = metrics.nme(np.stack(p["landmarks"]["pred"]), np.stack(p["landmarks"]["true"]),
-                        vis, side)
+      err = metrics.nme(
+        np.stack(p["landmarks"]["pred"]), np.stack(p["landmarks"]["true"]), vis, side
+      )
       err = err[np.isfinite(err)]
       out["landmarks/nme"] = float(err.mean()) if len(err) else float("nan")
       out["count/landmarks"] = float(len(err))
     if p["visibility"]["pred"]:
       out["visibility/accuracy"] = metrics.visibility_accuracy(
-          np.stack(p["visibility"]["pred"]), np.stack(p["visibility"]["true"]),
-          self.visibility_threshold)
+        np.stack(p["visibility"]["pred"]),
+        np.stack(p["visibility"]["true"]),
+        self.visibility_threshold,
+      )
       out["count/visibility"] = float(len(p["visibility"]["pred"]))
     if p["pose"]["pred"]:
       mae = metrics.pose_mae_deg(np.stack(p["pose"]["pred"]), np.stack(p["pose"]["true"]))

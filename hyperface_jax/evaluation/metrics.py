@@ -14,10 +14,10 @@ from sklearn import metrics as sk_metrics
 def _check_shape(name, array, shape):
   """Raises ValueError unless `array.shape` matches `shape` (None = any)."""
   ok = array.ndim == len(shape) and all(
-      s is None or s == a for s, a in zip(shape, array.shape, strict=False))
+    s is None or s == a for s, a in zip(shape, array.shape, strict=False)
+  )
   if not ok:
-    raise ValueError(f"{name} has shape {array.shape}; expected {shape} "
-                     "(None = any size).")
+    raise ValueError(f"{name} has shape {array.shape}; expected {shape} (None = any size).")
 
 
 def nme(pred, target, visible, normaliser) -> np.ndarray:
@@ -132,8 +132,12 @@ def pose_mae_deg(pred, target) -> dict[str, float]:
   if err.shape[0] == 0:
     return {k: float("nan") for k in ("roll", "pitch", "yaw", "mean")}
   mae = err.mean(axis=0)
-  return {"roll": float(mae[0]), "pitch": float(mae[1]), "yaw": float(mae[2]),
-          "mean": float(mae.mean())}
+  return {
+    "roll": float(mae[0]),
+    "pitch": float(mae[1]),
+    "yaw": float(mae[2]),
+    "mean": float(mae.mean()),
+  }
 
 
 def accuracy(pred_labels, labels) -> float:

@@ -57,8 +57,9 @@ class FaceAttributeEvaluator:
       true = np.asarray(batch["attributes"]).astype(np.int64)
       logits = np.asarray(outputs["attributes"], np.float64)
       if true.shape != logits.shape or true.shape[1:] != (len(CELEBA_ATTRIBUTES),):
-        raise ValueError(f"attributes: expected [B, 40] labels and logits, got {true.shape} "
-                         f"and {logits.shape}.")
+        raise ValueError(
+          f"attributes: expected [B, 40] labels and logits, got {true.shape} and {logits.shape}."
+        )
       rows = _rows(batch, "attributes_mask", len(true))
       self._attr_true.append(true[rows])
       self._attr_pred.append((logits[rows] > self.threshold).astype(np.int64))
@@ -101,16 +102,20 @@ class FaceAttributeEvaluator:
   def protocol(self) -> dict:
     """Human-readable protocol notes, written under "protocol" in results.json."""
     return {
-        "gender/accuracy": (
-            f"{self.dataset}: fraction of faces (gender_mask 1, gender >= 0) whose predicted "
-            "gender equals the label; prediction = argmax of the gender logits (1 female), "
-            "or Male-attribute logit <= threshold when the model has no gender head. Label "
-            "from the Male attribute (0 male, 1 female). Units: fraction (x100 = %)."),
-        "attributes/mean_accuracy": (
-            f"{self.dataset}: per attribute, fraction of faces (attributes_mask 1) with "
-            f"(logit > {self.threshold:g}) == label; mean over the 40 CelebA attributes "
-            "(equal weight per attribute)."),
-        "baseline": ("each attribute's (and gender's) majority value over the evaluated "
-                     "faces; optimistic (uses the test labels)."),
-        "subset": f"every face of the evaluated {self.dataset} split.",
+      "gender/accuracy": (
+        f"{self.dataset}: fraction of faces (gender_mask 1, gender >= 0) whose predicted "
+        "gender equals the label; prediction = argmax of the gender logits (1 female), "
+        "or Male-attribute logit <= threshold when the model has no gender head. Label "
+        "from the Male attribute (0 male, 1 female). Units: fraction (x100 = %)."
+      ),
+      "attributes/mean_accuracy": (
+        f"{self.dataset}: per attribute, fraction of faces (attributes_mask 1) with "
+        f"(logit > {self.threshold:g}) == label; mean over the 40 CelebA attributes "
+        "(equal weight per attribute)."
+      ),
+      "baseline": (
+        "each attribute's (and gender's) majority value over the evaluated "
+        "faces; optimistic (uses the test labels)."
+      ),
+      "subset": f"every face of the evaluated {self.dataset} split.",
     }

@@ -61,8 +61,9 @@ class Landmarks5Evaluator:
     target = np.asarray(batch["landmarks5"], np.float64)
     pred = np.asarray(outputs["landmarks5"], np.float64)
     if target.shape != pred.shape or target.shape[1:] != (5, 2):
-      raise ValueError(f"landmarks5: expected [B, 5, 2] truth and prediction, got "
-                       f"{target.shape} and {pred.shape}.")
+      raise ValueError(
+        f"landmarks5: expected [B, 5, 2] truth and prediction, got {target.shape} and {pred.shape}."
+      )
     rows = np.ones(len(target), bool)
     for key in ("example_mask", "landmarks5_mask"):
       if key in batch:
@@ -74,8 +75,10 @@ class Landmarks5Evaluator:
     target, pred, visible = target[rows], pred[rows], visible[rows] > 0.5
     iod = interocular(target)
     if np.any(~(iod > 0)):
-      raise ValueError("landmarks5: the true eye centres coincide for a scored face "
-                       f"(inter-ocular distance {iod.min()}); cannot normalise.")
+      raise ValueError(
+        "landmarks5: the true eye centres coincide for a scored face "
+        f"(inter-ocular distance {iod.min()}); cannot normalise."
+      )
     self._nme.append(metrics.nme(pred, target, visible, iod))
     self._point_errors.append(np.linalg.norm(pred - target, axis=-1) / iod[:, None])
     self._visible.append(visible)
@@ -112,16 +115,18 @@ class Landmarks5Evaluator:
     """Human-readable protocol notes, written under "protocol" in results.json."""
     t = f"{self.failure_threshold:g}"
     return {
-        f"{PREFIX}/nme": (
-            f"{self.dataset} 5-point protocol (TCDCN, papers.md 2.1): per point Euclidean "
-            "error / inter-ocular distance = distance between the TRUE left- and right-eye "
-            "centres (5-point points 0 and 1; equals 'inter-pupil'); per face mean over "
-            "points with visibility5 1; mean over faces with landmarks5_mask 1. Pixels "
-            "(region-normalised inputs de-normalised with `region`). Units: fraction "
-            "(x100 = paper %)."),
-        f"{PREFIX}/failure_rate_{t}": (
-            f"fraction of faces whose NME > {t}; point_failure_rate_{t} = mean over the 5 "
-            f"points of the fraction of faces whose point error > {t} (TCDCN ECCV'14 "
-            "per-landmark failure rates); auc = area under the CED on [0, threshold]."),
-        f"{PREFIX}/subset": f"every scored face of the evaluated {self.dataset} split.",
+      f"{PREFIX}/nme": (
+        f"{self.dataset} 5-point protocol (TCDCN, papers.md 2.1): per point Euclidean "
+        "error / inter-ocular distance = distance between the TRUE left- and right-eye "
+        "centres (5-point points 0 and 1; equals 'inter-pupil'); per face mean over "
+        "points with visibility5 1; mean over faces with landmarks5_mask 1. Pixels "
+        "(region-normalised inputs de-normalised with `region`). Units: fraction "
+        "(x100 = paper %)."
+      ),
+      f"{PREFIX}/failure_rate_{t}": (
+        f"fraction of faces whose NME > {t}; point_failure_rate_{t} = mean over the 5 "
+        f"points of the fraction of faces whose point error > {t} (TCDCN ECCV'14 "
+        "per-landmark failure rates); auc = area under the CED on [0, threshold]."
+      ),
+      f"{PREFIX}/subset": f"every scored face of the evaluated {self.dataset} split.",
     }

@@ -74,8 +74,9 @@ class AflwLandmarkEvaluator:
   def reset(self):
     self._errors, self._abs_yaw, self._pose_pred, self._pose_true = [], [], [], []
 
-  def update(self, pred_landmarks, landmarks, visibility, box, pose=None, pred_pose=None,
-             pose_valid=None):
+  def update(
+    self, pred_landmarks, landmarks, visibility, box, pose=None, pred_pose=None, pose_valid=None
+  ):
     """Adds N faces: [N, 21, 2] px predictions and truth, [N, 21] visibility, [N, 4] true
     box, optional [N, 3] true / predicted (roll, pitch, yaw) radians and [N] pose_valid."""
     pred = np.asarray(pred_landmarks, np.float64)
@@ -92,8 +93,9 @@ class AflwLandmarkEvaluator:
       valid = np.zeros(n, bool)
       pose = np.zeros((n, 3))
     pose = np.asarray(pose, np.float64)
-    self._abs_yaw.append(np.where(valid, np.abs(np.degrees(metrics.wrap_angle(pose[:, 2]))),
-                                  np.nan))
+    self._abs_yaw.append(
+      np.where(valid, np.abs(np.degrees(metrics.wrap_angle(pose[:, 2]))), np.nan)
+    )
     if pred_pose is not None and valid.any():
       self._pose_pred.append(np.asarray(pred_pose, np.float64)[valid])
       self._pose_true.append(pose[valid])
@@ -108,8 +110,7 @@ class AflwLandmarkEvaluator:
     out = {"count/faces": float(ok.sum())}
     if ok.any():
       out["landmarks/nme"] = float(errors[ok].mean())
-    idx = np.minimum(np.searchsorted(self.yaw_bins, yaw, side="right") - 1,
-                     len(self.yaw_bins) - 2)
+    idx = np.minimum(np.searchsorted(self.yaw_bins, yaw, side="right") - 1, len(self.yaw_bins) - 2)
     values = []
     for i, name in enumerate(self._bin_names()):
       sel = ok & np.isfinite(yaw) & (idx == i)
@@ -120,8 +121,7 @@ class AflwLandmarkEvaluator:
     if len(values) == len(self._bin_names()):
       out["landmarks/nme_yaw_mean"] = float(np.mean(values))
     if self._pose_pred:
-      mae = metrics.pose_mae_deg(np.concatenate(self._pose_pred),
-                                 np.concatenate(self._pose_true))
+      mae = metrics.pose_mae_deg(np.concatenate(self._pose_pred), np.concatenate(self._pose_true))
       out.update({f"pose/mae_{k}_deg": v for k, v in mae.items()})
       out["count/pose"] = float(sum(len(p) for p in self._pose_pred))
     return out
@@ -129,14 +129,18 @@ class AflwLandmarkEvaluator:
   def protocol(self) -> Dict[str, str]:
     bins = ", ".join(f"[{a:g}, {b:g})" for a, b in itertools.pairwise(self.yaw_bins))
     return {
-        "landmarks/nme": (f"AFLW ({self.scheme}) NME, papers.md 1.12: per face, mean over "
-                          "visible true points of the Euclidean pixel error divided by the "
-                          "face size sqrt(w*h) of the true box; mean over faces. Units: "
-                          "fraction of face size (x100 = paper %)."),
-        "landmarks/yaw_bins": (f"|yaw| of the true pose in degrees, bins {bins} (the last "
-                               "bin includes its upper edge and beyond); nme_yaw_mean = "
-                               "mean of the bin values."),
-        "pose": "mean absolute wrapped angle error in degrees, faces with a valid true pose.",
+      "landmarks/nme": (
+        f"AFLW ({self.scheme}) NME, papers.md 1.12: per face, mean over "
+        "visible true points of the Euclidean pixel error divided by the "
+        "face size sqrt(w*h) of the true box; mean over faces. Units: "
+        "fraction of face size (x100 = paper %)."
+      ),
+      "landmarks/yaw_bins": (
+        f"|yaw| of the true pose in degrees, bins {bins} (the last "
+        "bin includes its upper edge and beyond); nme_yaw_mean = "
+        "mean of the bin values."
+      ),
+      "pose": "mean absolute wrapped angle error in degrees, faces with a valid true pose.",
     }
 
 
@@ -158,8 +162,9 @@ class W300LandmarkEvaluator:
   def reset(self):
     self._errors: Dict[str, Dict[str, list]] = {}
 
-  def update(self, pred_landmarks68, landmarks68, subset: str,
-             visibility68: Optional[np.ndarray] = None):
+  def update(
+    self, pred_landmarks68, landmarks68, subset: str, visibility68: Optional[np.ndarray] = None
+  ):
     """Adds N faces of `subset` (e.g. "common", "challenging"): [N, 68, 2] pixels."""
     pred = np.asarray(pred_landmarks68, np.float64)
     true = np.asarray(landmarks68, np.float64)
@@ -169,11 +174,11 @@ class W300LandmarkEvaluator:
       per[kind].append(metrics.nme(pred, true, vis, w300_normaliser(true, kind)))
 
   def result(self) -> Dict[str, float]:
-    errors = {s: {k: np.concatenate(v) for k, v in per.items()}
-              for s, per in self._errors.items()}
+    errors = {s: {k: np.concatenate(v) for k, v in per.items()} for s, per in self._errors.items()}
     if "full" not in errors and {"common", "challenging"} <= set(errors):
-      errors["full"] = {k: np.concatenate([errors["common"][k], errors["challenging"][k]])
-                        for k in self.normalisers}
+      errors["full"] = {
+        k: np.concatenate([errors["common"][k], errors["challenging"][k]]) for k in self.normalisers
+      }
     out = {}
     for subset, per in errors.items():
       for kind, e in per.items():
@@ -183,11 +188,16 @@ class W300LandmarkEvaluator:
 
   def protocol(self) -> Dict[str, str]:
     return {
-        "landmarks/nme_inter_pupil": ("300-W NME (papers.md 5.9): mean over the 68 points of "
-                                      "the pixel error / distance between the true eye "
-                                      "centres (means of points 36-41 and 42-47)."),
-        "landmarks/nme_inter_ocular": ("300-W NME: normaliser = distance between the true "
-                                       "outer eye corners (points 36 and 45)."),
-        "subsets": ("common = LFPW test + Helen test (554), challenging = iBUG (135), full = "
-                    "both pooled per face (689). Units: fraction (x100 = %)."),
+      "landmarks/nme_inter_pupil": (
+        "300-W NME (papers.md 5.9): mean over the 68 points of "
+        "the pixel error / distance between the true eye "
+        "centres (means of points 36-41 and 42-47)."
+      ),
+      "landmarks/nme_inter_ocular": (
+        "300-W NME: normaliser = distance between the true outer eye corners (points 36 and 45)."
+      ),
+      "subsets": (
+        "common = LFPW test + Helen test (554), challenging = iBUG (135), full = "
+        "both pooled per face (689). Units: fraction (x100 = %)."
+      ),
     }

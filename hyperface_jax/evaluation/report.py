@@ -49,8 +49,11 @@ def _save(fig, path) -> str:
 
 
 def _series(rows, key):
-  pts = [(r["step"], r[key]) for r in rows if key in r and "step" in r
-         and isinstance(r[key], (int, float)) and np.isfinite(r[key])]
+  pts = [
+    (r["step"], r[key])
+    for r in rows
+    if key in r and "step" in r and isinstance(r[key], (int, float)) and np.isfinite(r[key])
+  ]
   return np.array(pts, np.float64).reshape(-1, 2)
 
 
@@ -70,8 +73,14 @@ def plot_curves(rows, prefixes, path, title, log_y) -> str | None:
     task = key.split("/", 1)[1]  # train/loss/x and val/loss/x share a colour
     colours.setdefault(task, f"C{len(colours) % 10}")
     style = "--" if key.startswith("val/") else "-"
-    ax.plot(xy[:, 0], xy[:, 1], style, color=colours[task], label=key,
-            lw=2.0 if task in ("loss", "weight") else 1.2)
+    ax.plot(
+      xy[:, 0],
+      xy[:, 1],
+      style,
+      color=colours[task],
+      label=key,
+      lw=2.0 if task in ("loss", "weight") else 1.2,
+    )
   if log_y:
     ax.set_yscale("log")
   ax.set_xlabel("step")
@@ -87,8 +96,9 @@ def plot_ced(arrays, path, yaw_bins=DEFAULT_YAW_BINS, limit=0.1) -> str | None:
   if errors is None or not np.isfinite(errors).any():
     return None
   base = arrays.get("landmarks/baseline_errors")
-  finite = np.concatenate([errors[np.isfinite(errors)]]
-                          + ([base[np.isfinite(base)]] if base is not None else []))
+  finite = np.concatenate(
+    [errors[np.isfinite(errors)]] + ([base[np.isfinite(base)]] if base is not None else [])
+  )
   # Show at least [0, 2 * limit]; widen for an untrained model so curves are visible.
   x_max = max(2 * limit, float(np.quantile(finite, 0.95)))
   t = np.linspace(0.0, x_max, 200)
@@ -141,20 +151,36 @@ def plot_crops(crops, labels, outputs, path, num_crops=16) -> str | None:
     image = np.repeat(np.repeat(crops[i], scale, 0), scale, 1)
     s = size * scale
     if labels.get("landmarks_mask", np.ones(n))[i] > 0.5:
-      image = viz.draw_face(image, landmarks=viz.region_to_crop_pixels(labels["landmarks"][i], s),
-                            visibility=labels["visibility"][i], colour=TRUE_COLOUR)
-    image = viz.draw_face(image, landmarks=viz.region_to_crop_pixels(outputs["landmarks"][i], s),
-                          visibility=outputs["visibility"][i], pose=outputs["pose"][i],
-                          colour=PRED_COLOUR, axis_length=0.25 * s)
+      image = viz.draw_face(
+        image,
+        landmarks=viz.region_to_crop_pixels(labels["landmarks"][i], s),
+        visibility=labels["visibility"][i],
+        colour=TRUE_COLOUR,
+      )
+    image = viz.draw_face(
+      image,
+      landmarks=viz.region_to_crop_pixels(outputs["landmarks"][i], s),
+      visibility=outputs["visibility"][i],
+      pose=outputs["pose"][i],
+      colour=PRED_COLOUR,
+      axis_length=0.25 * s,
+    )
     p_female = float(_prob1(outputs["gender"][i]))
     p_face = float(_prob1(outputs["detection"][i]))
-    true_g = ("MF"[int(labels["gender"][i])]
-              if labels.get("gender_mask", np.ones(n))[i] > 0.5 else "?")
+    true_g = (
+      "MF"[int(labels["gender"][i])] if labels.get("gender_mask", np.ones(n))[i] > 0.5 else "?"
+    )
     ax.imshow(image)
-    ax.set_title(f"face {int(labels['detection'][i])}/{p_face:.2f}  "
-                 f"g {true_g}/{'MF'[int(p_female > 0.5)]} {p_female:.2f}", fontsize=7)
-  fig.suptitle("truth green, prediction red (hollow: invisible); axes x red y green z blue;"
-               "\ntitle: true/predicted face and gender", fontsize=8)
+    ax.set_title(
+      f"face {int(labels['detection'][i])}/{p_face:.2f}  "
+      f"g {true_g}/{'MF'[int(p_female > 0.5)]} {p_female:.2f}",
+      fontsize=7,
+    )
+  fig.suptitle(
+    "truth green, prediction red (hollow: invisible); axes x red y green z blue;"
+    "\ntitle: true/predicted face and gender",
+    fontsize=8,
+  )
   fig.tight_layout()
   return _save(fig, path)
 
@@ -169,19 +195,24 @@ def results_markdown(results: dict) -> str:
   lines = ["# Results", "", "| metric | model | baseline |", "|---|---|---|"]
   for key in sorted(results):
     value = results[key]
-    if (key.startswith(("baseline/", "count/", "protocol/")) or key == "step"
-        or isinstance(value, bool) or not isinstance(value, (int, float))):
+    if (
+      key.startswith(("baseline/", "count/", "protocol/"))
+      or key == "step"
+      or isinstance(value, bool)
+      or not isinstance(value, (int, float))
+    ):
       continue
     base = results.get("baseline/" + key)
     lines.append(f"| {key} | {value:.4f} | {'' if base is None else f'{base:.4f}'} |")
   counts = sorted(k for k in results if k.startswith("count/"))
   if counts:
     lines += ["", "| count | n |", "|---|---|"]
-    lines += [f"| {k[len('count/'):]} | {int(results[k])} |" for k in counts]
+    lines += [f"| {k[len('count/') :]} | {int(results[k])} |" for k in counts]
   # Protocol notes: a nested "protocol" dict or flat "protocol/<name>" strings.
   protocol = dict(results.get("protocol") or {})
-  protocol.update({k[len("protocol/"):]: v for k, v in results.items()
-                   if k.startswith("protocol/")})
+  protocol.update(
+    {k[len("protocol/") :]: v for k, v in results.items() if k.startswith("protocol/")}
+  )
   if protocol:
     lines += ["", "## Protocol", ""] + [f"- **{k}**: {v}" for k, v in sorted(protocol.items())]
   return "\n".join(lines) + "\n"
@@ -191,10 +222,14 @@ def _examples(arrays):
   """(images, labels, outputs) kept by the evaluator, or None without images."""
   if "examples/image_uint8" not in arrays:
     return None
-  labels = {k[len("examples/"):]: v for k, v in arrays.items()
-            if k.startswith("examples/") and not k.startswith("examples/output/")}
-  outputs = {k[len("examples/output/"):]: v for k, v in arrays.items()
-             if k.startswith("examples/output/")}
+  labels = {
+    k[len("examples/") :]: v
+    for k, v in arrays.items()
+    if k.startswith("examples/") and not k.startswith("examples/output/")
+  }
+  outputs = {
+    k[len("examples/output/") :]: v for k, v in arrays.items() if k.startswith("examples/output/")
+  }
   return labels.pop("image_uint8"), labels, outputs
 
 
@@ -204,28 +239,44 @@ def _crop_source(arrays, crops, labels, outputs):
     return _examples(arrays)
   if isinstance(crops, dict):
     if "image_uint8" not in crops:
-      raise ValueError("crops given as a region dict need an 'image_uint8' key "
-                       "(pipeline.eval_regions(..., return_uint8=True)).")
+      raise ValueError(
+        "crops given as a region dict need an 'image_uint8' key "
+        "(pipeline.eval_regions(..., return_uint8=True))."
+      )
     labels = crops if labels is None else labels
     images = crops["image_uint8"]
     if outputs is None:
-      kept = {k[len("examples/output/"):]: v for k, v in arrays.items()
-              if k.startswith("examples/output/")}
+      kept = {
+        k[len("examples/output/") :]: v
+        for k, v in arrays.items()
+        if k.startswith("examples/output/")
+      }
       n = len(kept.get("landmarks", ()))
       if n == 0 or not np.allclose(arrays["examples/landmarks"], labels["landmarks"][:n]):
-        raise ValueError("crops dict rows do not match the evaluator's kept examples; "
-                         "pass crop_outputs for them.")
+        raise ValueError(
+          "crops dict rows do not match the evaluator's kept examples; pass crop_outputs for them."
+        )
       images, labels, outputs = images[:n], {k: v[:n] for k, v in labels.items()}, kept
     return images, labels, outputs
   if labels is None or outputs is None:
-    raise ValueError("crops need crop_labels and crop_outputs (region batch labels and "
-                     "model outputs for the same rows).")
+    raise ValueError(
+      "crops need crop_labels and crop_outputs (region batch labels and "
+      "model outputs for the same rows)."
+    )
   return crops, labels, outputs
 
 
-def write_report(workdir, results: dict, evaluator_arrays: dict, crops=None, crop_labels=None,
-                 crop_outputs=None, num_crops: int = 16, yaw_bins=DEFAULT_YAW_BINS,
-                 auc_limit: float = 0.1) -> list[str]:
+def write_report(
+  workdir,
+  results: dict,
+  evaluator_arrays: dict,
+  crops=None,
+  crop_labels=None,
+  crop_outputs=None,
+  num_crops: int = 16,
+  yaw_bins=DEFAULT_YAW_BINS,
+  auc_limit: float = 0.1,
+) -> list[str]:
   """Writes the report files into `workdir/report/`.
 
   Args:
@@ -253,11 +304,17 @@ def write_report(workdir, results: dict, evaluator_arrays: dict, crops=None, cro
   os.makedirs(out_dir, exist_ok=True)
   rows = read_metrics(os.path.join(workdir, "metrics.jsonl"))
   written = [
-      plot_curves(rows, ("train/loss", "val/loss"), os.path.join(out_dir, "losses.png"),
-                  "losses (solid train, dashed val)", log_y=True),
-      plot_curves(rows, ("weight/",), os.path.join(out_dir, "weights.png"),
-                  "task weights", log_y=False),
-      plot_ced(evaluator_arrays, os.path.join(out_dir, "ced.png"), yaw_bins, auc_limit),
+    plot_curves(
+      rows,
+      ("train/loss", "val/loss"),
+      os.path.join(out_dir, "losses.png"),
+      "losses (solid train, dashed val)",
+      log_y=True,
+    ),
+    plot_curves(
+      rows, ("weight/",), os.path.join(out_dir, "weights.png"), "task weights", log_y=False
+    ),
+    plot_ced(evaluator_arrays, os.path.join(out_dir, "ced.png"), yaw_bins, auc_limit),
   ]
   source = _crop_source(evaluator_arrays, crops, crop_labels, crop_outputs)
   if source is not None and num_crops > 0:

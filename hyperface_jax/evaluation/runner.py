@@ -37,10 +37,15 @@ class Evaluation:
     self.mesh, self.eval_step = mesh, eval_step
     self.batch_size = config.eval_batch_size
     self.regions = pipeline.eval_regions(
-        store, seed=config.seed + seed_offset, regions_per_scene=dc.eval_regions_per_scene,
-        image_size=config.input_size, thresholds=dc.thresholds.to_dict(),
-        normalize=None, sampling_config=dc.sampling.to_dict(),  # uint8 kept; normalised per batch
-        positive_fraction=dc.positive_fraction)
+      store,
+      seed=config.seed + seed_offset,
+      regions_per_scene=dc.eval_regions_per_scene,
+      image_size=config.input_size,
+      thresholds=dc.thresholds.to_dict(),
+      normalize=None,
+      sampling_config=dc.sampling.to_dict(),  # uint8 kept; normalised per batch
+      positive_fraction=dc.positive_fraction,
+    )
     self.normalize = dc.normalize
     self.flip_test = bool(config.get("flip_test", False))
 
@@ -55,15 +60,14 @@ class Evaluation:
     """
     local = self.batch_size // jax.process_count()
     lo = jax.process_index() * local
-    for batch in pipeline.iterate_batches(self.regions, self.batch_size,
-                                          normalize=self.normalize):
-      device_batch = {k: batch[k][lo:lo + local] for k in inputs.MODEL_KEYS}
+    for batch in pipeline.iterate_batches(self.regions, self.batch_size, normalize=self.normalize):
+      device_batch = {k: batch[k][lo : lo + local] for k in inputs.MODEL_KEYS}
       outputs, losses, counts = self.eval_step(
-          state, sharding.global_batch(self.mesh, device_batch))
+        state, sharding.global_batch(self.mesh, device_batch)
+      )
       outputs = _gather(outputs)
       if self.flip_test:
-        mirrored = dict(device_batch,
-                        image=np.ascontiguousarray(device_batch["image"][:, :, ::-1]))
+        mirrored = dict(device_batch, image=np.ascontiguousarray(device_batch["image"][:, :, ::-1]))
         flipped, _, _ = self.eval_step(state, sharding.global_batch(self.mesh, mirrored))
         unflipped = preprocess.flip_labels(_gather(flipped))
         outputs = {k: 0.5 * (outputs[k] + unflipped[k]) for k in outputs}
@@ -85,10 +89,15 @@ def evaluate(config, mesh, eval_step, state, data) -> Tuple[Dict, object, Evalua
   ev_config = dict(config.evaluator)
   evaluator = registry.EVALUATORS.get(ev_config.pop("name"))(**ev_config)
   train_regions = pipeline.eval_regions(
-      data.train, seed=config.seed + 2, regions_per_scene=config.data.eval_regions_per_scene,
-      image_size=None, thresholds=config.data.thresholds.to_dict(),  # labels only
-      normalize=None, sampling_config=config.data.sampling.to_dict(),
-      positive_fraction=config.data.positive_fraction)
+    data.train,
+    seed=config.seed + 2,
+    regions_per_scene=config.data.eval_regions_per_scene,
+    image_size=None,
+    thresholds=config.data.thresholds.to_dict(),  # labels only
+    normalize=None,
+    sampling_config=config.data.sampling.to_dict(),
+    positive_fraction=config.data.positive_fraction,
+  )
   evaluator.set_baselines(**_evaluators.baseline_stats(train_regions))
   test = Evaluation(mesh, eval_step, data.test, config, seed_offset=3)
   evaluator.reset()
@@ -107,6 +116,7 @@ def final_evaluation(config, workdir, mesh, eval_step, state, data) -> Dict[str,
   """Evaluates on the test split, writes results.json and report/, prints a table."""
   from hyperface_jax import train  # pylint: disable=g-import-not-at-top
   from hyperface_jax.evaluation import report  # pylint: disable=g-import-not-at-top
+
   results, evaluator, test = evaluate(config, mesh, eval_step, state, data)
   payload = dict(results)
   payload.update({f"protocol/{k}": v for k, v in evaluator.protocol().items()})
@@ -115,8 +125,9 @@ def final_evaluation(config, workdir, mesh, eval_step, state, data) -> Dict[str,
     train.write_json_atomic(os.path.join(workdir, "results.json"), payload)
     # An evaluator keeping no examples (detection_regions: no landmark outputs) gets no crops.
     crops = test.regions if getattr(evaluator, "keep_examples", 1) else None
-    report.write_report(workdir, results, evaluator.arrays(), crops,
-                        num_crops=config.report.num_crops)
+    report.write_report(
+      workdir, results, evaluator.arrays(), crops, num_crops=config.report.num_crops
+    )
     print(format_table(results), flush=True)
   return results
 

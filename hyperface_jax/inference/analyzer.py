@@ -38,6 +38,7 @@ class Face:
     pose: [3] roll, pitch, yaw in RADIANS (AFLW signs).
     p_female: probability that the face is female (gender 1).
   """
+
   box: np.ndarray
   score: float
   landmarks: np.ndarray
@@ -49,26 +50,31 @@ class Face:
     """The DESIGN.md section 4 form: pose in DEGREES, gender label + p_female."""
     roll, pitch, yaw = (float(math.degrees(a)) for a in np.asarray(self.pose, np.float64))
     return {
-        "box": [float(v) for v in self.box],
-        "score": float(self.score),
-        "landmarks": [[float(x), float(y)] for x, y in np.asarray(self.landmarks)],
-        "visibility": [float(v) for v in self.visibility],
-        "pose": {"roll": roll, "pitch": pitch, "yaw": yaw},
-        "gender": {"label": "female" if self.p_female >= 0.5 else "male",
-                   "p_female": float(self.p_female)},
+      "box": [float(v) for v in self.box],
+      "score": float(self.score),
+      "landmarks": [[float(x), float(y)] for x, y in np.asarray(self.landmarks)],
+      "visibility": [float(v) for v in self.visibility],
+      "pose": {"roll": roll, "pitch": pitch, "yaw": yaw},
+      "gender": {
+        "label": "female" if self.p_female >= 0.5 else "male",
+        "p_female": float(self.p_female),
+      },
     }
 
 
 def _check_images(images) -> List[np.ndarray]:
   if isinstance(images, np.ndarray) and images.ndim == 3:
-    raise ValueError("FaceAnalyzer takes a SEQUENCE of images; wrap a single image in a "
-                     "list: analyzer([image]).")
+    raise ValueError(
+      "FaceAnalyzer takes a SEQUENCE of images; wrap a single image in a list: analyzer([image])."
+    )
   out = []
   for i, img in enumerate(images):
     img = np.asarray(img)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or min(img.shape[:2]) < 1:
-      raise ValueError(f"images[{i}] must be uint8 RGB [H, W, 3]; got {img.dtype} "
-                       f"{img.shape} (convert grayscale/RGBA/16-bit first).")
+      raise ValueError(
+        f"images[{i}] must be uint8 RGB [H, W, 3]; got {img.dtype} "
+        f"{img.shape} (convert grayscale/RGBA/16-bit first)."
+      )
     out.append(img)
   return out
 
@@ -84,8 +90,7 @@ class FaceAnalyzer:
   """
 
   def __init__(self, network: batched.BatchedNetwork, config=None, **overrides):
-    self.config = config_lib.with_overrides(config or config_lib.inference_config(),
-                                            overrides)
+    self.config = config_lib.with_overrides(config or config_lib.inference_config(), overrides)
     self.network = network
     self.network.flip_test = bool(self.config.flip_test)
     if self.network.batch_size != self.config.batch_size:
@@ -95,8 +100,7 @@ class FaceAnalyzer:
     self.timings: Dict[str, float] = {s: 0.0 for s in STAGES}
 
   @classmethod
-  def from_workdir(cls, workdir: str, step: Optional[int] = None,
-                   **overrides) -> "FaceAnalyzer":
+  def from_workdir(cls, workdir: str, step: Optional[int] = None, **overrides) -> "FaceAnalyzer":
     """Builds the analyzer from a training workdir (config.json + orbax checkpoints).
 
     Args:
@@ -109,9 +113,13 @@ class FaceAnalyzer:
     model, variables, _ = batched.load_variables(train_config, workdir, step)
     config = config_lib.with_overrides(config_lib.inference_config(), overrides)
     network = batched.BatchedNetwork(
-        model, variables, input_size=train_config.input_size,
-        normalize=train_config.data.get("normalize", "minus_half"),
-        batch_size=config.batch_size, flip_test=config.flip_test)
+      model,
+      variables,
+      input_size=train_config.input_size,
+      normalize=train_config.data.get("normalize", "minus_half"),
+      batch_size=config.batch_size,
+      flip_test=config.flip_test,
+    )
     return cls(network, config)
 
   @property
@@ -124,7 +132,7 @@ class FaceAnalyzer:
     out = []
     for img in images:
       boxes = np.asarray(self.proposer(img), np.float64).reshape(-1, 4)
-      out.append(boxes[:self.config.max_proposals])
+      out.append(boxes[: self.config.max_proposals])
     return out
 
   def score_proposals(self, images: Sequence[np.ndarray]) -> List[Dict[str, np.ndarray]]:
@@ -135,40 +143,55 @@ class FaceAnalyzer:
     t1 = time.perf_counter()
     dets = self.network(images, regions)
     t2 = time.perf_counter()
-    self.timings = {"proposals": t1 - t0, "network": t2 - t1,
-                    "num_proposals": float(sum(len(r) for r in regions))}
+    self.timings = {
+      "proposals": t1 - t0,
+      "network": t2 - t1,
+      "num_proposals": float(sum(len(r) for r in regions)),
+    }
     return dets
 
-  def refine(self, images: Sequence[np.ndarray], dets: List[Dict[str, np.ndarray]],
-             config=None) -> List[Dict[str, np.ndarray]]:
+  def refine(
+    self, images: Sequence[np.ndarray], dets: List[Dict[str, np.ndarray]], config=None
+  ) -> List[Dict[str, np.ndarray]]:
     """Stages 3-4: IRP and (landmark) NMS, with `config` (default self.config)."""
     cfg = config or self.config
     images = _check_images(images)
     t2 = time.perf_counter()
     iterations = cfg.irp.iterations if cfg.irp.enabled else 0
     dets = irp.iterative_region_proposals(
-        self.network, images, dets, iterations=iterations,
-        score_threshold=cfg.irp.score_threshold, tie_tolerance=cfg.irp.tie_tolerance,
-        visibility_threshold=cfg.nms.visibility_threshold)
+      self.network,
+      images,
+      dets,
+      iterations=iterations,
+      score_threshold=cfg.irp.score_threshold,
+      tie_tolerance=cfg.irp.tie_tolerance,
+      visibility_threshold=cfg.nms.visibility_threshold,
+    )
     t3 = time.perf_counter()
     score_mode = group_score_mode(cfg)
     out = []
     for img, d in zip(images, dets, strict=True):
       if cfg.nms.method == "lnms":
-        d = lnms.landmark_nms(d, img.shape[:2], iou_threshold=cfg.nms.iou_threshold,
-                              top_k=cfg.nms.top_k, score_threshold=cfg.nms.score_threshold,
-                              visibility_threshold=cfg.nms.visibility_threshold,
-                              score_mode=score_mode, group_by=cfg.nms.group_by,
-                              output_box=cfg.nms.output_box)
+        d = lnms.landmark_nms(
+          d,
+          img.shape[:2],
+          iou_threshold=cfg.nms.iou_threshold,
+          top_k=cfg.nms.top_k,
+          score_threshold=cfg.nms.score_threshold,
+          visibility_threshold=cfg.nms.visibility_threshold,
+          score_mode=score_mode,
+          group_by=cfg.nms.group_by,
+          output_box=cfg.nms.output_box,
+        )
       elif cfg.nms.method == "plain":
-        d = lnms.plain_nms(d, cfg.nms.iou_threshold, cfg.nms.score_threshold,
-                           score_mode, cfg.nms.top_k)
+        d = lnms.plain_nms(
+          d, cfg.nms.iou_threshold, cfg.nms.score_threshold, score_mode, cfg.nms.top_k
+        )
       elif cfg.nms.method == "none":
         d = lnms.select(d, np.argsort(-d["score"], kind="stable"))
         d = lnms.select(d, d["score"] >= cfg.nms.score_threshold)
       else:
-        raise ValueError(f"nms.method must be 'lnms', 'plain' or 'none'; got "
-                         f"{cfg.nms.method!r}.")
+        raise ValueError(f"nms.method must be 'lnms', 'plain' or 'none'; got {cfg.nms.method!r}.")
       out.append(lnms.select(d, np.arange(min(len(d["score"]), cfg.max_faces))))
     t4 = time.perf_counter()
     self.timings.update({"irp": t3 - t2, "lnms": t4 - t3})
@@ -185,12 +208,19 @@ class FaceAnalyzer:
     """Analyses every face of every image (each uint8 RGB [H, W, 3])."""
     result = []
     for d in self.detect(images):
-      result.append([
-          Face(box=np.asarray(d["box"][i], np.float32), score=float(d["score"][i]),
-               landmarks=np.asarray(d["landmarks"][i], np.float32),
-               visibility=np.asarray(d["visibility"][i], np.float32),
-               pose=np.asarray(d["pose"][i], np.float32), p_female=float(d["p_female"][i]))
-          for i in range(len(d["score"]))])
+      result.append(
+        [
+          Face(
+            box=np.asarray(d["box"][i], np.float32),
+            score=float(d["score"][i]),
+            landmarks=np.asarray(d["landmarks"][i], np.float32),
+            visibility=np.asarray(d["visibility"][i], np.float32),
+            pose=np.asarray(d["pose"][i], np.float32),
+            p_female=float(d["p_female"][i]),
+          )
+          for i in range(len(d["score"]))
+        ]
+      )
     return result
 
   def padded(self, images: Sequence[np.ndarray]) -> Dict[str, np.ndarray]:
@@ -203,8 +233,14 @@ class FaceAnalyzer:
     return pad_detections(self.detect(images), self.config.max_faces)
 
 
-_PAD_SHAPES = {"box": (4,), "score": (), "landmarks": (21, 2), "visibility": (21,),
-               "pose": (3,), "p_female": ()}
+_PAD_SHAPES = {
+  "box": (4,),
+  "score": (),
+  "landmarks": (21, 2),
+  "visibility": (21,),
+  "pose": (3,),
+  "p_female": (),
+}
 
 
 def group_score_mode(config) -> str:

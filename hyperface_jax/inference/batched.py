@@ -34,8 +34,10 @@ def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
   """Reads `workdir/config.json` (written by train.py) into a ConfigDict."""
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"{path} not found: expected a training workdir with "
-                            "config.json and checkpoints/ (python -m hyperface_jax.main).")
+    raise FileNotFoundError(
+      f"{path} not found: expected a training workdir with "
+      "config.json and checkpoints/ (python -m hyperface_jax.main)."
+    )
   with open(path) as f:
     try:
       return ml_collections.ConfigDict(json.load(f))
@@ -77,10 +79,13 @@ def inference_model(config):
   return registry.MODELS.get(config.model_name)(**kwargs)
 
 
-_EMPTY_OUTPUTS = {"score": np.zeros(0, np.float32), "p_female": np.zeros(0, np.float32),
-                  "landmarks": np.zeros((0, 21, 2), np.float32),
-                  "visibility": np.zeros((0, 21), np.float32),
-                  "pose": np.zeros((0, 3), np.float32)}
+_EMPTY_OUTPUTS = {
+  "score": np.zeros(0, np.float32),
+  "p_female": np.zeros(0, np.float32),
+  "landmarks": np.zeros((0, 21, 2), np.float32),
+  "visibility": np.zeros((0, 21), np.float32),
+  "pose": np.zeros((0, 3), np.float32),
+}
 
 
 class BatchedNetwork:
@@ -91,8 +96,16 @@ class BatchedNetwork:
       tests use it to check that nothing recompiles per image).
   """
 
-  def __init__(self, model, variables, *, input_size: int, normalize: str = "minus_half",
-               batch_size: int = 256, flip_test: bool = False):
+  def __init__(
+    self,
+    model,
+    variables,
+    *,
+    input_size: int,
+    normalize: str = "minus_half",
+    batch_size: int = 256,
+    flip_test: bool = False,
+  ):
     if batch_size < 1:
       raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     self.input_size = int(input_size)
@@ -125,8 +138,11 @@ class BatchedNetwork:
 
   def crops(self, images: Sequence[np.ndarray], regions: Sequence[np.ndarray]) -> np.ndarray:
     """uint8 [sum N_i, S, S, 3] training-identical crops of regions [N_i, 4] per image."""
-    parts = [preprocess.crop_and_resize(img, reg, self.input_size)
-             for img, reg in zip(images, regions, strict=True) if len(reg)]
+    parts = [
+      preprocess.crop_and_resize(img, reg, self.input_size)
+      for img, reg in zip(images, regions, strict=True)
+      if len(reg)
+    ]
     if not parts:
       return np.zeros((0, self.input_size, self.input_size, 3), np.uint8)
     return np.concatenate(parts, 0)
@@ -144,7 +160,7 @@ class BatchedNetwork:
     n, b = len(crops), self.batch_size
     outs = []
     for start in range(0, n, b):
-      chunk = preprocess.normalize(crops[start:start + b], self.normalize)
+      chunk = preprocess.normalize(crops[start : start + b], self.normalize)
       if len(chunk) < b:
         pad = np.zeros((b - len(chunk),) + chunk.shape[1:], np.float32)
         chunk = np.concatenate([chunk, pad], 0)
@@ -154,8 +170,9 @@ class BatchedNetwork:
     host = jax.device_get(outs)
     return {k: np.concatenate([o[k] for o in host], 0)[:n] for k in host[0]}
 
-  def __call__(self, images: Sequence[np.ndarray],
-               regions: Sequence[np.ndarray]) -> list[Dict[str, np.ndarray]]:
+  def __call__(
+    self, images: Sequence[np.ndarray], regions: Sequence[np.ndarray]
+  ) -> list[Dict[str, np.ndarray]]:
     """Per image: score [N], landmarks [N, 21, 2] px, visibility [N], pose [N, 3],
     p_female [N] for its regions [N, 4] (landmarks de-normalised, papers.md 1.5)."""
     regions = [np.asarray(r, np.float64).reshape(-1, 4) for r in regions]

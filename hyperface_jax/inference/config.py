@@ -23,7 +23,8 @@ def inference_config() -> ml_collections.ConfigDict:
   # second model, and on synth_faces as accurate as the learned proposals (AP 0.941 both)
   # and better than selective search (0.835) (docs/inference.md ablation).
   c.proposals.name = "sliding_window"
-  c.proposals.sliding_window = ml_collections.ConfigDict(dict(
+  c.proposals.sliding_window = ml_collections.ConfigDict(
+    dict(
       # Documented defaults, measured on 300 synth_faces test scenes (docs/inference.md):
       # the demo model accepts regions of 0.8-1.3x the face side shifted by 0.15 of it
       # (configs/demo.py), so a 1.3 pyramid step and a 0.3 stride suffice, and windows
@@ -31,25 +32,45 @@ def inference_config() -> ml_collections.ConfigDict:
       # every face (760 windows per 160 px scene); kept inside the image they reach
       # only 84 % of the faces at IoU > 0.5, because 60 % of the faces are cut by the
       # image border (a face box partly outside the image, as in AFLW).
-      min_side=32.0,        # smallest window side in pixels
+      min_side=32.0,  # smallest window side in pixels
       max_side_fraction=1.0,  # largest side as a fraction of min(H, W)
-      scale_step=1.3,       # ratio between pyramid levels
+      scale_step=1.3,  # ratio between pyramid levels
       stride_fraction=0.3,  # step between windows as a fraction of the side
-      border_fraction=0.4))  # how far windows reach past the image edge (x side)
-  c.proposals.selective_search = ml_collections.ConfigDict(dict(
-      mode="fast",          # "fast" | "quality" (OpenCV ximgproc strategies)
-      max_image_side=500,   # papers.md 1.4: TK downscales to <= 500 px before proposals
-      max_proposals=2000,   # cap, in OpenCV's ranking order
-      min_side=16.0,        # proposals smaller than this (px, original image) are dropped
-      square=True))         # squared about their centre: AFLW face boxes are square (1.9)
-  c.proposals.haar = ml_collections.ConfigDict(dict(
-      cascade="haarcascade_frontalface_default.xml", scale_factor=1.1, min_neighbors=3,
-      min_side=20, enlarge=1.3))  # OpenCV boxes are tighter than AFLW boxes
-  c.proposals.learned = ml_collections.ConfigDict(dict(
-      workdir="", step=-1,  # a configs/fast_hyperface.py workdir; -1 = latest checkpoint
+      border_fraction=0.4,
+    )
+  )  # how far windows reach past the image edge (x side)
+  c.proposals.selective_search = ml_collections.ConfigDict(
+    dict(
+      mode="fast",  # "fast" | "quality" (OpenCV ximgproc strategies)
+      max_image_side=500,  # papers.md 1.4: TK downscales to <= 500 px before proposals
+      max_proposals=2000,  # cap, in OpenCV's ranking order
+      min_side=16.0,  # proposals smaller than this (px, original image) are dropped
+      square=True,
+    )
+  )  # squared about their centre: AFLW face boxes are square (1.9)
+  c.proposals.haar = ml_collections.ConfigDict(
+    dict(
+      cascade="haarcascade_frontalface_default.xml",
+      scale_factor=1.1,
+      min_neighbors=3,
+      min_side=20,
+      enlarge=1.3,
+    )
+  )  # OpenCV boxes are tighter than AFLW boxes
+  c.proposals.learned = ml_collections.ConfigDict(
+    dict(
+      workdir="",
+      step=-1,  # a configs/fast_hyperface.py workdir; -1 = latest checkpoint
       # Documented defaults (papers.md 1.11 gives none): high recall first.
-      score_threshold=0.05, max_proposals=300, nms_iou=0.7, min_side=32.0,
-      scale_step=1.25, border=8, bucket=32))
+      score_threshold=0.05,
+      max_proposals=300,
+      nms_iou=0.7,
+      min_side=32.0,
+      scale_step=1.25,
+      border=8,
+      bucket=32,
+    )
+  )
   # Hard cap on proposals per image, highest-ranked first (keeps the network batch bounded).
   c.max_proposals = 3000
   # Fixed network batch: every crop of every image goes through batches of this size,
@@ -58,17 +79,21 @@ def inference_config() -> ml_collections.ConfigDict:
   # Average every crop's outputs with those of its mirror image (inference/batched.py;
   # the papers use single crops); twice the network time.
   c.flip_test = False
-  c.irp = ml_collections.ConfigDict(dict(
+  c.irp = ml_collections.ConfigDict(
+    dict(
       enabled=True,
-      iterations=1,           # papers.md 1.8 [?]; TK runs up to 3 stages
-      score_threshold=0.25,   # candidates entering IRP (TK keeps det > 0.25 between stages)
-      tie_tolerance=1e-3))    # new box wins at score >= old - this (irp.py: saturated scores)
-  c.nms = ml_collections.ConfigDict(dict(
-      method="lnms",          # "lnms" (papers.md 1.8 step 4) | "plain" (box NMS) | "none"
+      iterations=1,  # papers.md 1.8 [?]; TK runs up to 3 stages
+      score_threshold=0.25,  # candidates entering IRP (TK keeps det > 0.25 between stages)
+      tie_tolerance=1e-3,
+    )
+  )  # new box wins at score >= old - this (irp.py: saturated scores)
+  c.nms = ml_collections.ConfigDict(
+    dict(
+      method="lnms",  # "lnms" (papers.md 1.8 step 4) | "plain" (box NMS) | "none"
       # Grouping IoU: papers.md 1.8 suggests 0.5 [?] (TK 0.2 on its sqrt overlap, STY
       # 0.2); 0.3 measured best on synth_faces validation scenes (docs/inference.md).
       iou_threshold=0.3,
-      top_k=5,                # papers.md 1.8 suggests K = 5 [?]
+      top_k=5,  # papers.md 1.8 suggests K = 5 [?]
       # The three L-NMS choices below are documented defaults picked on 100 synth_faces
       # VALIDATION scenes (docs/inference.md); the paper's exact L-NMS is
       # group_by="landmark_boxes", output_box="median_landmarks", score_mode="max".
@@ -77,20 +102,23 @@ def inference_config() -> ml_collections.ConfigDict:
       # IoU 0.5) with fewer false positives, while the medians of the top-K still give
       # the better landmarks, pose and gender of papers.md 1.8 step 4.4; the top-K mean
       # score ranks faces seen by many windows above lone confident windows.
-      group_by="boxes",       # grouping IoU on "boxes" | "landmark_boxes" | "either"
-      output_box="vote",      # "vote" | "leader" | "median_landmarks" (FaceRectCalculator)
+      group_by="boxes",  # grouping IoU on "boxes" | "landmark_boxes" | "either"
+      output_box="vote",  # "vote" | "leader" | "median_landmarks" (FaceRectCalculator)
       # Group score: "top_k_mean" | "max" (inference/lnms.py) | "auto" = "max" for the
       # proposal generators that give one box per face (proposals.ONE_BOX_PER_FACE: haar),
       # where a top-K mean would cap a sure face at 1/K, else "top_k_mean".
       score_mode="auto",
-      score_threshold=0.5,    # final detections (TK final det > 0.5)
-      visibility_threshold=0.5))  # landmarks counted as visible for the L-NMS boxes
-  c.max_faces = 32          # rows of the padded output (faces beyond are dropped, best kept)
+      score_threshold=0.5,  # final detections (TK final det > 0.5)
+      visibility_threshold=0.5,
+    )
+  )  # landmarks counted as visible for the L-NMS boxes
+  c.max_faces = 32  # rows of the padded output (faces beyond are dropped, best kept)
   return c
 
 
-def with_overrides(config: ml_collections.ConfigDict,
-                   overrides: Mapping[str, Any] | None) -> ml_collections.ConfigDict:
+def with_overrides(
+  config: ml_collections.ConfigDict, overrides: Mapping[str, Any] | None
+) -> ml_collections.ConfigDict:
   """A copy of `config` with overrides applied; unknown keys raise naming the key.
 
   Args:
@@ -106,12 +134,13 @@ def with_overrides(config: ml_collections.ConfigDict,
     node, parts = out, key.split(".")
     for part in parts[:-1]:
       if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
-        raise KeyError(f"Unknown inference setting {key!r}: no section {part!r}; known "
-                       f"top-level keys: {sorted(out.keys())}.")
+        raise KeyError(
+          f"Unknown inference setting {key!r}: no section {part!r}; known "
+          f"top-level keys: {sorted(out.keys())}."
+        )
       node = node[part]
     if parts[-1] not in node:
-      raise KeyError(f"Unknown inference setting {key!r}; known keys here: "
-                     f"{sorted(node.keys())}.")
+      raise KeyError(f"Unknown inference setting {key!r}; known keys here: {sorted(node.keys())}.")
     node[parts[-1]] = value
   return out
 

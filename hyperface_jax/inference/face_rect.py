@@ -43,8 +43,10 @@ def _box_from_rt(rot, trans, image_w, image_h, up_points=None, scale=1.0):
     up = diff / np.linalg.norm(diff)
   side = BOX_FACTOR * box_scale  # step 6
   centre = q - up * CENTRE_SHIFT * box_scale
-  return np.array([np.round(centre[0] - side / 2.0), np.round(centre[1] - side / 2.0),
-                   side, side], dtype=np.float32)
+  return np.array(
+    [np.round(centre[0] - side / 2.0), np.round(centre[1] - side / 2.0), side, side],
+    dtype=np.float32,
+  )
 
 
 def box_from_pose(rot, trans, image_w, image_h, scale=1.0):
@@ -65,8 +67,10 @@ def box_from_pose(rot, trans, image_w, image_h, scale=1.0):
   """
   rot, trans = np.asarray(rot, np.float64), np.asarray(trans, np.float64)
   corners = face_model.project(
-      face_model.camera_points(schemes.AFLW21_MEAN_FACE_3D[list(_EYE_CORNERS)], rot, trans,
-                               scale), image_w, image_h)
+    face_model.camera_points(schemes.AFLW21_MEAN_FACE_3D[list(_EYE_CORNERS)], rot, trans, scale),
+    image_w,
+    image_h,
+  )
   if not face_model.self_visible(face_model.A21_NORMALS[list(_EYE_CORNERS)], rot).all():
     corners = None
   return _box_from_rt(rot, trans, image_w, image_h, corners, scale)
@@ -97,7 +101,7 @@ def modern_posit(image_points, world_points, focal, centre, max_iter=100):
     tx, ty = r1t[3] * tz, r2t[3] * tz
     w = (obj[:, :3] @ r3) / tz + 1.0
     new_u, new_v = w * img[:, 0] / focal, w * img[:, 1] / focal
-    delta = focal ** 2 * (np.sum((new_u - u) ** 2) + np.sum((new_v - v) ** 2))
+    delta = focal**2 * (np.sum((new_u - u) ** 2) + np.sum((new_v - v) ** 2))
     u, v = new_u, new_v
     if it > 0 and delta < 0.01:
       break
@@ -121,16 +125,23 @@ def face_rect_from_landmarks(landmarks21, visibility21, image_w, image_h):
   """
   lm, vis = np.asarray(landmarks21, np.float64), np.asarray(visibility21)
   if lm.shape[-2:] != (21, 2) or vis.shape != lm.shape[:-1]:
-    raise ValueError(f"expected landmarks [..., 21, 2] and visibility [..., 21], got "
-                     f"{lm.shape} and {vis.shape}")
+    raise ValueError(
+      f"expected landmarks [..., 21, 2] and visibility [..., 21], got {lm.shape} and {vis.shape}"
+    )
   if lm.ndim == 3:
-    return np.stack([face_rect_from_landmarks(a, b, image_w, image_h)
-                     for a, b in zip(lm, vis, strict=True)]) if len(lm) else np.zeros((0, 4), np.float32)
+    return (
+      np.stack(
+        [face_rect_from_landmarks(a, b, image_w, image_h) for a, b in zip(lm, vis, strict=True)]
+      )
+      if len(lm)
+      else np.zeros((0, 4), np.float32)
+    )
   keep = vis > 0.5
   if keep.sum() < 4:
     return np.full(4, np.nan, np.float32)
   f = face_model.FOCAL_FACTOR * image_w
-  rot, trans = modern_posit(lm[keep], schemes.AFLW21_MEAN_FACE_3D[keep], f,
-                            (image_w / 2.0, image_h / 2.0))
+  rot, trans = modern_posit(
+    lm[keep], schemes.AFLW21_MEAN_FACE_3D[keep], f, (image_w / 2.0, image_h / 2.0)
+  )
   corners = lm[list(_EYE_CORNERS)] if keep[list(_EYE_CORNERS)].all() else None
   return _box_from_rt(rot, trans, image_w, image_h, corners)

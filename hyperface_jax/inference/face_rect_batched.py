@@ -34,8 +34,9 @@ def _batched_posit(img, weight, focal, max_iter=100):
   for it in range(max_iter):
     r1t = np.einsum("fkn,fn->fk", pinv, u)
     r2t = np.einsum("fkn,fn->fk", pinv, v)
-    tz_new = np.sqrt(1.0 / (np.linalg.norm(r1t[:, :3], axis=1) *
-                            np.linalg.norm(r2t[:, :3], axis=1)))
+    tz_new = np.sqrt(
+      1.0 / (np.linalg.norm(r1t[:, :3], axis=1) * np.linalg.norm(r2t[:, :3], axis=1))
+    )
     r1_new, r2_new = r1t[:, :3] * tz_new[:, None], r2t[:, :3] * tz_new[:, None]
     r3_new = np.cross(r1_new, r2_new)
     a = active[:, None]
@@ -45,7 +46,7 @@ def _batched_posit(img, weight, focal, max_iter=100):
     tz = np.where(active, tz_new, tz)
     w = (obj[None, :, :3] @ r3_new[..., None])[..., 0] / tz_new[:, None] + 1.0
     new_u, new_v = w * img[..., 0] / focal, w * img[..., 1] / focal
-    delta = focal ** 2 * np.sum(weight * ((new_u - u) ** 2 + (new_v - v) ** 2), axis=1)
+    delta = focal**2 * np.sum(weight * ((new_u - u) ** 2 + (new_v - v) ** 2), axis=1)
     u = np.where(a, new_u, u)
     v = np.where(a, new_v, v)
     if it > 0:
@@ -69,8 +70,9 @@ def face_rects(landmarks, visibility, image_w, image_h) -> np.ndarray:
   lm = np.asarray(landmarks, np.float64)
   vis = np.asarray(visibility)
   if lm.ndim != 3 or lm.shape[1:] != (21, 2) or vis.shape != lm.shape[:2]:
-    raise ValueError(f"expected landmarks [F, 21, 2] and visibility [F, 21], got "
-                     f"{lm.shape} and {vis.shape}")
+    raise ValueError(
+      f"expected landmarks [F, 21, 2] and visibility [F, 21], got {lm.shape} and {vis.shape}"
+    )
   out = np.full((len(lm), 4), np.nan, np.float32)
   keep = vis > 0.5
   ok = keep.sum(1) >= 4

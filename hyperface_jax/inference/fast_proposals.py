@@ -33,23 +33,37 @@ from hyperface_jax.registry import PROPOSALS
 def _load(workdir: str, step: int):
   config = batched.load_workdir_config(workdir)
   if config.model_name != "fast_proposal_net":
-    raise ValueError(f"{workdir} holds a {config.model_name!r} model; the learned proposals "
-                     "need a configs/fast_hyperface.py run (model 'fast_proposal_net').")
+    raise ValueError(
+      f"{workdir} holds a {config.model_name!r} model; the learned proposals "
+      "need a configs/fast_hyperface.py run (model 'fast_proposal_net')."
+    )
   model, variables, _ = batched.load_variables(config, workdir, None if step < 0 else step)
-  forward = jax.jit(lambda v, x: jax.nn.softmax(
-      model.apply(v, x, train=False)["detection_map"], -1)[..., 1])
+  forward = jax.jit(
+    lambda v, x: jax.nn.softmax(model.apply(v, x, train=False)["detection_map"], -1)[..., 1]
+  )
   return config, variables, forward
 
 
 class LearnedProposals:
   """Callable image -> [N, 4] boxes; see the module docstring. `traces` counts shapes."""
 
-  def __init__(self, workdir: str, step: int = -1, score_threshold: float = 0.05,
-               max_proposals: int = 300, nms_iou: float = 0.7, min_side: float = 32.0,
-               scale_step: float = 1.25, border: int = 8, bucket: int = 32):
+  def __init__(
+    self,
+    workdir: str,
+    step: int = -1,
+    score_threshold: float = 0.05,
+    max_proposals: int = 300,
+    nms_iou: float = 0.7,
+    min_side: float = 32.0,
+    scale_step: float = 1.25,
+    border: int = 8,
+    bucket: int = 32,
+  ):
     if not workdir:
-      raise ValueError("learned proposals need proposals.learned.workdir: a workdir of "
-                       "python -m hyperface_jax.main --config=configs/fast_hyperface.py:cpu")
+      raise ValueError(
+        "learned proposals need proposals.learned.workdir: a workdir of "
+        "python -m hyperface_jax.main --config=configs/fast_hyperface.py:cpu"
+      )
     self.config, self.variables, self._forward = _load(workdir, int(step))
     self.window = int(self.config.input_size)
     self.score_threshold, self.max_proposals, self.nms_iou = score_threshold, max_proposals, nms_iou
@@ -67,20 +81,31 @@ class LearnedProposals:
       ph = -(-(sh + 2 * self.border) // self.bucket) * self.bucket
       pw = -(-(sw + 2 * self.border) // self.bucket) * self.bucket
       canvas = np.zeros((ph, pw, 3), np.uint8)  # black, the training crops' fill
-      canvas[self.border:self.border + sh, self.border:self.border + sw] = level
+      canvas[self.border : self.border + sh, self.border : self.border + sw] = level
       x = preprocess.normalize(canvas[None], self.config.data.get("normalize", "minus_half"))
       prob = np.asarray(self._forward(self.variables, x))[0]  # [gh, gw]
-      gy, gx = np.mgrid[:prob.shape[0], :prob.shape[1]]
+      gy, gx = np.mgrid[: prob.shape[0], : prob.shape[1]]
       # Window origin in the level (continuous frame), then in the image.
       ox = fpn.STRIDE * gx - self.border - 0.5
       oy = fpn.STRIDE * gy - self.border - 0.5
       # Keep windows whose centre lies inside the level (the rest scan padding only).
       half = self.window / 2
-      inside = (ox + half >= -0.5) & (ox + half <= sw - 0.5) & (oy + half >= -0.5) & \
-          (oy + half <= sh - 0.5)
+      inside = (
+        (ox + half >= -0.5)
+        & (ox + half <= sw - 0.5)
+        & (oy + half >= -0.5)
+        & (oy + half <= sh - 0.5)
+      )
       sx, sy = w / sw, h / sh
-      b = np.stack([(ox + 0.5) * sx - 0.5, (oy + 0.5) * sy - 0.5,
-                    np.full(ox.shape, self.window * sx), np.full(ox.shape, self.window * sy)], -1)
+      b = np.stack(
+        [
+          (ox + 0.5) * sx - 0.5,
+          (oy + 0.5) * sy - 0.5,
+          np.full(ox.shape, self.window * sx),
+          np.full(ox.shape, self.window * sy),
+        ],
+        -1,
+      )
       all_boxes.append(b[inside])
       all_scores.append(prob[inside])
     return np.concatenate(all_boxes), np.concatenate(all_scores)
@@ -89,10 +114,10 @@ class LearnedProposals:
     boxes, scores = self.score_windows(image)
     keep = scores >= self.score_threshold
     boxes, scores = boxes[keep], scores[keep]
-    order = np.argsort(-scores, kind="stable")[:4 * self.max_proposals]
+    order = np.argsort(-scores, kind="stable")[: 4 * self.max_proposals]
     boxes, scores = boxes[order], scores[order]
     groups = lnms.greedy_groups(boxes, scores, self.nms_iou)
-    lead = np.array([g[0] for g in groups], np.int64)[:self.max_proposals]
+    lead = np.array([g[0] for g in groups], np.int64)[: self.max_proposals]
     return boxes[lead] if len(lead) else np.zeros((0, 4))
 
 

@@ -49,8 +49,9 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 MIN_IMAGE_SIDE = 8  # documented default: below this no face can be detected
 # File extensions Pillow can open (used to pick the images of a folder; a single file is
 # always tried whatever its name).
-IMAGE_EXTENSIONS = frozenset(ext for ext, fmt in Image.registered_extensions().items()
-                             if fmt in Image.OPEN)
+IMAGE_EXTENSIONS = frozenset(
+  ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN
+)
 DEFAULT_MAX_SIDE = 1024  # documented default (TK downscales to <= 999 px, papers.md 1.8)
 
 
@@ -163,8 +164,7 @@ def read_image(path) -> Tuple[np.ndarray, List[str]]:
     message = str(e)
     if "truncated" in message.lower():
       raise ImageReadError(path, f"truncated or corrupt image data ({message})") from None
-    raise ImageReadError(path, f"cannot decode the image ({type(e).__name__}: {message})"
-                         ) from None
+    raise ImageReadError(path, f"cannot decode the image ({type(e).__name__}: {message})") from None
   if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
     raise ImageReadError(path, f"unexpected decoded array {image.dtype} {image.shape}")
   return np.ascontiguousarray(image), notes
@@ -179,6 +179,7 @@ class FittedImage:
     original_size: (H, W) of the upright original.
     scale_xy: (w / W, h / H): fitted pixels per original pixel along x and y.
   """
+
   pixels: np.ndarray
   original_size: Tuple[int, int]
   scale_xy: Tuple[float, float]
@@ -188,8 +189,9 @@ class FittedImage:
     return self.scale_xy != (1.0, 1.0)
 
 
-def fit_to_network(image: np.ndarray, min_side: int = 0, max_side: int = DEFAULT_MAX_SIDE,
-                   name: str = "<image>") -> FittedImage:
+def fit_to_network(
+  image: np.ndarray, min_side: int = 0, max_side: int = DEFAULT_MAX_SIDE, name: str = "<image>"
+) -> FittedImage:
   """Resizes `image` into the network's range (rules in the module doc).
 
   Args:
@@ -206,8 +208,11 @@ def fit_to_network(image: np.ndarray, min_side: int = 0, max_side: int = DEFAULT
   """
   h, w = image.shape[:2]
   if min(h, w) < MIN_IMAGE_SIDE:
-    raise ImageTooSmall(name, f"image of {w}x{h} px is too small: the shorter side must be "
-                        f"at least {MIN_IMAGE_SIDE} px to hold a detectable face")
+    raise ImageTooSmall(
+      name,
+      f"image of {w}x{h} px is too small: the shorter side must be "
+      f"at least {MIN_IMAGE_SIDE} px to hold a detectable face",
+    )
   scale = 1.0
   if max(h, w) > max_side:
     scale = max_side / max(h, w)
@@ -217,9 +222,12 @@ def fit_to_network(image: np.ndarray, min_side: int = 0, max_side: int = DEFAULT
     return FittedImage(image, (h, w), (1.0, 1.0))
   new_w, new_h = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
   if min(new_w, new_h) < MIN_IMAGE_SIDE:
-    raise ImageTooSmall(name, f"image of {w}x{h} px is too elongated: fitting its longer "
-                        f"side to {max_side} px leaves {min(new_w, new_h)} px (< "
-                        f"{MIN_IMAGE_SIDE})")
+    raise ImageTooSmall(
+      name,
+      f"image of {w}x{h} px is too elongated: fitting its longer "
+      f"side to {max_side} px leaves {min(new_w, new_h)} px (< "
+      f"{MIN_IMAGE_SIDE})",
+    )
   interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
   pixels = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
   return FittedImage(pixels, (h, w), (new_w / w, new_h / h))

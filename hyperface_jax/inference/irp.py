@@ -22,8 +22,13 @@ from hyperface_jax.inference.lnms import Detections, select
 NetworkFn = Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], list]
 
 
-def boxes_from_landmarks(landmarks, visibility, image_hw, visibility_threshold: float = 0.5,
-                         rect_fn: Optional[Callable] = None) -> np.ndarray:
+def boxes_from_landmarks(
+  landmarks,
+  visibility,
+  image_hw,
+  visibility_threshold: float = 0.5,
+  rect_fn: Optional[Callable] = None,
+) -> np.ndarray:
   """FaceRectCalculator boxes [N, 4] of predicted landmarks; NaN rows where it fails."""
   rect_fn = rect_fn or face_rect_batched.face_rects  # all candidates in one numpy pass
   h, w = image_hw
@@ -43,11 +48,17 @@ def _usable(boxes, image_hw, min_side: float = 4.0) -> np.ndarray:
   return ok
 
 
-def iterative_region_proposals(network: NetworkFn, images: Sequence[np.ndarray],
-                               detections: Sequence[Detections], *, iterations: int = 1,
-                               score_threshold: float = 0.25,
-                               visibility_threshold: float = 0.5, tie_tolerance: float = 1e-3,
-                               rect_fn: Optional[Callable] = None) -> list[Detections]:
+def iterative_region_proposals(
+  network: NetworkFn,
+  images: Sequence[np.ndarray],
+  detections: Sequence[Detections],
+  *,
+  iterations: int = 1,
+  score_threshold: float = 0.25,
+  visibility_threshold: float = 0.5,
+  tie_tolerance: float = 1e-3,
+  rect_fn: Optional[Callable] = None,
+) -> list[Detections]:
   """Runs IRP on the detections of several images at once.
 
   Args:
@@ -78,8 +89,9 @@ def iterative_region_proposals(network: NetworkFn, images: Sequence[np.ndarray],
   for _ in range(iterations):
     new_boxes, usable = [], []
     for img, dets in zip(images, current, strict=True):
-      boxes = boxes_from_landmarks(dets["landmarks"], dets["visibility"], img.shape[:2],
-                                   visibility_threshold, rect_fn)
+      boxes = boxes_from_landmarks(
+        dets["landmarks"], dets["visibility"], img.shape[:2], visibility_threshold, rect_fn
+      )
       ok = _usable(boxes, img.shape[:2])
       usable.append(ok)
       new_boxes.append(boxes[ok])

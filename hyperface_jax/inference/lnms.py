@@ -51,8 +51,9 @@ def empty_like(dets: Detections) -> Detections:
   return select(dets, np.zeros(0, np.int64))
 
 
-def greedy_groups(boxes, scores, iou_threshold: float,
-                  overlaps: Optional[np.ndarray] = None) -> list[np.ndarray]:
+def greedy_groups(
+  boxes, scores, iou_threshold: float, overlaps: Optional[np.ndarray] = None
+) -> list[np.ndarray]:
   """Greedy NMS grouping: groups of indices, each led by its best-scoring member.
 
   The best remaining box and every remaining box with IoU > `iou_threshold` to it form a
@@ -106,9 +107,13 @@ def _by_score(dets: Detections) -> Detections:
   return select(dets, np.argsort(-np.asarray(dets["score"]), kind="stable"))
 
 
-def plain_nms(dets: Detections, iou_threshold: float = 0.3,
-              score_threshold: float = 0.5, score_mode: str = "max",
-              top_k: int = 5) -> Detections:
+def plain_nms(
+  dets: Detections,
+  iou_threshold: float = 0.3,
+  score_threshold: float = 0.5,
+  score_mode: str = "max",
+  top_k: int = 5,
+) -> Detections:
   """Standard box NMS on "box" (the ablation baseline of papers.md 1.8).
 
   Each group keeps its leader (best score); with score_mode="top_k_mean" the leader
@@ -122,8 +127,9 @@ def plain_nms(dets: Detections, iou_threshold: float = 0.3,
   dets = select(dets, keep)
   groups = greedy_groups(dets["box"], dets["score"], iou_threshold)
   out = select(dets, np.array([g[0] for g in groups], np.int64))
-  out["score"] = np.array([group_score(dets["score"][g], score_mode, top_k) for g in groups],
-                          np.float64).reshape(-1)
+  out["score"] = np.array(
+    [group_score(dets["score"][g], score_mode, top_k) for g in groups], np.float64
+  ).reshape(-1)
   return _by_score(out)
 
 
@@ -134,11 +140,19 @@ def landmark_boxes(landmarks, visibility, visibility_threshold: float = 0.5) -> 
   return box_lib.box_from_points(landmarks, vis)
 
 
-def landmark_nms(dets: Detections, image_hw: Tuple[int, int], *, iou_threshold: float = 0.5,
-                 top_k: int = 5, score_threshold: float = 0.5,
-                 visibility_threshold: float = 0.5, score_mode: str = "max",
-                 group_by: str = "landmark_boxes", output_box: str = "median_landmarks",
-                 box_fn: Optional[Callable] = None) -> Detections:
+def landmark_nms(
+  dets: Detections,
+  image_hw: Tuple[int, int],
+  *,
+  iou_threshold: float = 0.5,
+  top_k: int = 5,
+  score_threshold: float = 0.5,
+  visibility_threshold: float = 0.5,
+  score_mode: str = "max",
+  group_by: str = "landmark_boxes",
+  output_box: str = "median_landmarks",
+  box_fn: Optional[Callable] = None,
+) -> Detections:
   """Landmark-based NMS of papers.md section 1.8 step 4 (see the module docstring).
 
   Args:

@@ -75,8 +75,10 @@ def face_to_original(face, scale_xy):
   if tuple(scale_xy) == (1.0, 1.0):
     return face
   return dataclasses.replace(
-      face, box=image_io.box_to_original(face.box, scale_xy),
-      landmarks=image_io.points_to_original(face.landmarks, scale_xy))
+    face,
+    box=image_io.box_to_original(face.box, scale_xy),
+    landmarks=image_io.points_to_original(face.landmarks, scale_xy),
+  )
 
 
 def face_json(face, track: Optional[int] = None) -> dict:
@@ -87,8 +89,14 @@ def face_json(face, track: Optional[int] = None) -> dict:
   return record
 
 
-def image_record(source: str, original_size, notes: Sequence[str], scale_xy,
-                 faces: Sequence, tracks: Optional[Sequence[int]] = None) -> dict:
+def image_record(
+  source: str,
+  original_size,
+  notes: Sequence[str],
+  scale_xy,
+  faces: Sequence,
+  tracks: Optional[Sequence[int]] = None,
+) -> dict:
   """The per-image JSON: where it came from, its size, conversions, and its faces.
 
   Args:
@@ -100,7 +108,11 @@ def image_record(source: str, original_size, notes: Sequence[str], scale_xy,
     tracks: optional track ids, one per face (videos).
   """
   tracks = [None] * len(faces) if tracks is None else tracks
-  return {"image": source, "width": int(original_size[1]), "height": int(original_size[0]),
-          "conversions": list(notes),
-          "network_scale": [float(scale_xy[0]), float(scale_xy[1])],
-          "faces": [face_json(f, t) for f, t in zip(faces, tracks, strict=True)]}
+  return {
+    "image": source,
+    "width": int(original_size[1]),
+    "height": int(original_size[0]),
+    "conversions": list(notes),
+    "network_scale": [float(scale_xy[0]), float(scale_xy[1])],
+    "faces": [face_json(f, t) for f, t in zip(faces, tracks, strict=True)],
+  }

@@ -41,11 +41,13 @@ class LandmarkSmoother:
     """(previous index, current index) pairs of the IoU assignment above the threshold."""
     if len(previous_boxes) == 0 or len(boxes) == 0:
       return []
-    overlap = box_lib.iou(np.asarray(previous_boxes, np.float64),
-                          np.asarray(boxes, np.float64))
+    overlap = box_lib.iou(np.asarray(previous_boxes, np.float64), np.asarray(boxes, np.float64))
     rows, cols = linear_sum_assignment(-overlap)
-    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True)
-            if overlap[r, c] >= self.iou_threshold]
+    return [
+      (int(r), int(c))
+      for r, c in zip(rows, cols, strict=True)
+      if overlap[r, c] >= self.iou_threshold
+    ]
 
   def update(self, faces: Sequence) -> List[Tuple[int, object]]:
     """Smooths one frame's faces (dataclasses with box, landmarks, ...).
@@ -53,18 +55,21 @@ class LandmarkSmoother:
     Returns:
       (track id, smoothed face) for every face, in the input order.
     """
-    matches = dict((c, r) for r, c in self.match([f.box for _, f in self._previous],
-                                                 [f.box for f in faces]))
+    matches = dict(
+      (c, r) for r, c in self.match([f.box for _, f in self._previous], [f.box for f in faces])
+    )
     out = []
     for i, face in enumerate(faces):
       if i in matches:
         track, past = self._previous[matches[i]]
         a = self.alpha
         face = dataclasses.replace(
-            face,
-            box=a * np.asarray(past.box, np.float64) + (1 - a) * np.asarray(face.box),
-            landmarks=(a * np.asarray(past.landmarks, np.float64)
-                       + (1 - a) * np.asarray(face.landmarks)))
+          face,
+          box=a * np.asarray(past.box, np.float64) + (1 - a) * np.asarray(face.box),
+          landmarks=(
+            a * np.asarray(past.landmarks, np.float64) + (1 - a) * np.asarray(face.landmarks)
+          ),
+        )
       else:
         track, self._next_id = self._next_id, self._next_id + 1
       out.append((track, face))

@@ -54,9 +54,17 @@ def _frames(capture, batch_size: int) -> Iterator[List[np.ndarray]]:
     yield batch
 
 
-def process_video(analyzer, path: str, out_dir: str, name: str, *, batch_size: int = 8,
-                  min_side: int = 0, max_side: int = image_io.DEFAULT_MAX_SIDE,
-                  smoothing_alpha: float = 0.0) -> Dict[str, int]:
+def process_video(
+  analyzer,
+  path: str,
+  out_dir: str,
+  name: str,
+  *,
+  batch_size: int = 8,
+  min_side: int = 0,
+  max_side: int = image_io.DEFAULT_MAX_SIDE,
+  smoothing_alpha: float = 0.0,
+) -> Dict[str, int]:
   """Runs the analyzer on every frame of a video (outputs in the module doc).
 
   Args:
@@ -76,8 +84,10 @@ def process_video(analyzer, path: str, out_dir: str, name: str, *, batch_size: i
   """
   capture = cv2.VideoCapture(os.fspath(path))
   if not capture.isOpened():
-    raise VideoError(f"{path}: cannot open the video (OpenCV's FFMPEG backend could not read "
-                     "it: a missing or corrupt file, an unsupported codec, or not a video)")
+    raise VideoError(
+      f"{path}: cannot open the video (OpenCV's FFMPEG backend could not read "
+      "it: a missing or corrupt file, an unsupported codec, or not a video)"
+    )
   fps = capture.get(cv2.CAP_PROP_FPS)
   fps = fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
   smoother = smoothing.LandmarkSmoother(smoothing_alpha) if smoothing_alpha > 0 else None
@@ -85,11 +95,16 @@ def process_video(analyzer, path: str, out_dir: str, name: str, *, batch_size: i
   jsonl_path = os.path.join(out_dir, name + ".jsonl")
   frame_index, num_faces, writer = 0, 0, None
   try:
-    with outputs.atomic_path(video_path) as tmp_video, \
-        outputs.atomic_path(jsonl_path) as tmp_jsonl, open(tmp_jsonl, "w") as lines:
+    with (
+      outputs.atomic_path(video_path) as tmp_video,
+      outputs.atomic_path(jsonl_path) as tmp_jsonl,
+      open(tmp_jsonl, "w") as lines,
+    ):
       for batch in _frames(capture, batch_size):
-        fitted = [image_io.fit_to_network(f, min_side, max_side, name=f"{path} frame "
-                                          f"{frame_index}") for f in batch]
+        fitted = [
+          image_io.fit_to_network(f, min_side, max_side, name=f"{path} frame {frame_index}")
+          for f in batch
+        ]
         results = analyzer([f.pixels for f in fitted])
         for frame, fit, faces in zip(batch, fitted, results, strict=True):
           faces = [outputs.face_to_original(f, fit.scale_xy) for f in faces]
@@ -98,15 +113,21 @@ def process_video(analyzer, path: str, out_dir: str, name: str, *, batch_size: i
             tracked = smoother.update(faces)
             tracks, faces = [t for t, _ in tracked], [f for _, f in tracked]
           if writer is None:
-            writer = cv2.VideoWriter(tmp_video, cv2.VideoWriter_fourcc(*FOURCC), fps,
-                                     (frame.shape[1], frame.shape[0]))
+            writer = cv2.VideoWriter(
+              tmp_video, cv2.VideoWriter_fourcc(*FOURCC), fps, (frame.shape[1], frame.shape[0])
+            )
             if not writer.isOpened():
               raise VideoError(f"{video_path}: OpenCV cannot write an {FOURCC!r} video here")
           drawn = viz.draw_faces(frame, faces)
           writer.write(np.ascontiguousarray(drawn[:, :, ::-1]))
-          record = {"frame": frame_index, "time_s": round(frame_index / fps, 6),
-                    "faces": [outputs.face_json(f, None if tracks is None else tracks[i])
-                              for i, f in enumerate(faces)]}
+          record = {
+            "frame": frame_index,
+            "time_s": round(frame_index / fps, 6),
+            "faces": [
+              outputs.face_json(f, None if tracks is None else tracks[i])
+              for i, f in enumerate(faces)
+            ],
+          }
           lines.write(json.dumps(record) + "\n")
           frame_index += 1
           num_faces += len(faces)

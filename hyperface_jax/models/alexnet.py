@@ -86,8 +86,9 @@ class AlexNetBackbone(nn.Module):
 
   def block(self, name, x, features, kernel, stride, pad, groups=1, train=False):
     conv = self.conv(name, features, kernel, stride, pad, groups)
-    return conv_norm_relu(conv, x, norm=self.norm, train=train,
-                          axis_name=self.norm_axis_name, name=name)
+    return conv_norm_relu(
+      conv, x, norm=self.norm, train=train, axis_name=self.norm_axis_name, name=name
+    )
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> Dict[str, jax.Array]:

@@ -60,8 +60,10 @@ class FastProposalNet(nn.Module):
       train: BatchNorm in training mode.
     """
     if images.ndim != 4 or images.shape[-1] != 3 or min(images.shape[1:3]) < RECEPTIVE_FIELD:
-      raise ValueError(f"FastProposalNet expects images [B, H, W, 3] with H, W >= "
-                       f"{RECEPTIVE_FIELD}; got {images.shape}.")
+      raise ValueError(
+        f"FastProposalNet expects images [B, H, W, 3] with H, W >= "
+        f"{RECEPTIVE_FIELD}; got {images.shape}."
+      )
     w = lambda c: max(4, int(round(c * self.width)))
     kw = dict(norm=self.norm, train=train, axis_name=self.norm_axis_name)
     x = conv_norm_relu(_conv(w(16), 3, "conv1", self.dtype), images, name="conv1", **kw)

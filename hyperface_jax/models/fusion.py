@@ -80,8 +80,14 @@ class HyperFusion(nn.Module):
   dtype: Any = jnp.float32
 
   def block(self, name, x, features, kernel, stride, train):
-    return conv_norm_relu(self.conv(name, features, kernel, stride), x, norm=self.norm,
-                          train=train, axis_name=self.norm_axis_name, name=name)
+    return conv_norm_relu(
+      self.conv(name, features, kernel, stride),
+      x,
+      norm=self.norm,
+      train=train,
+      axis_name=self.norm_axis_name,
+      name=name,
+    )
 
   def conv(self, name: str, features: int, kernel: int, stride: int) -> nn.Conv:
     return nn.Conv(

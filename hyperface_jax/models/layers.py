@@ -89,7 +89,10 @@ def conv_norm_relu(conv: "nn.Conv", x, *, norm: str, train: bool, axis_name=None
     raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
   y = conv(x)
   if norm == "batch":
-    y = nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                     axis_name=norm_axis(axis_name) if train else None,
-                     name=f"{name}_bn")(y)
+    y = nn.BatchNorm(
+      use_running_average=not train,
+      momentum=0.9,
+      axis_name=norm_axis(axis_name) if train else None,
+      name=f"{name}_bn",
+    )(y)
   return nn.relu(y)

@@ -58,11 +58,22 @@ class RCNNFaceAlexNet(nn.Module):
       loss and evaluator compute nothing else (losses.hyperface_present_losses,
       evaluation/detection_regions.py).
     """
-    feats = AlexNetBackbone(width=self.width, conv_groups=self.conv_groups, lrn=self.lrn,
-                            norm=self.norm, norm_axis_name=self.norm_axis_name,
-                            dtype=self.dtype, name="backbone")(images, train)
+    feats = AlexNetBackbone(
+      width=self.width,
+      conv_groups=self.conv_groups,
+      lrn=self.lrn,
+      norm=self.norm,
+      norm_axis_name=self.norm_axis_name,
+      dtype=self.dtype,
+      name="backbone",
+    )(images, train)
     x = feats["pool5"].reshape((images.shape[0], -1))  # NHWC flatten order
     fc6 = max(8, int(round(self.fc6 * self.width)))
-    logits = AlexNetHead(hidden=(fc6, self.fc7), num_classes=2, dropout=self.dropout,
-                         dtype=self.dtype, name="classifier")(x, train)
+    logits = AlexNetHead(
+      hidden=(fc6, self.fc7),
+      num_classes=2,
+      dropout=self.dropout,
+      dtype=self.dtype,
+      name="classifier",
+    )(x, train)
     return {"detection": logits.astype(jnp.float32)}

@@ -230,6 +230,12 @@ def backbone_of(module: nn.Module) -> "ResNet":
   """The ResNet named "backbone" built from `module`'s fields (depth, base_width,
   stride_in_1x1, caffe_pool, norm_axis_name, dtype): the one place the classifiers and
   HyperFace-ResNet construct it, so their backbone trees stay identical (transplanting)."""
-  return ResNet(module.depth, base_width=module.base_width,
-                stride_in_1x1=module.stride_in_1x1, caffe_pool=module.caffe_pool,
-                norm_axis_name=module.norm_axis_name, dtype=module.dtype, name="backbone")
+  return ResNet(
+    module.depth,
+    base_width=module.base_width,
+    stride_in_1x1=module.stride_in_1x1,
+    caffe_pool=module.caffe_pool,
+    norm_axis_name=module.norm_axis_name,
+    dtype=module.dtype,
+    name="backbone",
+  )

@@ -45,12 +45,12 @@ _VERSION = tfds.core.Version("1.0.0")
 _SEX = {"m": 0, "f": 1}  # DESIGN.md section 6
 # Tables and the columns this builder reads (papers.md section 5.1).
 REQUIRED_COLUMNS = {
-    "FaceImages": ("file_id", "filepath"),
-    "Faces": ("face_id", "file_id"),
-    "FaceRect": ("face_id", "x", "y", "w", "h"),
-    "FacePose": ("face_id", "roll", "pitch", "yaw"),
-    "FaceMetaData": ("face_id", "sex"),
-    "FeatureCoords": ("face_id", "feature_id", "x", "y"),
+  "FaceImages": ("file_id", "filepath"),
+  "Faces": ("face_id", "file_id"),
+  "FaceRect": ("face_id", "x", "y", "w", "h"),
+  "FacePose": ("face_id", "roll", "pitch", "yaw"),
+  "FaceMetaData": ("face_id", "sex"),
+  "FeatureCoords": ("face_id", "feature_id", "x", "y"),
 }
 _QUERY = """
 SELECT fi.filepath, f.face_id,
@@ -71,10 +71,16 @@ def find_root(manual_dir) -> str:
   """The folder holding aflw.sqlite and flickr/ (manual_dir itself or manual_dir/aflw/data)."""
   for sub in ("", os.path.join("aflw", "data")):
     if manual_dir is not None and os.path.exists(
-        os.path.join(os.fspath(manual_dir), sub, "aflw.sqlite")):
+      os.path.join(os.fspath(manual_dir), sub, "aflw.sqlite")
+    ):
       return os.path.join(os.fspath(manual_dir), sub)
-  manual.require(manual_dir, "aflw.sqlite", dataset="aflw", url=URL,
-                 hint="aflw-db.tar.gz holds it as aflw/data/aflw.sqlite; either place works")
+  manual.require(
+    manual_dir,
+    "aflw.sqlite",
+    dataset="aflw",
+    url=URL,
+    hint="aflw-db.tar.gz holds it as aflw/data/aflw.sqlite; either place works",
+  )
   raise AssertionError("unreachable")
 
 
@@ -83,12 +89,16 @@ def check_schema(conn, sqlite_path) -> None:
   for table, columns in REQUIRED_COLUMNS.items():
     have = {row[1].lower() for row in conn.execute(f"PRAGMA table_info({table})")}
     if not have:
-      raise manual.AnnotationError(sqlite_path, None, f"table {table} is missing "
-                                   f"(expected the AFLW schema, papers.md section 5.1)")
+      raise manual.AnnotationError(
+        sqlite_path,
+        None,
+        f"table {table} is missing (expected the AFLW schema, papers.md section 5.1)",
+      )
     for col in columns:
       if col.lower() not in have:
-        raise manual.AnnotationError(f"{sqlite_path}:{table}", None,
-                                     f"column {col!r} is missing; columns: {sorted(have)}")
+        raise manual.AnnotationError(
+          f"{sqlite_path}:{table}", None, f"column {col!r} is missing; columns: {sorted(have)}"
+        )
 
 
 def _normalised(name) -> str:
@@ -114,29 +124,36 @@ class _FaceRows:
 
   def __init__(self, sqlite_path: str, face_id: int):
     self.where, self.face_id = sqlite_path, face_id
-    self.tables: Dict[str, Dict[int, tuple]] = {"FaceRect": {}, "FacePose": {},
-                                                "FaceMetaData": {}}
+    self.tables: Dict[str, Dict[int, tuple]] = {"FaceRect": {}, "FacePose": {}, "FaceMetaData": {}}
     self.coords: Dict[int, Tuple[int, float, float]] = {}  # feature_id -> (rowid, x, y)
 
   def _err(self, table, rowid, message):
-    return manual.AnnotationError(f"{self.where}:{table}", rowid,
-                                  f"face_id {self.face_id}: {message}")
+    return manual.AnnotationError(
+      f"{self.where}:{table}", rowid, f"face_id {self.face_id}: {message}"
+    )
 
   def add(self, row) -> None:
-    for table, (rowid, values) in zip(self.tables, ((row[2], row[3:7]), (row[7], row[8:11]),
-                                                    (row[11], row[12:13])), strict=True):
+    for table, (rowid, values) in zip(
+      self.tables, ((row[2], row[3:7]), (row[7], row[8:11]), (row[11], row[12:13])), strict=True
+    ):
       if rowid is not None:
         self.tables[table][rowid] = tuple(values)
     c_rowid, feature_id, x, y = row[13:17]
     if c_rowid is None:
       return
     if not isinstance(feature_id, int) or not 1 <= feature_id <= 21:
-      raise self._err("FeatureCoords", c_rowid,
-                      f"feature_id {feature_id!r} is outside 1..21 (AFLW-21, papers.md 1.13)")
+      raise self._err(
+        "FeatureCoords",
+        c_rowid,
+        f"feature_id {feature_id!r} is outside 1..21 (AFLW-21, papers.md 1.13)",
+      )
     old = self.coords.get(feature_id)
     if old is not None and old[0] != c_rowid and (old[1], old[2]) != (x, y):
-      raise self._err("FeatureCoords", c_rowid, f"feature_id {feature_id} at ({x}, {y}) "
-                      f"contradicts row {old[0]} at ({old[1]}, {old[2]})")
+      raise self._err(
+        "FeatureCoords",
+        c_rowid,
+        f"feature_id {feature_id} at ({x}, {y}) contradicts row {old[0]} at ({old[1]}, {old[2]})",
+      )
     self.coords[feature_id] = (c_rowid, x, y)
 
   def _single(self, table) -> Tuple[Optional[int], Optional[tuple]]:
@@ -192,9 +209,11 @@ def iterate_images(conn, sqlite_path) -> Iterator[Tuple[str, List[Dict[str, obje
       path, faces = filepath, []
     if current is None:
       if face_id in seen_faces and seen_faces[face_id] != filepath:
-        raise manual.AnnotationError(f"{sqlite_path}:Faces", None,
-                                     f"face_id {face_id} belongs to two images "
-                                     f"({seen_faces[face_id]}, {filepath})")
+        raise manual.AnnotationError(
+          f"{sqlite_path}:Faces",
+          None,
+          f"face_id {face_id} belongs to two images ({seen_faces[face_id]}, {filepath})",
+        )
       seen_faces[face_id] = filepath
       current = _FaceRows(sqlite_path, face_id)
     current.add(row)
@@ -209,32 +228,46 @@ class Aflw(tfds.core.GeneratorBasedBuilder):
 
   VERSION = _VERSION
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      f"Request AFLW at {URL}; extract aflw-db.tar.gz and aflw-images-{{0,2,3}}.tar.gz so "
-      "that manual_dir/aflw/data/aflw.sqlite (or manual_dir/aflw.sqlite) and "
-      "flickr/{0,2,3}/ next to it exist (docs/datasets/aflw.md).")
+    f"Request AFLW at {URL}; extract aflw-db.tar.gz and aflw-images-{{0,2,3}}.tar.gz so "
+    "that manual_dir/aflw/data/aflw.sqlite (or manual_dir/aflw.sqlite) and "
+    "flickr/{0,2,3}/ next to it exist (docs/datasets/aflw.md)."
+  )
 
   def _info(self):
     return self.dataset_info_from_configs(
-        description=__doc__.split("\n\n")[0] + " Bad-image counts are in the metadata.",
-        features=manual.face_scene_features(
-            face_extra={"face_id": tfds.features.Tensor(shape=(), dtype=np.int64)}),
-        homepage=URL, metadata=tfds.core.MetadataDict())
+      description=__doc__.split("\n\n")[0] + " Bad-image counts are in the metadata.",
+      features=manual.face_scene_features(
+        face_extra={"face_id": tfds.features.Tensor(shape=(), dtype=np.int64)}
+      ),
+      homepage=URL,
+      metadata=tfds.core.MetadataDict(),
+    )
 
   def _split_generators(self, dl_manager):
     root = find_root(dl_manager.manual_dir)
     sqlite_path = os.path.join(root, "aflw.sqlite")
-    manual.require(root, "flickr", dataset="aflw", url=URL,
-                   hint="extract aflw-images-{0,2,3}.tar.gz next to aflw.sqlite")
+    manual.require(
+      root,
+      "flickr",
+      dataset="aflw",
+      url=URL,
+      hint="extract aflw-images-{0,2,3}.tar.gz next to aflw.sqlite",
+    )
     with aflw_split.connect_readonly(sqlite_path) as conn:
       check_schema(conn, sqlite_path)
       mismatches = feature_name_mismatches(conn)
       if mismatches:  # a warning, not an error: the descr spelling of releases may vary
-        logging.warning("aflw: FeatureCoordTypes names differ from the AFLW-21 order of "
-                        "data/schemes.py (landmarks may be permuted): %s", mismatches)
+        logging.warning(
+          "aflw: FeatureCoordTypes names differ from the AFLW-21 order of "
+          "data/schemes.py (landmarks may be permuted): %s",
+          mismatches,
+        )
       self.info.metadata["feature_name_mismatches"] = mismatches
       test_ids = self._test_faces(conn)
-    return {"train": self._generate_examples(root, test_ids, "train"),
-            "test": self._generate_examples(root, test_ids, "test")}
+    return {
+      "train": self._generate_examples(root, test_ids, "train"),
+      "test": self._generate_examples(root, test_ids, "test"),
+    }
 
   def _test_faces(self, conn) -> Set[int]:
     listed = aflw_split.read_face_ids()
@@ -243,14 +276,21 @@ class Aflw(tfds.core.GeneratorBasedBuilder):
     if listed:
       missing = sorted(set(listed) - available)
       if missing:
-        logging.warning("aflw: %d of %d listed test faces are not in this database "
-                        "(other AFLW release?): %s", len(missing), len(listed), missing[:20])
+        logging.warning(
+          "aflw: %d of %d listed test faces are not in this database (other AFLW release?): %s",
+          len(missing),
+          len(listed),
+          missing[:20],
+        )
       meta["test_faces_source"] = "repository list aflw_test_faces.txt"
       meta["test_faces_missing"] = missing
       return set(listed) & available
     rule = aflw_split.select_test_faces(aflw_split.image_face_ids(conn))
-    logging.warning("aflw: aflw_test_faces.txt lists no ids; applying its rule to this "
-                    "database (%d test faces). Commit them with the aflw_split CLI.", len(rule))
+    logging.warning(
+      "aflw: aflw_test_faces.txt lists no ids; applying its rule to this "
+      "database (%d test faces). Commit them with the aflw_split CLI.",
+      len(rule),
+    )
     meta["test_faces_source"] = "aflw_split rule applied to this database"
     meta["test_faces_missing"] = []
     return set(rule)
@@ -271,4 +311,5 @@ class Aflw(tfds.core.GeneratorBasedBuilder):
     self.info.metadata[f"{split}/num_images"] = stats["num_images"]
     self.info.metadata[f"{split}/num_bad_images"] = stats["num_bad_images"]
     self.info.metadata[f"{split}/bad_images"] = [
-        os.path.relpath(p, os.path.join(root, "flickr")) for p in stats["bad_images"]]
+      os.path.relpath(p, os.path.join(root, "flickr")) for p in stats["bad_images"]
+    ]

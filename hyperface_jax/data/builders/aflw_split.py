@@ -44,15 +44,18 @@ def connect_readonly(path) -> sqlite3.Connection:
 def image_face_ids(conn: sqlite3.Connection) -> Dict[str, List[int]]:
   """filepath -> sorted face_ids of the faces reachable through the Faces/FaceImages join."""
   out: Dict[str, List[int]] = {}
-  rows = conn.execute("SELECT fi.filepath, f.face_id FROM Faces f JOIN FaceImages fi "
-                      "ON fi.file_id = f.file_id ORDER BY fi.filepath, f.face_id")
+  rows = conn.execute(
+    "SELECT fi.filepath, f.face_id FROM Faces f JOIN FaceImages fi "
+    "ON fi.file_id = f.file_id ORDER BY fi.filepath, f.face_id"
+  )
   for filepath, face_id in rows:
     out.setdefault(str(filepath), []).append(int(face_id))
   return out
 
 
-def select_test_faces(images: Dict[str, Sequence[int]], seed: int = DEFAULT_SEED,
-                      num_faces: int = DEFAULT_NUM_FACES) -> List[int]:
+def select_test_faces(
+  images: Dict[str, Sequence[int]], seed: int = DEFAULT_SEED, num_faces: int = DEFAULT_NUM_FACES
+) -> List[int]:
   """The rule of this module's docstring: whole images in seeded order until num_faces."""
   paths = sorted(images)
   chosen: List[int] = []
@@ -76,8 +79,7 @@ def read_face_ids(path: str = TEST_FACES_FILE) -> List[int]:
       try:
         ids.append(int(text))
       except ValueError:
-        raise AnnotationError(path, number, f"expected one integer face_id, got {text!r}") \
-            from None
+        raise AnnotationError(path, number, f"expected one integer face_id, got {text!r}") from None
   return ids
 
 
@@ -100,8 +102,12 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   with connect_readonly(args.sqlite) as conn:
     ids = select_test_faces(image_face_ids(conn), args.seed, args.num_faces)
-  write_face_ids(ids, args.output, f"AFLW HyperFace test faces: seed {args.seed}, "
-                 f">= {args.num_faces} faces in whole images (aflw_split.py rule)")
+  write_face_ids(
+    ids,
+    args.output,
+    f"AFLW HyperFace test faces: seed {args.seed}, "
+    f">= {args.num_faces} faces in whole images (aflw_split.py rule)",
+  )
   print(f"wrote {len(ids)} face ids to {args.output}")
   return 0
 

@@ -40,10 +40,16 @@ def find_root(manual_dir) -> str:
   """The folder with anno.mat (manual_dir or one of its AFW/, testimages/ subfolders)."""
   for sub in _SUBDIRS:
     if manual_dir is not None and os.path.exists(
-        os.path.join(os.fspath(manual_dir), sub, "anno.mat")):
+      os.path.join(os.fspath(manual_dir), sub, "anno.mat")
+    ):
       return os.path.join(os.fspath(manual_dir), sub)
-  manual.require(manual_dir, "anno.mat", dataset="afw", url=URL,
-                 hint="anno.mat and the *.jpg images of the AFW release, in one folder")
+  manual.require(
+    manual_dir,
+    "anno.mat",
+    dataset="afw",
+    url=URL,
+    hint="anno.mat and the *.jpg images of the AFW release, in one folder",
+  )
   raise AssertionError("unreachable")
 
 
@@ -67,31 +73,46 @@ def parse_anno(path):
   try:
     anno = sio.loadmat(path)["anno"]
   except KeyError:
-    raise manual.AnnotationError(path, None, "no variable 'anno' (expected the AFW cell "
-                                 "array [num_images, 4])") from None
+    raise manual.AnnotationError(
+      path, None, "no variable 'anno' (expected the AFW cell array [num_images, 4])"
+    ) from None
   if anno.dtype != object or anno.ndim != 2 or anno.shape[1] < 4:
-    raise manual.AnnotationError(path, None, f"anno has shape {anno.shape} / {anno.dtype}; "
-                                 "expected a cell array [num_images, 4]")
+    raise manual.AnnotationError(
+      path,
+      None,
+      f"anno has shape {anno.shape} / {anno.dtype}; expected a cell array [num_images, 4]",
+    )
   for i in range(anno.shape[0]):
     row = f"anno{{{i + 1},:}}"  # MATLAB 1-based cell row in messages
     name = _text(anno[i, 0])
     boxes, points, poses = (_cells(anno[i, k]) for k in (1, 2, 3))
     if not (len(boxes) == len(points) == len(poses)):
-      raise manual.AnnotationError(path, i + 1, f"{row} ({name}): {len(boxes)} boxes, "
-                                   f"{len(points)} landmark sets, {len(poses)} poses differ")
+      raise manual.AnnotationError(
+        path,
+        i + 1,
+        f"{row} ({name}): {len(boxes)} boxes, "
+        f"{len(points)} landmark sets, {len(poses)} poses differ",
+      )
     faces = []
     for j, (b, p, q) in enumerate(zip(boxes, points, poses, strict=True)):
       b = np.asarray(b, np.float64)
       p = np.asarray(p, np.float64)
       q = np.asarray(q, np.float64).reshape(-1)
       if b.shape != (2, 2) or p.shape != (6, 2) or q.shape != (3,):
-        raise manual.AnnotationError(path, i + 1, f"{row} ({name}) face {j + 1}: box "
-                                     f"{b.shape}, landmarks {p.shape}, pose {q.shape}; "
-                                     "expected (2, 2), (6, 2), (3,)")
+        raise manual.AnnotationError(
+          path,
+          i + 1,
+          f"{row} ({name}) face {j + 1}: box "
+          f"{b.shape}, landmarks {p.shape}, pose {q.shape}; "
+          "expected (2, 2), (6, 2), (3,)",
+        )
       (x1, y1), (x2, y2) = b - 1.0  # 1-based MATLAB -> 0-based (DESIGN.md section 6)
       if x2 <= x1 or y2 <= y1:
-        raise manual.AnnotationError(path, i + 1, f"{row} ({name}) face {j + 1}: box "
-                                     f"corners {b.tolist()} give a non-positive size")
+        raise manual.AnnotationError(
+          path,
+          i + 1,
+          f"{row} ({name}) face {j + 1}: box corners {b.tolist()} give a non-positive size",
+        )
       visible6 = np.all(np.isfinite(p), axis=1) & np.all(p > 0, axis=1)
       landmarks = np.zeros((21, 2), np.float32)
       visibility = np.zeros(21, np.float32)
@@ -100,9 +121,12 @@ def parse_anno(path):
           landmarks[idx] = p[k] - 1.0
           visibility[idx] = 1.0
       yaw, pitch, roll = np.radians(q)
-      labels = dict(box=[x1, y1, x2 - x1, y2 - y1], visibility=visibility,
-                    landmarks6=np.where(visible6[:, None], p - 1.0, 0).astype(np.float32),
-                    visibility6=visible6.astype(np.float32))
+      labels = dict(
+        box=[x1, y1, x2 - x1, y2 - y1],
+        visibility=visibility,
+        landmarks6=np.where(visible6[:, None], p - 1.0, 0).astype(np.float32),
+        visibility6=visible6.astype(np.float32),
+      )
       if visible6.any():
         labels["landmarks"] = landmarks
       if np.all(np.isfinite(q)):
@@ -116,17 +140,23 @@ class Afw(tfds.core.GeneratorBasedBuilder):
 
   VERSION = _VERSION
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      f"Download AFW from {URL} (AFW.zip) and extract anno.mat and the images into "
-      "manual_dir (docs/datasets/afw.md).")
+    f"Download AFW from {URL} (AFW.zip) and extract anno.mat and the images into "
+    "manual_dir (docs/datasets/afw.md)."
+  )
 
   def _info(self):
     f32 = np.float32
     return self.dataset_info_from_configs(
-        description=__doc__.split("\n\n")[0],
-        features=manual.face_scene_features(face_extra={
-            "landmarks6": tfds.features.Tensor(shape=(6, 2), dtype=f32),
-            "visibility6": tfds.features.Tensor(shape=(6,), dtype=f32)}),
-        homepage=URL, metadata=tfds.core.MetadataDict())
+      description=__doc__.split("\n\n")[0],
+      features=manual.face_scene_features(
+        face_extra={
+          "landmarks6": tfds.features.Tensor(shape=(6, 2), dtype=f32),
+          "visibility6": tfds.features.Tensor(shape=(6,), dtype=f32),
+        }
+      ),
+      homepage=URL,
+      metadata=tfds.core.MetadataDict(),
+    )
 
   def _split_generators(self, dl_manager):
     root = find_root(dl_manager.manual_dir)
@@ -137,8 +167,9 @@ class Afw(tfds.core.GeneratorBasedBuilder):
     seen = set()
     for name, faces in parse_anno(os.path.join(root, "anno.mat")):
       if name in seen:
-        raise manual.AnnotationError(os.path.join(root, "anno.mat"), None,
-                                     f"image {name} has two rows in anno")
+        raise manual.AnnotationError(
+          os.path.join(root, "anno.mat"), None, f"image {name} has two rows in anno"
+        )
       seen.add(name)
       # A missing or corrupt image is skipped and listed (1 % rule of manual.ImageReader).
       got = reader.read_encoded(os.path.join(root, name))

@@ -37,17 +37,26 @@ _GENDER_FEMALE_IF_NOT = lists.ATTRIBUTE_INDEX["Male"]
 @dataclasses.dataclass
 class CelebAConfig(tfds.core.BuilderConfig):
   """Which image folder and landmark list to read (and whether boxes come from a list)."""
+
   images: str = "img_align_celeba"
   landmarks_file: str = "list_landmarks_align_celeba.txt"
   bbox_file: str = ""  # "" = derive the box from the landmarks
 
 
 CONFIGS = (
-    CelebAConfig(name="aligned", version=_VERSION,
-                 description="Aligned and cropped 178x218 images; box from landmarks."),
-    CelebAConfig(name="in_the_wild", version=_VERSION, images="img_celeba",
-                 landmarks_file="list_landmarks_celeba.txt", bbox_file="list_bbox_celeba.txt",
-                 description="Original images with list_bbox_celeba.txt boxes."),
+  CelebAConfig(
+    name="aligned",
+    version=_VERSION,
+    description="Aligned and cropped 178x218 images; box from landmarks.",
+  ),
+  CelebAConfig(
+    name="in_the_wild",
+    version=_VERSION,
+    images="img_celeba",
+    landmarks_file="list_landmarks_celeba.txt",
+    bbox_file="list_bbox_celeba.txt",
+    description="Original images with list_bbox_celeba.txt boxes.",
+  ),
 )
 
 
@@ -64,14 +73,14 @@ class CelebAAnnotations:
     self.image_dir = find((config.images, f"Img/{config.images}"))
     self.attributes = lists.read_attributes(find(_anno("list_attr_celeba.txt")))
     self.landmarks = lists.read_landmarks(find(_anno(config.landmarks_file)))
-    self.bboxes = (lists.read_bboxes(find(_anno(config.bbox_file)))
-                   if config.bbox_file else None)
+    self.bboxes = lists.read_bboxes(find(_anno(config.bbox_file))) if config.bbox_file else None
     self.identity = lists.read_plain(find(_anno("identity_CelebA.txt")), 1, "identity")
 
   def check_listed(self, names, listed_in: str):
     """AnnotationError (naming the list lacking the row) unless every name has every row."""
     tables = [self.attributes, self.landmarks, self.identity] + (
-        [self.bboxes] if self.bboxes is not None else [])
+      [self.bboxes] if self.bboxes is not None else []
+    )
     for table in tables:
       missing = [n for n in names if n not in table.index]
       if missing:
@@ -92,19 +101,26 @@ class CelebAAnnotations:
       x, y, w, h = box
       if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise manual.AnnotationError(
-            self.bboxes.path, box_line, f"box {box.tolist()} lies outside the "
-            f"{width}x{height} image {name}")
+          self.bboxes.path,
+          box_line,
+          f"box {box.tolist()} lies outside the {width}x{height} image {name}",
+        )
     else:
       box = face_crops.box_from_five(points)
     identity, _ = self.identity.row(name)
     return face_crops.crop_example(
-        image, name, box=box, landmarks5=points,
-        visibility5=face_crops.inside_image(points, width, height),
-        attributes=attrs, gender=1 - int(attrs[_GENDER_FEMALE_IF_NOT]),
-        smiling=int(attrs[lists.ATTRIBUTE_INDEX["Smiling"]]),
-        eyeglasses=int(attrs[lists.ATTRIBUTE_INDEX["Eyeglasses"]]),
-        mouth_open=int(attrs[lists.ATTRIBUTE_INDEX["Mouth_Slightly_Open"]]),
-        identity=int(identity[0]))
+      image,
+      name,
+      box=box,
+      landmarks5=points,
+      visibility5=face_crops.inside_image(points, width, height),
+      attributes=attrs,
+      gender=1 - int(attrs[_GENDER_FEMALE_IF_NOT]),
+      smiling=int(attrs[lists.ATTRIBUTE_INDEX["Smiling"]]),
+      eyeglasses=int(attrs[lists.ATTRIBUTE_INDEX["Eyeglasses"]]),
+      mouth_open=int(attrs[lists.ATTRIBUTE_INDEX["Mouth_Slightly_Open"]]),
+      identity=int(identity[0]),
+    )
 
 
 def generate(builder, annotations: CelebAAnnotations, split: str, names):
@@ -115,8 +131,7 @@ def generate(builder, annotations: CelebAAnnotations, split: str, names):
     example = annotations.example(name, reader)
     if example is not None:
       yield name, example
-  face_crops.record_image_stats(builder.info, split, reader.finish(),
-                                annotations.image_dir)
+  face_crops.record_image_stats(builder.info, split, reader.finish(), annotations.image_dir)
 
 
 class Celeba(tfds.core.GeneratorBasedBuilder):
@@ -125,31 +140,35 @@ class Celeba(tfds.core.GeneratorBasedBuilder):
   VERSION = _VERSION
   BUILDER_CONFIGS = list(CONFIGS)
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      f"Download CelebA from {URL} (Google Drive: Img/, Anno/, Eval/). Extract "
-      "img_align_celeba.zip (config aligned) or img_celeba.7z (config in_the_wild) and put "
-      "the folder with Anno/*.txt and Eval/list_eval_partition.txt in manual_dir "
-      "(flat or in Img/ Anno/ Eval/). See docs/datasets/celeba.md.")
+    f"Download CelebA from {URL} (Google Drive: Img/, Anno/, Eval/). Extract "
+    "img_align_celeba.zip (config aligned) or img_celeba.7z (config in_the_wild) and put "
+    "the folder with Anno/*.txt and Eval/list_eval_partition.txt in manual_dir "
+    "(flat or in Img/ Anno/ Eval/). See docs/datasets/celeba.md."
+  )
 
   def _info(self):
     return self.dataset_info_from_configs(
-        description="CelebA (Liu et al., ICCV 2015) face crops: 40 attributes, 5 landmarks, "
-                    "box, identity, gender from Male (docs/datasets/celeba.md).",
-        features=face_crops.crop_features(),
-        homepage=URL, metadata=tfds.core.MetadataDict(
-            attribute_names=list(lists.CELEBA_ATTRIBUTES)))
+      description="CelebA (Liu et al., ICCV 2015) face crops: 40 attributes, 5 landmarks, "
+      "box, identity, gender from Male (docs/datasets/celeba.md).",
+      features=face_crops.crop_features(),
+      homepage=URL,
+      metadata=tfds.core.MetadataDict(attribute_names=list(lists.CELEBA_ATTRIBUTES)),
+    )
 
   def _split_generators(self, dl_manager):
     root = face_crops.manual_root(dl_manager)
     ann = CelebAAnnotations(root, self.builder_config)
     partition_path = face_crops.find_manual(
-        root, ("list_eval_partition.txt", "Eval/list_eval_partition.txt",
-               "Anno/list_eval_partition.txt"), dataset="celeba", url=URL)
+      root,
+      ("list_eval_partition.txt", "Eval/list_eval_partition.txt", "Anno/list_eval_partition.txt"),
+      dataset="celeba",
+      url=URL,
+    )
     partition = lists.read_partition(partition_path)
     ann.check_listed(partition.index, os.path.basename(partition_path))
     splits = lists.names_by_split(partition)
     logging.info("celeba: %s", {k: len(v) for k, v in splits.items()})
-    return {split: self._generate_examples(ann, split, names)
-            for split, names in splits.items()}
+    return {split: self._generate_examples(ann, split, names) for split, names in splits.items()}
 
   def _generate_examples(self, ann, split, names):
     yield from generate(self, ann, split, names)

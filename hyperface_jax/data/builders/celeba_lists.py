@@ -25,16 +25,60 @@ from hyperface_jax.data.builders import face_crops, manual
 
 # papers.md section 5.7 (standard order of the header line of list_attr_celeba.txt).
 CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
-    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair",
-    "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair",
-    "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache",
-    "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
-    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings",
-    "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young")
+  "5_o_Clock_Shadow",
+  "Arched_Eyebrows",
+  "Attractive",
+  "Bags_Under_Eyes",
+  "Bald",
+  "Bangs",
+  "Big_Lips",
+  "Big_Nose",
+  "Black_Hair",
+  "Blond_Hair",
+  "Blurry",
+  "Brown_Hair",
+  "Bushy_Eyebrows",
+  "Chubby",
+  "Double_Chin",
+  "Eyeglasses",
+  "Goatee",
+  "Gray_Hair",
+  "Heavy_Makeup",
+  "High_Cheekbones",
+  "Male",
+  "Mouth_Slightly_Open",
+  "Mustache",
+  "Narrow_Eyes",
+  "No_Beard",
+  "Oval_Face",
+  "Pale_Skin",
+  "Pointy_Nose",
+  "Receding_Hairline",
+  "Rosy_Cheeks",
+  "Sideburns",
+  "Smiling",
+  "Straight_Hair",
+  "Wavy_Hair",
+  "Wearing_Earrings",
+  "Wearing_Hat",
+  "Wearing_Lipstick",
+  "Wearing_Necklace",
+  "Wearing_Necktie",
+  "Young",
+)
 ATTRIBUTE_INDEX = {name: i for i, name in enumerate(CELEBA_ATTRIBUTES)}
-LANDMARK_HEADER = ("lefteye_x", "lefteye_y", "righteye_x", "righteye_y", "nose_x", "nose_y",
-                   "leftmouth_x", "leftmouth_y", "rightmouth_x", "rightmouth_y")
+LANDMARK_HEADER = (
+  "lefteye_x",
+  "lefteye_y",
+  "righteye_x",
+  "righteye_y",
+  "nose_x",
+  "nose_y",
+  "leftmouth_x",
+  "leftmouth_y",
+  "rightmouth_x",
+  "rightmouth_y",
+)
 BBOX_HEADER = ("image_id", "x_1", "y_1", "width", "height")
 PARTITION_SPLITS = {0: "train", 1: "validation", 2: "test"}
 
@@ -42,6 +86,7 @@ PARTITION_SPLITS = {0: "train", 1: "validation", 2: "test"}
 @dataclasses.dataclass
 class Table:
   """Rows of one list file: values[index[name]] with its 1-based line number."""
+
   path: str
   index: Dict[str, int]
   values: np.ndarray
@@ -53,7 +98,8 @@ class Table:
     i = self.index.get(name)
     if i is None:
       raise manual.AnnotationError(
-          self.path, None, f"no row for image {name!r}" + (f" ({needed_by})" if needed_by else ""))
+        self.path, None, f"no row for image {name!r}" + (f" ({needed_by})" if needed_by else "")
+      )
     return self.values[i], int(self.lines[i])
 
   def __len__(self):
@@ -69,7 +115,8 @@ def _parse_rows(path, rows, ncols: int, what: str, kind) -> Table:
     name = tokens[0].replace("\\", "/")
     if name in index:
       raise manual.AnnotationError(
-          path, line, f"duplicate row for image {name!r} (first at line {lines[index[name]]})")
+        path, line, f"duplicate row for image {name!r} (first at line {lines[index[name]]})"
+      )
     try:
       vals = np.asarray(tokens[1:], dtype=np.float64 if kind is float else np.int64)
     except ValueError:
@@ -84,8 +131,7 @@ def _parse_rows(path, rows, ncols: int, what: str, kind) -> Table:
   return Table(str(path), index, arr, np.asarray(lines, np.int32))
 
 
-def read_counted(path, header: Optional[Sequence[str]], ncols: int, what: str,
-                 kind=float) -> tuple:
+def read_counted(path, header: Optional[Sequence[str]], ncols: int, what: str, kind=float) -> tuple:
   """A CelebA list with a count line and a header line: (header tokens, Table).
 
   Args:
@@ -103,16 +149,19 @@ def read_counted(path, header: Optional[Sequence[str]], ncols: int, what: str,
     count = int(count_text)
   except ValueError:
     raise manual.AnnotationError(
-        path, count_line, f"expected the number of images, found {count_text!r}") from None
+      path, count_line, f"expected the number of images, found {count_text!r}"
+    ) from None
   tokens = tuple(header_text.split())
   if header is not None and tuple(t.lower() for t in tokens) != tuple(h.lower() for h in header):
     raise manual.AnnotationError(
-        path, header_line, f"expected the header {' '.join(header)!r}, found {header_text!r}")
+      path, header_line, f"expected the header {' '.join(header)!r}, found {header_text!r}"
+    )
   table = _parse_rows(path, lines[2:], ncols, what, kind)
   table.header_line = header_line
   if len(table) != count:
     raise manual.AnnotationError(
-        path, count_line, f"line 1 announces {count} images but {len(table)} rows follow")
+      path, count_line, f"line 1 announces {count} images but {len(table)} rows follow"
+    )
   return tokens, table
 
 
@@ -129,14 +178,18 @@ def read_attributes(path) -> Table:
   unknown = [n for n in names if n not in ATTRIBUTE_INDEX]
   if len(names) != face_crops.NUM_ATTRIBUTES or unknown or len(set(names)) != len(names):
     raise manual.AnnotationError(
-        path, header_line, f"expected the 40 CelebA attribute names, found {len(names)} "
-        f"names (unknown: {unknown[:5]})")
+      path,
+      header_line,
+      f"expected the 40 CelebA attribute names, found {len(names)} names (unknown: {unknown[:5]})",
+    )
   bad = ~np.isin(table.values, (-1, 1))
   if bad.any():
     r, c = np.argwhere(bad)[0]
     raise manual.AnnotationError(
-        path, int(table.lines[r]), f"attribute {names[c]} has value {table.values[r, c]}; "
-        "expected -1 or 1")
+      path,
+      int(table.lines[r]),
+      f"attribute {names[c]} has value {table.values[r, c]}; expected -1 or 1",
+    )
   order = np.array([names.index(a) for a in CELEBA_ATTRIBUTES])
   table.values = (table.values[:, order] > 0).astype(np.int64)
   return table
@@ -153,8 +206,11 @@ def read_bboxes(path) -> Table:
   bad = (table.values[:, 2] <= 0) | (table.values[:, 3] <= 0)
   if bad.any():
     r = int(np.flatnonzero(bad)[0])
-    raise manual.AnnotationError(path, int(table.lines[r]), "box of non-positive size "
-                                 f"{table.values[r].tolist()} (x_1 y_1 width height)")
+    raise manual.AnnotationError(
+      path,
+      int(table.lines[r]),
+      f"box of non-positive size {table.values[r].tolist()} (x_1 y_1 width height)",
+    )
   return table
 
 
@@ -164,8 +220,11 @@ def read_partition(path) -> Table:
   bad = ~np.isin(table.values[:, 0], list(PARTITION_SPLITS))
   if bad.any():
     r = int(np.flatnonzero(bad)[0])
-    raise manual.AnnotationError(path, int(table.lines[r]), f"unknown partition code "
-                                 f"{table.values[r, 0]}; expected 0 (train), 1 (val), 2 (test)")
+    raise manual.AnnotationError(
+      path,
+      int(table.lines[r]),
+      f"unknown partition code {table.values[r, 0]}; expected 0 (train), 1 (val), 2 (test)",
+    )
   return table
 
 

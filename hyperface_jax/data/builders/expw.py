@@ -42,8 +42,9 @@ def parse_labels(path):
   duplicates = 0
   for line, text in manual.read_lines(path):
     tokens = text.split()
-    face_crops.columns(path, line, tokens, 8, "image, face id, top, left, right, bottom, "
-                       "confidence, expression")
+    face_crops.columns(
+      path, line, tokens, 8, "image, face id, top, left, right, bottom, confidence, expression"
+    )
     face_id = int(face_crops.numbers(tokens[1:2], path, line, "face id", int)[0])
     top, left, right, bottom = face_crops.numbers(tokens[2:6], path, line, "face box")
     confidence = float(face_crops.numbers(tokens[6:7], path, line, "confidence")[0])
@@ -54,18 +55,28 @@ def parse_labels(path):
       if seen[key][1] == content:
         duplicates += 1
         continue
-      raise manual.AnnotationError(path, line, f"face {face_id} of {tokens[0]} contradicts "
-                                   f"line {seen[key][0]}")
+      raise manual.AnnotationError(
+        path, line, f"face {face_id} of {tokens[0]} contradicts line {seen[key][0]}"
+      )
     seen[key] = (line, content)
     if not 0 <= label < len(EXPRESSIONS):
-      raise manual.AnnotationError(path, line, f"unknown expression label {label}; expected "
-                                   f"0..6 ({', '.join(EXPRESSIONS)})")
+      raise manual.AnnotationError(
+        path, line, f"unknown expression label {label}; expected 0..6 ({', '.join(EXPRESSIONS)})"
+      )
     if right <= left or bottom <= top:
-      raise manual.AnnotationError(path, line, f"face box of non-positive size (top {top:g},"
-                                   f" left {left:g}, right {right:g}, bottom {bottom:g})")
+      raise manual.AnnotationError(
+        path,
+        line,
+        f"face box of non-positive size (top {top:g},"
+        f" left {left:g}, right {right:g}, bottom {bottom:g})",
+      )
     faces.setdefault(tokens[0], {})[face_id] = dict(
-        line=line, box=np.array([left, top, right - left, bottom - top], np.float32),
-        expression=label, confidence=confidence, face_id=face_id)
+      line=line,
+      box=np.array([left, top, right - left, bottom - top], np.float32),
+      expression=label,
+      confidence=confidence,
+      face_id=face_id,
+    )
   return {name: [by_id[i] for i in sorted(by_id)] for name, by_id in faces.items()}, duplicates
 
 
@@ -75,11 +86,17 @@ def scene_faces(rows: List[dict], width: int, height: int, path) -> List[dict]:
   for row in rows:
     x, y, w, h = row["box"]
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-      raise manual.AnnotationError(path, row["line"], f"face box {row['box'].tolist()} lies "
-                                   f"outside the {width}x{height} image")
-    out.append(manual.empty_face(
-        box=row["box"], expression=np.int64(row["expression"]),
-        confidence=np.float32(row["confidence"]), face_id=np.int64(row["face_id"])))
+      raise manual.AnnotationError(
+        path, row["line"], f"face box {row['box'].tolist()} lies outside the {width}x{height} image"
+      )
+    out.append(
+      manual.empty_face(
+        box=row["box"],
+        expression=np.int64(row["expression"]),
+        confidence=np.float32(row["confidence"]),
+        face_id=np.int64(row["face_id"]),
+      )
+    )
   return out
 
 
@@ -88,18 +105,25 @@ class Expw(tfds.core.GeneratorBasedBuilder):
 
   VERSION = _VERSION
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      f"Download ExpW from {URL}, extract the image archive parts into manual_dir/image/"
-      "origin/ and the labels into manual_dir/label/label.lst. See docs/datasets/expw.md.")
+    f"Download ExpW from {URL}, extract the image archive parts into manual_dir/image/"
+    "origin/ and the labels into manual_dir/label/label.lst. See docs/datasets/expw.md."
+  )
 
   def _info(self):
     i64 = tfds.features.Tensor(shape=(), dtype=np.int64)
     return self.dataset_info_from_configs(
-        description="ExpW (Zhang et al., IJCV 2018): web images with face boxes and 7 "
-                    "expression labels (docs/datasets/expw.md).",
-        features=manual.face_scene_features(face_extra={
-            "expression": i64, "face_id": i64,
-            "confidence": tfds.features.Tensor(shape=(), dtype=np.float32)}),
-        homepage=URL, metadata=tfds.core.MetadataDict(expressions=list(EXPRESSIONS)))
+      description="ExpW (Zhang et al., IJCV 2018): web images with face boxes and 7 "
+      "expression labels (docs/datasets/expw.md).",
+      features=manual.face_scene_features(
+        face_extra={
+          "expression": i64,
+          "face_id": i64,
+          "confidence": tfds.features.Tensor(shape=(), dtype=np.float32),
+        }
+      ),
+      homepage=URL,
+      metadata=tfds.core.MetadataDict(expressions=list(EXPRESSIONS)),
+    )
 
   def _split_generators(self, dl_manager):
     root = face_crops.manual_root(dl_manager)
@@ -117,7 +141,14 @@ class Expw(tfds.core.GeneratorBasedBuilder):
       if got is None:
         continue
       image, (height, width) = got
-      yield name, {"image": image, "image/filename": name,
-                   "faces": scene_faces(rows, width, height, label_path)}
-    face_crops.record_image_stats(self.info, "train", reader.finish(), image_dir,
-                                  num_duplicate_rows_dropped=duplicates)
+      yield (
+        name,
+        {
+          "image": image,
+          "image/filename": name,
+          "faces": scene_faces(rows, width, height, label_path),
+        },
+      )
+    face_crops.record_image_stats(
+      self.info, "train", reader.finish(), image_dir, num_duplicate_rows_dropped=duplicates
+    )

@@ -28,8 +28,14 @@ from hyperface_jax.data.builders import manual
 NUM_ATTRIBUTES = 40
 INT_FIELDS = ("gender", "smiling", "eyeglasses", "mouth_open", "pose_class", "identity")
 CROP_VALID_KEYS = manual.VALID_KEYS + (
-    "landmarks5", "smiling", "eyeglasses", "mouth_open", "pose_class", "attributes",
-    "identity")
+  "landmarks5",
+  "smiling",
+  "eyeglasses",
+  "mouth_open",
+  "pose_class",
+  "attributes",
+  "identity",
+)
 # box_from_five (documented default): calibrated on the AFLW mean face (papers.md 5.1) with
 # the AFLW FaceRectCalculator (papers.md 1.9, inference/face_rect.py): a frontal face's
 # box side is 2.58 x the eye-centre distance and 2.32 x the eye-to-mouth distance, and the
@@ -47,13 +53,20 @@ def crop_features(image_encoding: str = "jpeg"):
   import tensorflow_datasets as tfds
 
   f32, i64 = np.float32, np.int64
-  spec = {"box": (4,), "landmarks": (21, 2), "visibility": (21,), "pose": (3,),
-          "landmarks5": (5, 2), "visibility5": (5,)}
+  spec = {
+    "box": (4,),
+    "landmarks": (21, 2),
+    "visibility": (21,),
+    "pose": (3,),
+    "landmarks5": (5, 2),
+    "visibility5": (5,),
+  }
   feats = {k: tfds.features.Tensor(shape=s, dtype=f32) for k, s in spec.items()}
   feats.update({k: tfds.features.Tensor(shape=(), dtype=i64) for k in INT_FIELDS})
   feats["attributes"] = tfds.features.Tensor(shape=(NUM_ATTRIBUTES,), dtype=i64)
   feats["valid"] = tfds.features.FeaturesDict(
-      {k: tfds.features.Tensor(shape=(), dtype=np.bool_) for k in CROP_VALID_KEYS})
+    {k: tfds.features.Tensor(shape=(), dtype=np.bool_) for k in CROP_VALID_KEYS}
+  )
   feats["image"] = tfds.features.Image(shape=(None, None, 3), encoding_format=image_encoding)
   feats["image/filename"] = tfds.features.Text()
   return tfds.features.FeaturesDict(feats)
@@ -64,12 +77,18 @@ def crop_example(image, filename: str, **labels) -> Dict[str, object]:
 
   `landmarks5` needs `visibility5`; `attributes` is [40] 0/1; int fields are scalars.
   """
-  ex = {"image": image, "image/filename": filename,
-        "box": np.zeros(4, np.float32), "landmarks": np.zeros((21, 2), np.float32),
-        "visibility": np.zeros(21, np.float32), "pose": np.zeros(3, np.float32),
-        "landmarks5": np.zeros((5, 2), np.float32), "visibility5": np.zeros(5, np.float32),
-        "attributes": np.zeros(NUM_ATTRIBUTES, np.int64),
-        "valid": {k: False for k in CROP_VALID_KEYS}}
+  ex = {
+    "image": image,
+    "image/filename": filename,
+    "box": np.zeros(4, np.float32),
+    "landmarks": np.zeros((21, 2), np.float32),
+    "visibility": np.zeros(21, np.float32),
+    "pose": np.zeros(3, np.float32),
+    "landmarks5": np.zeros((5, 2), np.float32),
+    "visibility5": np.zeros(5, np.float32),
+    "attributes": np.zeros(NUM_ATTRIBUTES, np.int64),
+    "valid": {k: False for k in CROP_VALID_KEYS},
+  }
   ex.update({k: np.int64(-1) for k in INT_FIELDS})
   for key, value in labels.items():
     if key == "visibility5":
@@ -77,8 +96,11 @@ def crop_example(image, filename: str, **labels) -> Dict[str, object]:
       continue
     if key not in CROP_VALID_KEYS:
       raise KeyError(f"unknown crop label {key!r}; known: {CROP_VALID_KEYS}")
-    ex[key] = (np.int64(value) if key in INT_FIELDS else
-               np.asarray(value, np.int64 if key == "attributes" else np.float32))
+    ex[key] = (
+      np.int64(value)
+      if key in INT_FIELDS
+      else np.asarray(value, np.int64 if key == "attributes" else np.float32)
+    )
     ex["valid"][key] = True
   if ex["valid"]["landmarks5"] and "visibility5" not in labels:
     raise ValueError("landmarks5 given without visibility5")
@@ -94,8 +116,10 @@ def box_from_five(points5) -> np.ndarray:
   """
   p = np.asarray(points5, np.float64)
   eye, mouth = p[:2].mean(axis=0), p[3:5].mean(axis=0)
-  side = max(BOX_PER_EYE_DISTANCE * np.linalg.norm(p[0] - p[1]),
-             BOX_PER_EYE_MOUTH_DISTANCE * np.linalg.norm(eye - mouth))
+  side = max(
+    BOX_PER_EYE_DISTANCE * np.linalg.norm(p[0] - p[1]),
+    BOX_PER_EYE_MOUTH_DISTANCE * np.linalg.norm(eye - mouth),
+  )
   centre = 0.5 * (eye + mouth)
   return np.array([centre[0] - side / 2, centre[1] - side / 2, side, side], np.float32)
 
@@ -111,12 +135,14 @@ def check_points(points, width: int, height: int, path, line: Optional[int]):
   """AnnotationError when a point is further than LANDMARK_MARGIN x size outside the image."""
   p = np.asarray(points, np.float64)
   mx, my = LANDMARK_MARGIN * width, LANDMARK_MARGIN * height
-  bad = ((p[:, 0] < -mx) | (p[:, 0] > width - 1 + mx) | (p[:, 1] < -my)
-         | (p[:, 1] > height - 1 + my))
+  bad = (p[:, 0] < -mx) | (p[:, 0] > width - 1 + mx) | (p[:, 1] < -my) | (p[:, 1] > height - 1 + my)
   if bad.any():
     raise manual.AnnotationError(
-        path, line, f"landmark {int(np.argmax(bad))} at {p[bad][0].tolist()} lies outside "
-        f"the {width}x{height} image by more than {LANDMARK_MARGIN:.0%} of its size")
+      path,
+      line,
+      f"landmark {int(np.argmax(bad))} at {p[bad][0].tolist()} lies outside "
+      f"the {width}x{height} image by more than {LANDMARK_MARGIN:.0%} of its size",
+    )
 
 
 def numbers(tokens: Sequence[str], path, line: int, what: str, kind=float) -> np.ndarray:
@@ -138,7 +164,8 @@ def columns(path, line: int, tokens: Sequence[str], expected: int, what: str):
   """AnnotationError unless the row has `expected` whitespace-separated columns."""
   if len(tokens) != expected:
     raise manual.AnnotationError(
-        path, line, f"expected {expected} columns ({what}), found {len(tokens)}")
+      path, line, f"expected {expected} columns ({what}), found {len(tokens)}"
+    )
 
 
 def find_manual(root, candidates: Sequence[str], *, dataset: str, url: str) -> str:
@@ -189,8 +216,9 @@ class EncodedImageReader(manual.ImageReader):
       return arr, arr.shape[:2]
     except Exception as e:  # pylint: disable=broad-except  (any failure = bad image)
       self.bad.append(os.fspath(path))
-      logging.warning("%s: skipping unreadable image %s (%s: %s)", self.dataset, path,
-                      type(e).__name__, e)
+      logging.warning(
+        "%s: skipping unreadable image %s (%s: %s)", self.dataset, path, type(e).__name__, e
+      )
       return None
 
 
@@ -201,10 +229,14 @@ def record_image_stats(info, split: str, stats: Dict[str, object], root=None, **
   same keys as the aflw/afw/300-W builders."""
   if info.metadata is None:
     return
-  bad = [os.path.relpath(p, os.fspath(root)) if root is not None else p
-         for p in stats["bad_images"]]
-  entry = {"num_images": stats["num_images"], "num_bad_images": stats["num_bad_images"],
-           "bad_images": bad}
+  bad = [
+    os.path.relpath(p, os.fspath(root)) if root is not None else p for p in stats["bad_images"]
+  ]
+  entry = {
+    "num_images": stats["num_images"],
+    "num_bad_images": stats["num_bad_images"],
+    "bad_images": bad,
+  }
   entry.update(extra)
   for key, value in entry.items():
     info.metadata[f"{split}/{key}"] = value

@@ -56,15 +56,17 @@ def parse_ellipse_list(path) -> Iterator[Tuple[int, str, np.ndarray]]:
     try:
       count = int(count_text)
     except ValueError:
-      raise manual.AnnotationError(path, count_line, f"expected the face count of {image!r}, "
-                                   f"got {count_text!r}") from None
+      raise manual.AnnotationError(
+        path, count_line, f"expected the face count of {image!r}, got {count_text!r}"
+      ) from None
     if count < 0:
       raise manual.AnnotationError(path, count_line, f"negative face count {count}")
     ellipses = []
     for k in range(count):
       if i + 2 + k >= len(lines):
-        raise manual.AnnotationError(path, count_line, f"{image!r} announces {count} faces, "
-                                     f"the file ends after {k}")
+        raise manual.AnnotationError(
+          path, count_line, f"{image!r} announces {count} faces, the file ends after {k}"
+        )
       number, text = lines[i + 2 + k]
       fields = text.split()
       try:
@@ -72,9 +74,13 @@ def parse_ellipse_list(path) -> Iterator[Tuple[int, str, np.ndarray]]:
       except ValueError:
         values = []
       if len(values) not in (5, 6):
-        raise manual.AnnotationError(path, number, f"expected 'major_radius minor_radius angle"
-                                     f" center_x center_y 1', got {text!r} (face {k + 1} of "
-                                     f"{count} of {image!r}; count wrong?)")
+        raise manual.AnnotationError(
+          path,
+          number,
+          f"expected 'major_radius minor_radius angle"
+          f" center_x center_y 1', got {text!r} (face {k + 1} of "
+          f"{count} of {image!r}; count wrong?)",
+        )
       if values[0] <= 0 or values[1] <= 0:
         raise manual.AnnotationError(path, number, f"ellipse radii must be > 0, got {text!r}")
       ellipses.append(values[:5])
@@ -83,13 +89,19 @@ def parse_ellipse_list(path) -> Iterator[Tuple[int, str, np.ndarray]]:
 
 
 def fold_path(root, fold: int) -> str:
-  return manual.require(root, FOLD_FILE.format(fold), dataset="fddb", url=URL,
-                        hint="FDDB-folds.tgz extracts FDDB-folds/")
+  return manual.require(
+    root,
+    FOLD_FILE.format(fold),
+    dataset="fddb",
+    url=URL,
+    hint="FDDB-folds.tgz extracts FDDB-folds/",
+  )
 
 
 def faces_of(ellipses) -> List[Dict[str, object]]:
-  return [manual.empty_face(box=ellipse_to_box(e), ellipse=np.asarray(e, np.float32))
-          for e in ellipses]
+  return [
+    manual.empty_face(box=ellipse_to_box(e), ellipse=np.asarray(e, np.float32)) for e in ellipses
+  ]
 
 
 class Fddb(tfds.core.GeneratorBasedBuilder):
@@ -97,40 +109,56 @@ class Fddb(tfds.core.GeneratorBasedBuilder):
 
   VERSION = _VERSION
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      f"Download originalPics.tar.gz and FDDB-folds.tgz from {URL} and extract both into "
-      "manual_dir (docs/datasets/fddb.md).")
+    f"Download originalPics.tar.gz and FDDB-folds.tgz from {URL} and extract both into "
+    "manual_dir (docs/datasets/fddb.md)."
+  )
 
   def _info(self):
     return self.dataset_info_from_configs(
-        description=__doc__.split("\n\n")[0],
-        features=manual.face_scene_features(
-            face_extra={"ellipse": tfds.features.Tensor(shape=(5,), dtype=np.float32)}),
-        homepage=URL, metadata=tfds.core.MetadataDict())
+      description=__doc__.split("\n\n")[0],
+      features=manual.face_scene_features(
+        face_extra={"ellipse": tfds.features.Tensor(shape=(5,), dtype=np.float32)}
+      ),
+      homepage=URL,
+      metadata=tfds.core.MetadataDict(),
+    )
 
   def _split_generators(self, dl_manager):
     root = dl_manager.manual_dir
     paths = {fold: fold_path(root, fold) for fold in range(1, NUM_FOLDS + 1)}
-    manual.require(root, "originalPics", dataset="fddb", url=URL,
-                   hint="originalPics.tar.gz extracts originalPics/")
-    return {f"fold{fold:02d}": self._generate_examples(root, path, f"fold{fold:02d}")
-            for fold, path in paths.items()}
+    manual.require(
+      root,
+      "originalPics",
+      dataset="fddb",
+      url=URL,
+      hint="originalPics.tar.gz extracts originalPics/",
+    )
+    return {
+      f"fold{fold:02d}": self._generate_examples(root, path, f"fold{fold:02d}")
+      for fold, path in paths.items()
+    }
 
   def _generate_examples(self, root, path, split):
     reader = face_crops.EncodedImageReader("fddb")  # JPEG bytes kept as they are
     seen: Dict[str, int] = {}
     for line, image, ellipses in parse_ellipse_list(path):
       if image in seen:
-        raise manual.AnnotationError(path, line, f"image {image!r} already has a record at "
-                                     f"line {seen[image]}")
+        raise manual.AnnotationError(
+          path, line, f"image {image!r} already has a record at line {seen[image]}"
+        )
       seen[image] = line
       # A missing or corrupt image is skipped and listed (1 % rule of manual.ImageReader).
       got = reader.read_encoded(os.path.join(root, "originalPics", image + ".jpg"))
       if got is not None:
         yield image, {"image": got[0], "image/filename": image, "faces": faces_of(ellipses)}
     if not seen:
-      raise manual.AnnotationError(path, None, "lists no image (expected FDDB records: "
-                                   "path, face count, one ellipse line per face)")
+      raise manual.AnnotationError(
+        path,
+        None,
+        "lists no image (expected FDDB records: path, face count, one ellipse line per face)",
+      )
     stats = reader.finish()
     self.info.metadata[f"{split}/num_bad_images"] = stats["num_bad_images"]
     self.info.metadata[f"{split}/bad_images"] = [
-        os.path.relpath(p, os.path.join(root, "originalPics")) for p in stats["bad_images"]]
+      os.path.relpath(p, os.path.join(root, "originalPics")) for p in stats["bad_images"]
+    ]

@@ -36,9 +36,11 @@ def parse_annotation(path):
   """Reads one Helen annotation file -> (image_name, points [194, 2] float64)."""
   lines = manual.read_lines(path)
   if len(lines) != NUM_POINTS + 1:
-    raise manual.AnnotationError(path, lines[-1][0] if lines else None,
-                                 f"expected an image name and {NUM_POINTS} 'x , y' lines, "
-                                 f"got {len(lines)} non-blank lines")
+    raise manual.AnnotationError(
+      path,
+      lines[-1][0] if lines else None,
+      f"expected an image name and {NUM_POINTS} 'x , y' lines, got {len(lines)} non-blank lines",
+    )
   points = np.zeros((NUM_POINTS, 2))
   for k, (number, text) in enumerate(lines[1:]):
     fields = [f for f in text.replace(",", " ").split()]
@@ -53,8 +55,9 @@ def parse_annotation(path):
 
 def index_annotations(root) -> Dict[str, str]:
   """image name -> annotation file; two files for one image raise AnnotationError."""
-  folder = manual.require(root, "annotation", dataset="helen", url=URL,
-                          hint="annotation.zip extracts annotation/")
+  folder = manual.require(
+    root, "annotation", dataset="helen", url=URL, hint="annotation.zip extracts annotation/"
+  )
   out: Dict[str, str] = {}
   for fname in sorted(os.listdir(folder), key=lambda f: (len(f), f)):
     if not fname.endswith(".txt"):
@@ -78,8 +81,13 @@ def index_images(root) -> Dict[str, str]:
         if ext.lower() in (".jpg", ".jpeg", ".png"):
           out[stem] = os.path.join(folder, fname)
   if not out:
-    manual.require(root, "helen_1", dataset="helen", url=URL,
-                   hint="helen_1.zip ... helen_5.zip extract helen_1/ ... helen_5/")
+    manual.require(
+      root,
+      "helen_1",
+      dataset="helen",
+      url=URL,
+      hint="helen_1.zip ... helen_5.zip extract helen_1/ ... helen_5/",
+    )
   return out
 
 
@@ -92,32 +100,40 @@ class Helen(tfds.core.GeneratorBasedBuilder):
 
   VERSION = _VERSION
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      f"Download helen_1..5.zip, annotation.zip, trainnames.txt and testnames.txt from {URL} "
-      "and extract them into manual_dir (docs/datasets/helen.md).")
+    f"Download helen_1..5.zip, annotation.zip, trainnames.txt and testnames.txt from {URL} "
+    "and extract them into manual_dir (docs/datasets/helen.md)."
+  )
 
   def _info(self):
     return self.dataset_info_from_configs(
-        description=__doc__.split("\n\n")[0],
-        features=crop_example_features({"landmarks194": tfds.features.Tensor(
-            shape=(NUM_POINTS, 2), dtype=np.float32)}),
-        homepage=URL, metadata=tfds.core.MetadataDict())
+      description=__doc__.split("\n\n")[0],
+      features=crop_example_features(
+        {"landmarks194": tfds.features.Tensor(shape=(NUM_POINTS, 2), dtype=np.float32)}
+      ),
+      homepage=URL,
+      metadata=tfds.core.MetadataDict(),
+    )
 
   def _split_generators(self, dl_manager):
     root = dl_manager.manual_dir
-    lists = {split: manual.require(root, f, dataset="helen", url=URL)
-             for split, f in SPLIT_FILES.items()}
+    lists = {
+      split: manual.require(root, f, dataset="helen", url=URL) for split, f in SPLIT_FILES.items()
+    }
     annotations = index_annotations(root)
     images = index_images(root)
-    return {split: self._generate_examples(path, annotations, images, split)
-            for split, path in lists.items()}
+    return {
+      split: self._generate_examples(path, annotations, images, split)
+      for split, path in lists.items()
+    }
 
   def _generate_examples(self, list_path, annotations, images, split):
     reader = face_crops.EncodedImageReader("helen")  # JPEG bytes kept as they are
     seen: Dict[str, int] = {}
     for number, name in read_names(list_path):
       if name in seen:
-        raise manual.AnnotationError(list_path, number, f"{name!r} is already listed at "
-                                     f"line {seen[name]}")
+        raise manual.AnnotationError(
+          list_path, number, f"{name!r} is already listed at line {seen[name]}"
+        )
       seen[name] = number
       if name not in annotations:
         raise manual.AnnotationError(list_path, number, f"{name!r} has no annotation/*.txt")
@@ -126,8 +142,9 @@ class Helen(tfds.core.GeneratorBasedBuilder):
       if got is None:
         continue
       lo, hi = points.min(axis=0), points.max(axis=0)
-      face = manual.empty_face(box=np.concatenate([lo, hi - lo]),
-                               landmarks194=points.astype(np.float32))
+      face = manual.empty_face(
+        box=np.concatenate([lo, hi - lo]), landmarks194=points.astype(np.float32)
+      )
       yield ann_name, dict(face, image=got[0], **{"image/filename": ann_name})
     stats = reader.finish()
     self.info.metadata[f"{split}/num_bad_images"] = stats["num_bad_images"]

@@ -29,8 +29,9 @@ import tensorflow_datasets as tfds
 from hyperface_jax.data.builders import celeba_lists as lists
 from hyperface_jax.data.builders import face_crops
 
-URL = ("https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html (LFWA) and "
-       "http://vis-www.cs.umass.edu/lfw/")
+URL = (
+  "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html (LFWA) and http://vis-www.cs.umass.edu/lfw/"
+)
 _VERSION = tfds.core.Version("1.0.0")
 ATTR_FILE = "list_attr_lfwa.txt"
 PARTITION_FILE = "list_eval_partition_lfwa.txt"
@@ -48,15 +49,18 @@ class Lfwa(tfds.core.GeneratorBasedBuilder):
 
   VERSION = _VERSION
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      "Put the LFW images in manual_dir/lfw/ and the LFWA attribute table, converted to "
-      f"{ATTR_FILE} (CelebA list format), in manual_dir. See docs/datasets/lfwa.md.")
+    "Put the LFW images in manual_dir/lfw/ and the LFWA attribute table, converted to "
+    f"{ATTR_FILE} (CelebA list format), in manual_dir. See docs/datasets/lfwa.md."
+  )
 
   def _info(self):
     return self.dataset_info_from_configs(
-        description="LFWA (Liu et al., ICCV 2015): LFW faces with the 40 CelebA attributes "
-                    "(docs/datasets/lfwa.md).",
-        features=face_crops.crop_features(), homepage=URL,
-        metadata=tfds.core.MetadataDict(attribute_names=list(lists.CELEBA_ATTRIBUTES)))
+      description="LFWA (Liu et al., ICCV 2015): LFW faces with the 40 CelebA attributes "
+      "(docs/datasets/lfwa.md).",
+      features=face_crops.crop_features(),
+      homepage=URL,
+      metadata=tfds.core.MetadataDict(attribute_names=list(lists.CELEBA_ATTRIBUTES)),
+    )
 
   def _split_generators(self, dl_manager):
     root = face_crops.manual_root(dl_manager)
@@ -72,8 +76,10 @@ class Lfwa(tfds.core.GeneratorBasedBuilder):
       splits = lists.names_by_split(partition)
     else:
       splits = {"full": list(attributes.index)}
-    return {split: self._generate_examples(image_dir, attributes, split, names)
-            for split, names in splits.items()}
+    return {
+      split: self._generate_examples(image_dir, attributes, split, names)
+      for split, names in splits.items()
+    }
 
   def _generate_examples(self, image_dir, attributes, split, names):
     reader = face_crops.EncodedImageReader("lfwa")
@@ -83,8 +89,16 @@ class Lfwa(tfds.core.GeneratorBasedBuilder):
       if got is None:
         continue
       attrs, _ = attributes.row(name)
-      yield name, face_crops.crop_example(
-          got[0], name, attributes=attrs, gender=1 - int(attrs[idx["Male"]]),
-          smiling=int(attrs[idx["Smiling"]]), eyeglasses=int(attrs[idx["Eyeglasses"]]),
-          mouth_open=int(attrs[idx["Mouth_Slightly_Open"]]))
+      yield (
+        name,
+        face_crops.crop_example(
+          got[0],
+          name,
+          attributes=attrs,
+          gender=1 - int(attrs[idx["Male"]]),
+          smiling=int(attrs[idx["Smiling"]]),
+          eyeglasses=int(attrs[idx["Eyeglasses"]]),
+          mouth_open=int(attrs[idx["Mouth_Slightly_Open"]]),
+        ),
+      )
     face_crops.record_image_stats(self.info, split, reader.finish(), image_dir)

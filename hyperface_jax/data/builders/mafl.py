@@ -31,7 +31,8 @@ def read_name_list(path):
     face_crops.columns(path, line, tokens, 1, "one CelebA image name")
     if tokens[0] in seen:
       raise manual.AnnotationError(
-          path, line, f"duplicate image {tokens[0]!r} (first at line {seen[tokens[0]]})")
+        path, line, f"duplicate image {tokens[0]!r} (first at line {seen[tokens[0]]})"
+      )
     seen[tokens[0]] = line
     names.append(tokens[0])
   return names
@@ -43,31 +44,39 @@ class Mafl(tfds.core.GeneratorBasedBuilder):
   VERSION = _VERSION
   BUILDER_CONFIGS = list(celeba.CONFIGS)
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      "Put the CelebA distribution (see the celeba builder) in manual_dir and add "
-      "MAFL/training.txt and MAFL/testing.txt from https://github.com/zhzhanp/"
-      "TCDCN-face-alignment. See docs/datasets/mafl.md.")
+    "Put the CelebA distribution (see the celeba builder) in manual_dir and add "
+    "MAFL/training.txt and MAFL/testing.txt from https://github.com/zhzhanp/"
+    "TCDCN-face-alignment. See docs/datasets/mafl.md."
+  )
 
   def _info(self):
     return self.dataset_info_from_configs(
-        description="MAFL (Zhang et al., TPAMI 2016): 19,000 / 1,000 CelebA images with 5 "
-                    "landmarks and 40 attributes (docs/datasets/mafl.md).",
-        features=face_crops.crop_features(), homepage=URL,
-        metadata=tfds.core.MetadataDict(attribute_names=list(celeba_lists.CELEBA_ATTRIBUTES)))
+      description="MAFL (Zhang et al., TPAMI 2016): 19,000 / 1,000 CelebA images with 5 "
+      "landmarks and 40 attributes (docs/datasets/mafl.md).",
+      features=face_crops.crop_features(),
+      homepage=URL,
+      metadata=tfds.core.MetadataDict(attribute_names=list(celeba_lists.CELEBA_ATTRIBUTES)),
+    )
 
   def _split_generators(self, dl_manager):
     root = face_crops.manual_root(dl_manager)
-    paths = {split: face_crops.find_manual(root, (f"MAFL/{fname}", fname), dataset="mafl",
-                                           url=URL)
-             for split, fname in SPLIT_FILES.items()}
+    paths = {
+      split: face_crops.find_manual(root, (f"MAFL/{fname}", fname), dataset="mafl", url=URL)
+      for split, fname in SPLIT_FILES.items()
+    }
     names = {split: read_name_list(path) for split, path in paths.items()}
     overlap = sorted(set(names["train"]) & set(names["test"]))
     if overlap:
-      raise manual.AnnotationError(paths["test"], None, f"{len(overlap)} images are also in "
-                                   f"{paths['train']}, e.g. {overlap[0]!r}")
+      raise manual.AnnotationError(
+        paths["test"],
+        None,
+        f"{len(overlap)} images are also in {paths['train']}, e.g. {overlap[0]!r}",
+      )
     ann = celeba.CelebAAnnotations(root, self.builder_config, dataset="mafl", url=URL)
     for split, path in paths.items():
-      ann.check_listed(names[split], os.path.basename(os.path.dirname(path)) + "/"
-                       + os.path.basename(path))
+      ann.check_listed(
+        names[split], os.path.basename(os.path.dirname(path)) + "/" + os.path.basename(path)
+      )
     return {split: self._generate_examples(ann, split, names[split]) for split in names}
 
   def _generate_examples(self, ann, split, names):

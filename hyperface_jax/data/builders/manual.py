@@ -32,8 +32,10 @@ class ManualFileMissing(FileNotFoundError):
 
   def __init__(self, dataset: str, path: str, url: str, hint: str = ""):
     self.dataset, self.path, self.url = dataset, path, url
-    msg = (f"{dataset}: expected {path!s}, which is missing. Download the original "
-           f"distribution from {url} and place it so that this path exists")
+    msg = (
+      f"{dataset}: expected {path!s}, which is missing. Download the original "
+      f"distribution from {url} and place it so that this path exists"
+    )
     super().__init__(msg + (f" ({hint})." if hint else "."))
 
 
@@ -53,8 +55,12 @@ class TooManyBadImages(RuntimeError):
 def require(manual_dir, relpath: str, *, dataset: str, url: str, hint: str = "") -> str:
   """`manual_dir/relpath`, or ManualFileMissing naming the file and the download page."""
   if manual_dir is None:
-    raise ManualFileMissing(dataset, f"<manual_dir>/{relpath}", url,
-                            "pass --manual_dir=DIR (or download_config.manual_dir)")
+    raise ManualFileMissing(
+      dataset,
+      f"<manual_dir>/{relpath}",
+      url,
+      "pass --manual_dir=DIR (or download_config.manual_dir)",
+    )
   path = os.path.join(os.fspath(manual_dir), relpath)
   if not os.path.exists(path):
     raise ManualFileMissing(dataset, path, url, hint)
@@ -109,6 +115,7 @@ class ImageReader:
     for ... : img = reader.read(path); if img is None: continue
     reader.finish()      # raises TooManyBadImages above max_bad_fraction
   """
+
   dataset: str
   max_bad_fraction: float = MAX_BAD_FRACTION
   total: int = 0
@@ -121,22 +128,28 @@ class ImageReader:
         return decode_image(f.read())
     except Exception as e:  # pylint: disable=broad-except  (any decode failure = bad image)
       self.bad.append(os.fspath(path))
-      logging.warning("%s: skipping unreadable image %s (%s: %s)", self.dataset, path,
-                      type(e).__name__, e)
+      logging.warning(
+        "%s: skipping unreadable image %s (%s: %s)", self.dataset, path, type(e).__name__, e
+      )
       return None
 
   def finish(self) -> Dict[str, object]:
     """Checks the bad fraction; returns {'num_images', 'num_bad_images', 'bad_images'}."""
     if self.bad:
-      logging.warning("%s: %d of %d images unreadable and skipped: %s", self.dataset,
-                      len(self.bad), self.total, ", ".join(self.bad))
+      logging.warning(
+        "%s: %d of %d images unreadable and skipped: %s",
+        self.dataset,
+        len(self.bad),
+        self.total,
+        ", ".join(self.bad),
+      )
     if self.total and len(self.bad) > self.max_bad_fraction * self.total:
       raise TooManyBadImages(
-          f"{self.dataset}: {len(self.bad)} of {self.total} images are unreadable "
-          f"(more than {self.max_bad_fraction:.0%}); first ones: {self.bad[:10]}. "
-          "Check the download (re-extract the archives).")
-    return {"num_images": self.total, "num_bad_images": len(self.bad),
-            "bad_images": list(self.bad)}
+        f"{self.dataset}: {len(self.bad)} of {self.total} images are unreadable "
+        f"(more than {self.max_bad_fraction:.0%}); first ones: {self.bad[:10]}. "
+        "Check the download (re-extract the archives)."
+      )
+    return {"num_images": self.total, "num_bad_images": len(self.bad), "bad_images": list(self.bad)}
 
 
 def face_features(extra: Optional[Dict[str, object]] = None):
@@ -145,13 +158,14 @@ def face_features(extra: Optional[Dict[str, object]] = None):
 
   f32 = np.float32
   feats = {
-      "box": tfds.features.Tensor(shape=(4,), dtype=f32),
-      "landmarks": tfds.features.Tensor(shape=(21, 2), dtype=f32),
-      "visibility": tfds.features.Tensor(shape=(21,), dtype=f32),
-      "pose": tfds.features.Tensor(shape=(3,), dtype=f32),
-      "gender": tfds.features.Tensor(shape=(), dtype=np.int64),
-      "valid": tfds.features.FeaturesDict(
-          {k: tfds.features.Tensor(shape=(), dtype=np.bool_) for k in VALID_KEYS}),
+    "box": tfds.features.Tensor(shape=(4,), dtype=f32),
+    "landmarks": tfds.features.Tensor(shape=(21, 2), dtype=f32),
+    "visibility": tfds.features.Tensor(shape=(21,), dtype=f32),
+    "pose": tfds.features.Tensor(shape=(3,), dtype=f32),
+    "gender": tfds.features.Tensor(shape=(), dtype=np.int64),
+    "valid": tfds.features.FeaturesDict(
+      {k: tfds.features.Tensor(shape=(), dtype=np.bool_) for k in VALID_KEYS}
+    ),
   }
   feats.update(extra or {})
   return feats
@@ -161,9 +175,11 @@ def face_scene_features(face_extra=None, extra=None):
   """FeaturesDict of a whole-image face dataset: image, image/filename, faces[...]."""
   import tensorflow_datasets as tfds
 
-  feats = {"image": tfds.features.Image(shape=(None, None, 3)),
-           "image/filename": tfds.features.Text(),
-           "faces": tfds.features.Sequence(face_features(face_extra))}
+  feats = {
+    "image": tfds.features.Image(shape=(None, None, 3)),
+    "image/filename": tfds.features.Text(),
+    "faces": tfds.features.Sequence(face_features(face_extra)),
+  }
   feats.update(extra or {})
   return tfds.features.FeaturesDict(feats)
 
@@ -174,12 +190,17 @@ def empty_face(**labels) -> Dict[str, object]:
   Example: empty_face(box=[x, y, w, h]) -> box valid, everything else invalid and zero.
   Extra (non-core) keys in `labels` are passed through unchanged.
   """
-  face = {"box": np.zeros(4, np.float32), "landmarks": np.zeros((21, 2), np.float32),
-          "visibility": np.zeros(21, np.float32), "pose": np.zeros(3, np.float32),
-          "gender": np.int64(-1), "valid": {k: False for k in VALID_KEYS}}
+  face = {
+    "box": np.zeros(4, np.float32),
+    "landmarks": np.zeros((21, 2), np.float32),
+    "visibility": np.zeros(21, np.float32),
+    "pose": np.zeros(3, np.float32),
+    "gender": np.int64(-1),
+    "valid": {k: False for k in VALID_KEYS},
+  }
   for k, v in labels.items():
     if k in VALID_KEYS:
-      face[k] = (np.int64(v) if k == "gender" else np.asarray(v, np.float32))
+      face[k] = np.int64(v) if k == "gender" else np.asarray(v, np.float32)
       face["valid"][k] = True
     else:
       face[k] = v

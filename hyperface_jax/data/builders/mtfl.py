@@ -40,10 +40,15 @@ def parse_line(path, line: int, text: str):
   codes = face_crops.numbers(tokens[11:15], path, line, "attribute codes", int)
   labels = {}
   for (key, table, what), code in zip(
-      (("gender", GENDER, "gender (1 male, 2 female)"),
-       ("smiling", YES_NO, "smile (1 yes, 2 no)"),
-       ("eyeglasses", YES_NO, "glasses (1 yes, 2 no)"),
-       ("pose_class", POSE, "pose (1..5)")), codes, strict=True):
+    (
+      ("gender", GENDER, "gender (1 male, 2 female)"),
+      ("smiling", YES_NO, "smile (1 yes, 2 no)"),
+      ("eyeglasses", YES_NO, "glasses (1 yes, 2 no)"),
+      ("pose_class", POSE, "pose (1..5)"),
+    ),
+    codes,
+    strict=True,
+  ):
     if int(code) not in table:
       raise manual.AnnotationError(path, line, f"unknown {what} code {int(code)}")
     labels[key] = table[int(code)]
@@ -56,29 +61,41 @@ class Mtfl(tfds.core.GeneratorBasedBuilder):
 
   VERSION = _VERSION
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      f"Download MTFL.zip from {URL} and extract it into manual_dir (training.txt, "
-      "testing.txt, lfw_5590/, net_7876/, AFLW/). See docs/datasets/mtfl.md.")
+    f"Download MTFL.zip from {URL} and extract it into manual_dir (training.txt, "
+    "testing.txt, lfw_5590/, net_7876/, AFLW/). See docs/datasets/mtfl.md."
+  )
 
   def _info(self):
     return self.dataset_info_from_configs(
-        description="MTFL (Zhang et al., ECCV 2014): face images with 5 landmarks, gender, "
-                    "smile, glasses and 5 pose classes (docs/datasets/mtfl.md).",
-        features=face_crops.crop_features(), homepage=URL,
-        metadata=tfds.core.MetadataDict())
+      description="MTFL (Zhang et al., ECCV 2014): face images with 5 landmarks, gender, "
+      "smile, glasses and 5 pose classes (docs/datasets/mtfl.md).",
+      features=face_crops.crop_features(),
+      homepage=URL,
+      metadata=tfds.core.MetadataDict(),
+    )
 
   def _split_generators(self, dl_manager):
     root = face_crops.manual_root(dl_manager)
-    if root is not None and not os.path.exists(os.path.join(root, "training.txt")) and \
-        os.path.isdir(os.path.join(root, "MTFL")):
+    if (
+      root is not None
+      and not os.path.exists(os.path.join(root, "training.txt"))
+      and os.path.isdir(os.path.join(root, "MTFL"))
+    ):
       root = os.path.join(root, "MTFL")
-    lists = {split: face_crops.find_manual(root, (fname, f"MTFL/{fname}"), dataset="mtfl",
-                                           url=URL)
-             for split, fname in SPLIT_FILES.items()}
-    rows = {split: [(line, *parse_line(path, line, text))
-                    for line, text in manual.read_lines(path)]
-            for split, path in lists.items()}  # parse everything before any image is read
-    return {split: self._generate_examples(os.path.dirname(lists[split]), lists[split],
-                                           split, rows[split]) for split in SPLIT_FILES}
+    lists = {
+      split: face_crops.find_manual(root, (fname, f"MTFL/{fname}"), dataset="mtfl", url=URL)
+      for split, fname in SPLIT_FILES.items()
+    }
+    rows = {
+      split: [(line, *parse_line(path, line, text)) for line, text in manual.read_lines(path)]
+      for split, path in lists.items()
+    }  # parse everything before any image is read
+    return {
+      split: self._generate_examples(
+        os.path.dirname(lists[split]), lists[split], split, rows[split]
+      )
+      for split in SPLIT_FILES
+    }
 
   def _generate_examples(self, image_root, list_path, split, rows):
     reader = face_crops.EncodedImageReader("mtfl")
@@ -88,7 +105,15 @@ class Mtfl(tfds.core.GeneratorBasedBuilder):
         continue
       image, (height, width) = got
       face_crops.check_points(points, width, height, list_path, line)
-      yield f"{line:06d}:{rel}", face_crops.crop_example(
-          image, rel, box=face_crops.box_from_five(points), landmarks5=points,
-          visibility5=face_crops.inside_image(points, width, height), **labels)
+      yield (
+        f"{line:06d}:{rel}",
+        face_crops.crop_example(
+          image,
+          rel,
+          box=face_crops.box_from_five(points),
+          landmarks5=points,
+          visibility5=face_crops.inside_image(points, width, height),
+          **labels,
+        ),
+      )
     face_crops.record_image_stats(self.info, split, reader.finish(), image_root)

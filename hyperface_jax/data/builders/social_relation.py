@@ -49,11 +49,11 @@ def parse_pairs(path):
     traits = face_crops.numbers(tokens[9:17], path, line, "traits", int)
     if not np.isin(traits, (0, 1)).all():
       bad = int(np.flatnonzero(~np.isin(traits, (0, 1)))[0])
-      raise manual.AnnotationError(path, line, f"trait {TRAIT_NAMES[bad]} has code "
-                                   f"{traits[bad]}; expected 0 or 1")
+      raise manual.AnnotationError(
+        path, line, f"trait {TRAIT_NAMES[bad]} has code {traits[bad]}; expected 0 or 1"
+      )
     if (boxes[:, 2:] <= 0).any():
-      raise manual.AnnotationError(path, line, f"face box of non-positive size in "
-                                   f"{boxes.tolist()}")
+      raise manual.AnnotationError(path, line, f"face box of non-positive size in {boxes.tolist()}")
     if np.array_equal(boxes[0], boxes[1]):
       raise manual.AnnotationError(path, line, "both faces of the pair have the same box")
     entry = images.setdefault(tokens[0], {"boxes": [], "lines": [], "pairs": {}})
@@ -70,8 +70,9 @@ def parse_pairs(path):
       if np.array_equal(first_traits, traits):
         duplicates += 1
         continue
-      raise manual.AnnotationError(path, line, f"pair contradicts line {first_line} "
-                                   "(same faces, different traits)")
+      raise manual.AnnotationError(
+        path, line, f"pair contradicts line {first_line} (same faces, different traits)"
+      )
     entry["pairs"][pair] = (line, traits)
   return images, duplicates
 
@@ -81,18 +82,28 @@ class SocialRelation(tfds.core.GeneratorBasedBuilder):
 
   VERSION = _VERSION
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      f"Download the social relation dataset from {URL}; put the images in manual_dir/img/ "
-      "and the pair lists as relation_trainset.txt / relation_testset.txt (format in "
-      "docs/datasets/social_relation.md).")
+    f"Download the social relation dataset from {URL}; put the images in manual_dir/img/ "
+    "and the pair lists as relation_trainset.txt / relation_testset.txt (format in "
+    "docs/datasets/social_relation.md)."
+  )
 
   def _info(self):
     return self.dataset_info_from_configs(
-        description="Social relation traits (Zhang et al., ICCV 2015 / IJCV 2018): face "
-                    "pairs with 8 binary traits (docs/datasets/social_relation.md).",
-        features=manual.face_scene_features(extra={"relations": tfds.features.Sequence({
-            "faces": tfds.features.Tensor(shape=(2,), dtype=np.int64),
-            "traits": tfds.features.Tensor(shape=(8,), dtype=np.int64)})}),
-        homepage=URL, metadata=tfds.core.MetadataDict(traits=list(TRAIT_NAMES)))
+      description="Social relation traits (Zhang et al., ICCV 2015 / IJCV 2018): face "
+      "pairs with 8 binary traits (docs/datasets/social_relation.md).",
+      features=manual.face_scene_features(
+        extra={
+          "relations": tfds.features.Sequence(
+            {
+              "faces": tfds.features.Tensor(shape=(2,), dtype=np.int64),
+              "traits": tfds.features.Tensor(shape=(8,), dtype=np.int64),
+            }
+          )
+        }
+      ),
+      homepage=URL,
+      metadata=tfds.core.MetadataDict(traits=list(TRAIT_NAMES)),
+    )
 
   def _split_generators(self, dl_manager):
     root = face_crops.manual_root(dl_manager)
@@ -115,13 +126,25 @@ class SocialRelation(tfds.core.GeneratorBasedBuilder):
       for box, line in zip(entry["boxes"], entry["lines"], strict=True):
         x, y, w, h = box
         if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-          raise manual.AnnotationError(list_path, line, f"face box {box.tolist()} lies "
-                                       f"outside the {width}x{height} image {name}")
+          raise manual.AnnotationError(
+            list_path,
+            line,
+            f"face box {box.tolist()} lies outside the {width}x{height} image {name}",
+          )
         faces.append(manual.empty_face(box=box))
       pairs = sorted(entry["pairs"].items(), key=lambda kv: kv[1][0])  # file order
-      yield name, {
-          "image": image, "image/filename": name, "faces": faces,
-          "relations": {"faces": np.array([p for p, _ in pairs], np.int64).reshape(-1, 2),
-                        "traits": np.array([t for _, (_, t) in pairs], np.int64).reshape(-1, 8)}}
-    face_crops.record_image_stats(self.info, split, reader.finish(), image_dir,
-                                  num_duplicate_rows_dropped=duplicates)
+      yield (
+        name,
+        {
+          "image": image,
+          "image/filename": name,
+          "faces": faces,
+          "relations": {
+            "faces": np.array([p for p, _ in pairs], np.int64).reshape(-1, 2),
+            "traits": np.array([t for _, (_, t) in pairs], np.int64).reshape(-1, 8),
+          },
+        },
+      )
+    face_crops.record_image_stats(
+      self.info, split, reader.finish(), image_dir, num_duplicate_rows_dropped=duplicates
+    )

@@ -26,9 +26,9 @@ from hyperface_jax.data import render
 SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
 _VERSION = tfds.core.Version("1.1.0")
 _RELEASE_NOTES = {
-    "1.1.0": "Scenes: faces less than 10 % visible (render.SceneConfig.min_visible_fraction) "
-             "are no longer annotated; images unchanged. Crops unchanged.",
-    "1.0.0": "Initial release (issue 2).",
+  "1.1.0": "Scenes: faces less than 10 % visible (render.SceneConfig.min_visible_fraction) "
+  "are no longer annotated; images unchanged. Crops unchanged.",
+  "1.0.0": "Initial release (issue 2).",
 }
 _MAX_WORKERS = 4
 
@@ -36,6 +36,7 @@ _MAX_WORKERS = 4
 @dataclasses.dataclass
 class SynthFacesConfig(tfds.core.BuilderConfig):
   """Sizes, seed and image size of a synthetic dataset."""
+
   train_size: int = 4000
   validation_size: int = 300
   test_size: int = 300
@@ -45,27 +46,47 @@ class SynthFacesConfig(tfds.core.BuilderConfig):
   @classmethod
   def make(cls, train_size=4000, validation_size=300, test_size=300, seed=0, image_size=0):
     """Config whose name encodes every value (distinct settings -> distinct directories)."""
-    for k, v in dict(train_size=train_size, validation_size=validation_size,
-                     test_size=test_size, image_size=image_size).items():
+    for k, v in dict(
+      train_size=train_size,
+      validation_size=validation_size,
+      test_size=test_size,
+      image_size=image_size,
+    ).items():
       if int(v) < 0:
         raise ValueError(f"{k} must be >= 0, got {v}")
     name = f"t{train_size}_v{validation_size}_te{test_size}_s{seed}_i{image_size}"
-    return cls(name=name, version=_VERSION, train_size=int(train_size),
-               validation_size=int(validation_size), test_size=int(test_size),
-               seed=int(seed), image_size=int(image_size))
+    return cls(
+      name=name,
+      version=_VERSION,
+      train_size=int(train_size),
+      validation_size=int(validation_size),
+      test_size=int(test_size),
+      seed=int(seed),
+      image_size=int(image_size),
+    )
 
 
 def _face_features(image_shape=None, sequence=True):
   f32, i64 = np.float32, np.int64
   spec = {
-      "box": (4,), "landmarks": (21, 2), "visibility": (21,), "pose": (3,),
-      "landmarks68": (68, 2), "visibility68": (68,), "landmarks5": (5, 2),
-      "visibility5": (5,), "translation": (3,), "scale": (), "occluded": (21,)}
+    "box": (4,),
+    "landmarks": (21, 2),
+    "visibility": (21,),
+    "pose": (3,),
+    "landmarks68": (68, 2),
+    "visibility68": (68,),
+    "landmarks5": (5, 2),
+    "visibility5": (5,),
+    "translation": (3,),
+    "scale": (),
+    "occluded": (21,),
+  }
   feats = {k: tfds.features.Tensor(shape=s, dtype=f32) for k, s in spec.items()}
   for k in render.INT_FIELDS:
     feats[k] = tfds.features.Tensor(shape=(), dtype=i64)
   feats["valid"] = tfds.features.FeaturesDict(
-      {k: tfds.features.Tensor(shape=(), dtype=np.bool_) for k in render.VALID_KEYS})
+    {k: tfds.features.Tensor(shape=(), dtype=np.bool_) for k in render.VALID_KEYS}
+  )
   if image_shape is not None:
     feats["image"] = tfds.features.Image(shape=image_shape)
   return feats
@@ -83,27 +104,30 @@ class _SynthBase(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager  # generated locally
     cfg = self.builder_config
-    sizes = {"train": cfg.train_size, "validation": cfg.validation_size,
-             "test": cfg.test_size}
+    sizes = {"train": cfg.train_size, "validation": cfg.validation_size, "test": cfg.test_size}
     return {split: self._generate_examples(split, n) for split, n in sizes.items()}
 
 
 def _render_scene_example(args):
   """Worker: one scene example, a pure function of (seed, split, index)."""
   seed, split, i, image_size, keys = args
-  ex = render.render_scene(np.random.default_rng([seed, SPLIT_IDS[split], i]),
-                           render.SceneConfig(image_size=image_size))
-  return i, {"image": ex["image"], "image/filename": f"{split}/{i:06d}.png",
-             "faces": _to_example(ex["faces"], keys),
-             "relations": {"faces": ex["relations"]["faces"],
-                           "traits": ex["relations"]["traits"]}}
+  ex = render.render_scene(
+    np.random.default_rng([seed, SPLIT_IDS[split], i]), render.SceneConfig(image_size=image_size)
+  )
+  return i, {
+    "image": ex["image"],
+    "image/filename": f"{split}/{i:06d}.png",
+    "faces": _to_example(ex["faces"], keys),
+    "relations": {"faces": ex["relations"]["faces"], "traits": ex["relations"]["traits"]},
+  }
 
 
 def _render_crop_example(args):
   """Worker: one face-crop example, a pure function of (seed, split, index)."""
   seed, split, i, image_size, keys = args
-  ex = render.render_face_crop(np.random.default_rng([seed, SPLIT_IDS[split], i]),
-                               render.CropConfig(image_size=image_size))
+  ex = render.render_face_crop(
+    np.random.default_rng([seed, SPLIT_IDS[split], i]), render.CropConfig(image_size=image_size)
+  )
   return i, _to_example(ex, keys)
 
 
@@ -132,17 +156,23 @@ class SynthFaces(_SynthBase):
     s = self._size()
     face = _face_features()
     return self.dataset_info_from_configs(
-        description="Synthetic face scenes with exact AFLW-21/iBUG-68/5-point landmarks, "
-                    "pose, gender, attributes and pair relations (docs/synth_faces.md).",
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(s, s, 3)),
-            "image/filename": tfds.features.Text(),
-            "faces": tfds.features.Sequence(face),
-            "relations": tfds.features.Sequence({
-                "faces": tfds.features.Tensor(shape=(2,), dtype=np.int64),
-                "traits": tfds.features.Tensor(shape=(8,), dtype=np.int64)}),
-        }),
-        homepage="https://github.com/hyperface_jax (issue 2)")
+      description="Synthetic face scenes with exact AFLW-21/iBUG-68/5-point landmarks, "
+      "pose, gender, attributes and pair relations (docs/synth_faces.md).",
+      features=tfds.features.FeaturesDict(
+        {
+          "image": tfds.features.Image(shape=(s, s, 3)),
+          "image/filename": tfds.features.Text(),
+          "faces": tfds.features.Sequence(face),
+          "relations": tfds.features.Sequence(
+            {
+              "faces": tfds.features.Tensor(shape=(2,), dtype=np.int64),
+              "traits": tfds.features.Tensor(shape=(8,), dtype=np.int64),
+            }
+          ),
+        }
+      ),
+      homepage="https://github.com/hyperface_jax (issue 2)",
+    )
 
   def _generate_examples(self, split, n):
     cfg = self.builder_config
@@ -160,9 +190,10 @@ class SynthFaceCrops(_SynthBase):
   def _info(self):
     s = self._size()
     return self.dataset_info_from_configs(
-        description="Synthetic face crops, per-face schema (docs/synth_faces.md).",
-        features=tfds.features.FeaturesDict(_face_features(image_shape=(s, s, 3))),
-        homepage="https://github.com/hyperface_jax (issue 2)")
+      description="Synthetic face crops, per-face schema (docs/synth_faces.md).",
+      features=tfds.features.FeaturesDict(_face_features(image_shape=(s, s, 3))),
+      homepage="https://github.com/hyperface_jax (issue 2)",
+    )
 
   def _generate_examples(self, split, n):
     cfg = self.builder_config

@@ -31,10 +31,10 @@ from hyperface_jax.data.builders import face_crops, manual
 URL = "https://ibug.doc.ic.ac.uk/resources/300-W/"
 _VERSION = tfds.core.Version("1.0.0")
 SUBSETS = {
-    "train": ("lfpw/trainset", "helen/trainset", "afw"),
-    "common": ("lfpw/testset", "helen/testset"),
-    "challenging": ("ibug",),
-    "full": ("lfpw/testset", "helen/testset", "ibug"),
+  "train": ("lfpw/trainset", "helen/trainset", "afw"),
+  "common": ("lfpw/testset", "helen/testset"),
+  "challenging": ("ibug",),
+  "full": ("lfpw/testset", "helen/testset", "ibug"),
 }
 IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg", ".JPG", ".PNG")
 
@@ -51,23 +51,23 @@ def parse_pts(path, expected_points: int = 68) -> np.ndarray:
     number, text = lines[i]
     key, sep, value = text.partition(":")
     if not sep:
-      raise manual.AnnotationError(path, number, f"expected 'key: value' header or '{{', "
-                                   f"got {text!r}")
+      raise manual.AnnotationError(
+        path, number, f"expected 'key: value' header or '{{', got {text!r}"
+      )
     header[key.strip()] = (number, value.strip())
     i += 1
   if "n_points" not in header:
-    raise manual.AnnotationError(path, lines[0][0] if lines else None,
-                                 "header lacks 'n_points: N'")
+    raise manual.AnnotationError(path, lines[0][0] if lines else None, "header lacks 'n_points: N'")
   number, value = header["n_points"]
   if not value.isdigit() or int(value) != expected_points:
-    raise manual.AnnotationError(path, number, f"n_points is {value!r}; expected "
-                                 f"{expected_points}")
-  body = lines[i + 1:i + 1 + expected_points]
+    raise manual.AnnotationError(path, number, f"n_points is {value!r}; expected {expected_points}")
+  body = lines[i + 1 : i + 1 + expected_points]
   closing = lines[i + 1 + expected_points] if i + 1 + expected_points < len(lines) else None
   if i >= len(lines) or len(body) < expected_points or closing is None or closing[1] != "}":
     where = body[-1][0] if body else (lines[-1][0] if lines else None)
-    raise manual.AnnotationError(path, where, f"expected '{{', {expected_points} 'x y' lines "
-                                 "and '}'")
+    raise manual.AnnotationError(
+      path, where, f"expected '{{', {expected_points} 'x y' lines and '}}'"
+    )
   points = np.zeros((expected_points, 2))
   for k, (number, text) in enumerate(body):
     fields = text.replace(",", " ").split()
@@ -101,15 +101,23 @@ def face_from_68(points68: np.ndarray) -> Dict[str, object]:
   visible = np.all(np.isfinite(aflw), axis=1)
   lo, hi = points68.min(axis=0), points68.max(axis=0)
   return manual.empty_face(
-      box=np.concatenate([lo, hi - lo]), landmarks=np.where(visible[:, None], aflw, 0.0),
-      visibility=visible.astype(np.float32), landmarks68=points68.astype(np.float32),
-      visibility68=np.ones(68, np.float32))
+    box=np.concatenate([lo, hi - lo]),
+    landmarks=np.where(visible[:, None], aflw, 0.0),
+    visibility=visible.astype(np.float32),
+    landmarks68=points68.astype(np.float32),
+    visibility68=np.ones(68, np.float32),
+  )
 
 
 def list_pts(root, folder: str) -> List[str]:
   """Sorted `.pts` stems of root/folder; ManualFileMissing when the folder is absent."""
-  path = manual.require(root, folder, dataset="ibug_300w", url=URL,
-                        hint="extract the 300-W archives (lfpw, helen, afw, ibug folders)")
+  path = manual.require(
+    root,
+    folder,
+    dataset="ibug_300w",
+    url=URL,
+    hint="extract the 300-W archives (lfpw, helen, afw, ibug folders)",
+  )
   return sorted(f[:-4] for f in os.listdir(path) if f.endswith(".pts"))
 
 
@@ -134,30 +142,46 @@ class Ibug300w(tfds.core.GeneratorBasedBuilder):
   name = "ibug_300w"
   VERSION = _VERSION
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
-      f"Download the 300-W training images (lfpw, helen, afw, ibug) from {URL} and extract "
-      "them into manual_dir (docs/datasets/ibug_300w.md).")
+    f"Download the 300-W training images (lfpw, helen, afw, ibug) from {URL} and extract "
+    "them into manual_dir (docs/datasets/ibug_300w.md)."
+  )
 
   def _info(self):
     f32 = np.float32
     return self.dataset_info_from_configs(
-        description=__doc__.split("\n\n")[0],
-        features=crop_example_features({
-            "landmarks68": tfds.features.Tensor(shape=(68, 2), dtype=f32),
-            "visibility68": tfds.features.Tensor(shape=(68,), dtype=f32)}),
-        homepage=URL, metadata=tfds.core.MetadataDict())
+      description=__doc__.split("\n\n")[0],
+      features=crop_example_features(
+        {
+          "landmarks68": tfds.features.Tensor(shape=(68, 2), dtype=f32),
+          "visibility68": tfds.features.Tensor(shape=(68,), dtype=f32),
+        }
+      ),
+      homepage=URL,
+      metadata=tfds.core.MetadataDict(),
+    )
 
   def _split_generators(self, dl_manager):
     root = dl_manager.manual_dir
     for folders in SUBSETS.values():
       for folder in folders:
-        manual.require(root, folder, dataset="ibug_300w", url=URL,
-                       hint="extract the 300-W archives (lfpw, helen, afw, ibug folders)")
+        manual.require(
+          root,
+          folder,
+          dataset="ibug_300w",
+          url=URL,
+          hint="extract the 300-W archives (lfpw, helen, afw, ibug folders)",
+        )
     return {split: self._generate_examples(root, split) for split in SUBSETS}
 
   def _generate_examples(self, root, split):
-    stats = yield from generate("ibug_300w", root, SUBSETS[split],
-                                lambda p: face_from_68(p - 1.0),  # 1-based -> 0-based
-                                parse_pts)
+    stats = yield from generate(
+      "ibug_300w",
+      root,
+      SUBSETS[split],
+      lambda p: face_from_68(p - 1.0),  # 1-based -> 0-based
+      parse_pts,
+    )
     self.info.metadata[f"{split}/num_bad_images"] = stats["num_bad_images"]
     self.info.metadata[f"{split}/bad_images"] = [
-        os.path.relpath(p, os.fspath(root)) for p in stats["bad_images"]]
+      os.path.relpath(p, os.fspath(root)) for p in stats["bad_images"]
+    ]

@@ -5,7 +5,7 @@ r"""Full-image evaluation of the HyperFace pipeline on face scenes, and its abla
 
 Without --ablation: the analyzer's configured pipeline (default: sliding window -> IRP ->
 L-NMS) on the first `num_scenes` scenes of the split; prints the flat metrics of
-evaluation/full_image.py. With --ablation: papers.md 1.8's table -- plain NMS vs IRP vs
+evaluation/full_image.py. With --ablation: docs/papers.md 1.8's table -- plain NMS vs IRP vs
 IRP + L-NMS on the same proposals, then the proposal generators (selective search,
 learned, sliding window) with IRP + L-NMS -- as a markdown table (AP, NME of matched
 faces, pose MAE, gender accuracy, seconds per image). Post-processing variants share one
@@ -25,7 +25,7 @@ from hyperface_jax.evaluation.full_image import FullImageEvaluator
 from hyperface_jax.inference import analyzer as analyzer_lib
 from hyperface_jax.inference import config as config_lib
 
-# name -> overrides (papers.md 1.8 ablation); plain NMS with its standard best-box score.
+# name -> overrides (docs/papers.md 1.8 ablation); plain NMS with its standard best-box score.
 PLAIN = {"nms.method": "plain", "nms.score_mode": "max"}
 PAPER_LNMS = {
   "nms.method": "lnms",

@@ -11,10 +11,10 @@ whose landmark box overlaps the annotated landmark box most, and the script repo
   * IoU of those two landmark boxes (the detection's quality; 0 = the face was missed),
   * NME over the 19 AFLW points that iBUG-68 defines (ears excluded; schemes.py mapping),
     normalised by sqrt(w * h) of the annotated landmark box (documented default: AFLW's
-    face-size normaliser, papers.md 1.12, with the box the annotation gives),
-  * the same NME for a trivial baseline: the AFLW-21 mean 2-D template (papers.md 1.13)
+    face-size normaliser, docs/papers.md 1.12, with the box the annotation gives),
+  * the same NME for a trivial baseline: the AFLW-21 mean 2-D template (docs/papers.md 1.13)
     placed in the PREDICTED box by the FaceRectCalculator's geometry (side = 2.56 eye
-    distances, eyes 0.5 eye distance above the centre, papers.md 1.9). A network that
+    distances, eyes 0.5 eye distance above the centre, docs/papers.md 1.9). A network that
     beats it localises landmarks beyond what its box already tells.
 Prints a markdown table (docs/predict.md).
 """
@@ -37,7 +37,7 @@ _EYES = (schemes.AFLW21_INDEX["LeftEyeCenter"], schemes.AFLW21_INDEX["RightEyeCe
 
 
 def read_pts(path: str) -> np.ndarray:
-  """iBUG .pts -> [N, 2] 0-based pixels (the format is 1-based, DESIGN.md section 6)."""
+  """iBUG .pts -> [N, 2] 0-based pixels (the format is 1-based, docs/design.md section 6)."""
   with open(path) as f:
     text = f.read()
   try:
@@ -56,7 +56,7 @@ def template_in_box(box) -> np.ndarray:
   eye_dist = np.linalg.norm(template[_EYES[1]] - template[_EYES[0]])
   eye_y = template[_EYES[0], 1]
   x, y, w, h = box
-  d = np.sqrt(w * h) / 2.56  # papers.md 1.9 step 6: side ~ 2.56 x eye distance
+  d = np.sqrt(w * h) / 2.56  # docs/papers.md 1.9 step 6: side ~ 2.56 x eye distance
   cx, eyes_y = x + w / 2, y + h / 2 - 0.5 * d
   return np.stack(
     [cx + template[:, 0] / eye_dist * d, eyes_y - (template[:, 1] - eye_y) / eye_dist * d], axis=1

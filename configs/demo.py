@@ -12,8 +12,8 @@ training from scratch in minutes work (each is a config field, documented here):
 - input 99x99 (the smallest size whose fused grid is 2x2, models/fusion.py), width 0.5;
 - BatchNorm after every conv (`model.norm="batch"`, statistics synchronised over the
   'data' mesh axis): the paper instead initialises from R-CNN_Face / ImageNet AlexNet
-  (papers.md 1.3), which a from-scratch CPU run does not have;
-- Adam 2e-3 with cosine decay instead of the paper's SGD (papers.md 1.7 leaves the
+  (docs/papers.md 1.3), which a from-scratch CPU run does not have;
+- Adam 2e-3 with cosine decay instead of the paper's SGD (docs/papers.md 1.7 leaves the
   optimiser settings unknown);
 - positive regions closer to the faces (scale 0.8-1.3, shift 0.15 of the face side),
   60 % of the regions, 2 per scene (32 scenes per batch), so that the four face tasks
@@ -21,13 +21,13 @@ training from scratch in minutes work (each is a config field, documented here):
 - the other 40 % are windows of the test-time sliding-window pyramid
   (`sampling.negative_source="windows"`, data/sampling.py), 3/4 of them overlapping a
   face (face parts, windows cutting through a face), and detection weight 2 instead of
-  1: the full-image pipeline (inference/, papers.md 1.8) shows the network ~760 such
+  1: the full-image pipeline (inference/, docs/papers.md 1.8) shows the network ~760 such
   windows per scene, and a detector trained only on jitter around the faces and on
   background inside the image scored face parts and anything padded past the image
   edge as faces (full-image AP 0.67 -> 0.90, docs/inference.md);
-- landmark weight 25 instead of 5: with the per-example 1/(2N) mean of papers.md 1.6 the
+- landmark weight 25 instead of 5: with the per-example 1/(2N) mean of docs/papers.md 1.6 the
   landmark loss is ~1e-3 and the shared layers otherwise hardly see it (TK re-scales the
-  same way, papers.md 1.6 note); gender weight 4 instead of 2: gender is the slowest task
+  same way, docs/papers.md 1.6 note); gender weight 4 instead of 2: gender is the slowest task
   to learn from scratch on synth_faces (its cues are soft by design, docs/synth_faces.md);
 - evaluation averages each crop's outputs with those of its mirror image (`flip_test`,
   evaluation/runner.py; the papers evaluate single crops): on the same trained model it

@@ -1,4 +1,4 @@
-r"""Fast-HyperFace's proposal network (papers.md section 1.11), trained on face scenes.
+r"""Fast-HyperFace's proposal network (docs/papers.md section 1.11), trained on face scenes.
 
   python -m hyperface_jax.main --config=configs/fast_hyperface.py:cpu --workdir=runs/fast_hf
 
@@ -9,11 +9,11 @@ then use it as the analyzer's proposal generator:
 
 A tiny fully-convolutional face / non-face net (models/fast_proposal_net.py, 24 x 24
 windows) trained through the one training loop on the same IoU-labelled regions as
-HyperFace's detection task (papers.md 1.4: IoU > 0.5 face, < 0.35 non-face) with the
-HyperFace detection loss (papers.md 1.6). The default region sampling (scale 0.6-1.6,
+HyperFace's detection task (docs/papers.md 1.4: IoU > 0.5 face, < 0.35 non-face) with the
+HyperFace detection loss (docs/papers.md 1.6). The default region sampling (scale 0.6-1.6,
 shift 0.25 of the face side) yields many near-miss negatives, which is what a proposal
 net scanning every position needs to learn. The paper does not say which detector
-Fast-HyperFace uses (papers.md 1.11 [?]); this is the documented choice.
+Fast-HyperFace uses (docs/papers.md 1.11 [?]); this is the documented choice.
 
 Variants:
   (none) batch 256, 20k steps: accelerators.
@@ -32,7 +32,7 @@ def get_config(arg=None):
   c.model_name = "fast_proposal_net"
   c.model = ml_collections.ConfigDict(dict(width=1.0, norm="batch", norm_axis_name="data"))
   c.input_size = 24  # the net's receptive field (one output cell)
-  c.loss_name = "hyperface_present"  # the HyperFace detection loss only (papers.md 1.6)
+  c.loss_name = "hyperface_present"  # the HyperFace detection loss only (docs/papers.md 1.6)
   c.tasks = ("detection",)
   c.weighting.weights = ml_collections.ConfigDict(dict(detection=1.0))
   c.evaluator.name = "detection_regions"

@@ -1,14 +1,14 @@
-r"""HyperFace-AlexNet at paper scale (papers.md section 1.2), for accelerators.
+r"""HyperFace-AlexNet at paper scale (docs/papers.md section 1.2), for accelerators.
 
   python -m hyperface_jax.main --config=configs/hyperface_alexnet.py \
       --workdir=runs/hyperface_alexnet [--config.model_init=runs/rcnn_face]
 
 Input 227x227, width 1.0 (about 60 M parameters), batch 64, SGD-momentum
-(papers.md 1.7, TK's values), the paper's task weights (1.6). On synth_faces
+(docs/papers.md 1.7, TK's values), the paper's task weights (1.6). On synth_faces
 (the default data) it reaches the demo's accuracy in a fraction of its steps;
 for AFLW set --config.data.name=aflw once the aflw builder is prepared.
 
-papers.md 1.3: HyperFace's conv1-conv5 come from R-CNN_Face (configs/rcnn_face.py);
+docs/papers.md 1.3: HyperFace's conv1-conv5 come from R-CNN_Face (configs/rcnn_face.py);
 pass its workdir (or a converted AlexNet directory) as --config.model_init: only names
 under "backbone/" are loaded (model_load.prefix_map), fusion and heads keep their random
 init, and a workdir that already holds a checkpoint resumes from it instead.
@@ -23,11 +23,11 @@ from hyperface_jax import config_lib
 
 def get_config(arg=None):
   c = config_lib.hyperface_base()
-  # papers.md 1.3: copy conv1-conv5 (the backbone) only; the classifier's fc layers and
+  # docs/papers.md 1.3: copy conv1-conv5 (the backbone) only; the classifier's fc layers and
   # any collection entries outside backbone/ are dropped (model_init.py).
   c.model_load.prefix_map = (("backbone/", "backbone/"),)
   if arg == "bvlc":
-    c.model.conv_groups = 2  # papers.md 1.2 note: BVLC AlexNet groups
+    c.model.conv_groups = 2  # docs/papers.md 1.2 note: BVLC AlexNet groups
   elif arg == "cpu":
     # configs/demo.py's choices (documented there), with 300 steps.
     c.total_steps = 300

@@ -1,4 +1,4 @@
-r"""HyperFace-ResNet at paper scale (papers.md section 1.10), for accelerators.
+r"""HyperFace-ResNet at paper scale (docs/papers.md section 1.10), for accelerators.
 
   python -m hyperface_jax.convert --format=torchvision --arch=resnet101 \
       --input=resnet101-63fe2227.pth --output=weights/resnet101_tv
@@ -9,7 +9,7 @@ ResNet-101 (torchvision v1.5 strides) on 224x224 ImageNet-normalised crops; res3
 res4a max-pooled to the res5 grid, 1x1-reduced and fused with res5c for landmarks and
 visibility; pooled res5c for detection, pose and gender (models/hyperface_resnet.py: every
 choice the paper leaves open is a `model.*` field with its documented default). 57.96 M
-parameters (papers.md 1.10 quotes about 60 M); 15.7 forward and 46.9 train-step GFLOPs
+parameters (docs/papers.md 1.10 quotes about 60 M); 15.7 forward and 46.9 train-step GFLOPs
 per image (bench/model_flops.py). The paper initialises from ImageNet ResNet-101 [M]:
 `model_init` names a converted directory (docs/pretrained.md) whose classifier backbone
 transplants by name (`model_load.prefix_map` keeps only backbone/*, the ImageNet fc is
@@ -66,7 +66,7 @@ def get_config(arg=None):
   c.model = paper_model()
   c.input_size = 224  # ImageNet ResNet input (the AlexNet variant uses 227)
   c.data.normalize = "imagenet"  # what torchvision's ImageNet weights expect
-  c.batch_size = 64  # papers.md 1.7: TK batch 64 (paper value unknown)
+  c.batch_size = 64  # docs/papers.md 1.7: TK batch 64 (paper value unknown)
   c.lr = 0.001  # documented default for fine-tuning from ImageNet
   # Transplant only the backbone of a converted ImageNet classifier (docs/pretrained.md).
   c.model_load.prefix_map = (("backbone/", "backbone/"),)

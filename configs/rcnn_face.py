@@ -1,4 +1,4 @@
-r"""R-CNN_Face (papers.md section 1.3): AlexNet trained as a face / non-face region classifier.
+r"""R-CNN_Face (docs/papers.md section 1.3): AlexNet trained as a face / non-face region classifier.
 
   python -m hyperface_jax.main --config=configs/rcnn_face.py --workdir=runs/rcnn_face
 
@@ -16,7 +16,7 @@ Variants:
          numbers and the stage-2 command (configs/hyperface_alexnet.py:cpu).
 
 Regions: the same IoU-labelled region pipeline as HyperFace, detection labels only
-(papers.md 1.3: IoU > 0.5 face, < 0.35 non-face, as HyperFace's detection task, 1.4),
+(docs/papers.md 1.3: IoU > 0.5 face, < 0.35 non-face, as HyperFace's detection task, 1.4),
 balanced faces / non-faces (positive_fraction 0.5).
 """
 
@@ -28,7 +28,7 @@ from hyperface_jax import config_lib
 def get_config(arg=None):
   c = config_lib.hyperface_base()
   c.model_name = "rcnn_face_alexnet"
-  # papers.md 1.3: TK's head fc6 4096 -> fc7 512 -> fc8 2 (the paper's sizes unknown).
+  # docs/papers.md 1.3: TK's head fc6 4096 -> fc7 512 -> fc8 2 (the paper's sizes unknown).
   c.model = ml_collections.ConfigDict(
     dict(
       width=1.0,
@@ -41,13 +41,13 @@ def get_config(arg=None):
       fc7=512,
     )
   )
-  c.loss_name = "hyperface_present"  # the HyperFace detection loss (papers.md 1.6) only
+  c.loss_name = "hyperface_present"  # the HyperFace detection loss (docs/papers.md 1.6) only
   c.tasks = ("detection",)
   c.weighting.weights = ml_collections.ConfigDict(dict(detection=1.0))
   c.evaluator.name = "detection_regions"
   c.data.positive_fraction = 0.5
   if arg == "bvlc":
-    c.model.conv_groups = 2  # papers.md 1.2 note: BVLC AlexNet groups
+    c.model.conv_groups = 2  # docs/papers.md 1.2 note: BVLC AlexNet groups
     c.model_load.dont_load = ("classifier/.*",)  # 1000-class fc layers are not used
   elif arg == "cpu":
     c.total_steps = 300

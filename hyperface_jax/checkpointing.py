@@ -3,7 +3,7 @@
 Orbax's CheckpointManager writes each step into a temporary directory and
 renames it only once complete, so a crash mid-save never corrupts the last
 good checkpoint; on restart the half-written temporary is ignored.
-Restores always go into a full abstract target (STYLE.md traps: restoring
+Restores always go into a full abstract target (docs/design.md traps: restoring
 into an empty or partial target silently skips subtrees).
 """
 

@@ -13,14 +13,14 @@ from hyperface_jax.losses import HYPERFACE_LOSS_WEIGHTS
 
 
 def hyperface_base() -> ml_collections.ConfigDict:
-  """HyperFace-AlexNet defaults (papers.md sections 1.2-1.7)."""
+  """HyperFace-AlexNet defaults (docs/papers.md sections 1.2-1.7)."""
   c = ml_collections.ConfigDict()
   c.seed = 0
   # JAX's "rbg" generator: init compiles about 3x faster than threefry on CPU
   # (bench/model_flops.py notes) and it is the faster one on TPU too.
   c.prng_impl = "rbg"
   c.total_steps = 100_000
-  c.batch_size = 64  # papers.md 1.7: TK batch 64 (paper value unknown)
+  c.batch_size = 64  # docs/papers.md 1.7: TK batch 64 (paper value unknown)
   c.eval_batch_size = 256
   c.log_every = 50
   c.eval_every = 2_000
@@ -39,13 +39,13 @@ def hyperface_base() -> ml_collections.ConfigDict:
       norm_axis_name="data",
     )
   )
-  c.input_size = 227  # papers.md 1.1: proposals resized to 227x227
+  c.input_size = 227  # docs/papers.md 1.1: proposals resized to 227x227
 
   c.loss_name = "hyperface"
   c.tasks = ("detection", "landmarks", "visibility", "pose", "gender")
   c.weighting = ml_collections.ConfigDict(dict(name="static", weights=dict(HYPERFACE_LOSS_WEIGHTS)))
 
-  # papers.md 1.7: SGD; lr/momentum are TK's (the paper's are unknown).
+  # docs/papers.md 1.7: SGD; lr/momentum are TK's (the paper's are unknown).
   c.optim = ml_collections.ConfigDict(
     dict(name="sgd", momentum=0.9, nesterov=False, weight_decay=5e-4, grad_clip_norm=0.0, freeze=())
   )  # regexes of frozen params, e.g. ("backbone/.*",) (docs/surgery.md)
@@ -77,11 +77,11 @@ def hyperface_base() -> ml_collections.ConfigDict:
       regions_per_scene=4,
       eval_regions_per_scene=8,
       flip_prob=0.5,
-      # papers.md 1.4: face/non-face regions balanced (TK alternates classes).
+      # docs/papers.md 1.4: face/non-face regions balanced (TK alternates classes).
       positive_fraction=0.5,
       normalize="minus_half",
       # Region sampling around/away from faces (data/sampling.py DEFAULT_SAMPLING;
-      # papers.md 1.4 leaves it open: the paper uses selective search regions).
+      # docs/papers.md 1.4 leaves it open: the paper uses selective search regions).
       sampling=dict(
         scale_range=(0.6, 1.6),
         shift_range=0.25,
@@ -95,7 +95,7 @@ def hyperface_base() -> ml_collections.ConfigDict:
         window_stride_fraction=0.3,
         window_border_fraction=0.4,
       ),
-      # papers.md 1.4: per-task IoU rules.
+      # docs/papers.md 1.4: per-task IoU rules.
       thresholds=dict(
         detection_positive=0.5,
         detection_negative=0.35,
@@ -117,7 +117,7 @@ def hyperface_base() -> ml_collections.ConfigDict:
 def apply_cpu_recipe(c: ml_collections.ConfigDict, warmup_steps: int) -> None:
   """The from-scratch CPU training choices shared by configs/demo.py and the `:cpu`
   variants (the reasons are documented in configs/demo.py): Adam 2e-3 without weight
-  decay (papers.md 1.7 leaves the optimiser open), 2 regions per scene (6 in evaluation),
+  decay (docs/papers.md 1.7 leaves the optimiser open), 2 regions per scene (6 in evaluation),
   positives jittered 0.8-1.3x the face side and shifted by up to 0.15 of it. In place.
   """
   c.optim.name = "adam"

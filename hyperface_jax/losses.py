@@ -1,9 +1,9 @@
 """Per-task HyperFace losses, each returned as a (sum, count) pair.
 
-papers.md section 1.6. Every loss is a sum over the examples of this device
+docs/papers.md section 1.6. Every loss is a sum over the examples of this device
 that carry the task's label (the masks of the region batch contract), with
 the number of such examples, so that the training step can form the exact
-global mean sum/count across devices (STYLE.md habit 6) instead of a mean of
+global mean sum/count across devices (docs/design.md habit 6) instead of a mean of
 per-device means.
 """
 
@@ -19,7 +19,7 @@ from hyperface_jax import registry
 
 SumCount = Tuple[jax.Array, jax.Array]
 
-# papers.md section 1.6: lambda_D = 1, lambda_L = 5, lambda_V = 0.5,
+# docs/papers.md section 1.6: lambda_D = 1, lambda_L = 5, lambda_V = 0.5,
 # lambda_P = 5, lambda_G = 2 (CNBLOG; MAH hyperparams.py).
 HYPERFACE_LOSS_WEIGHTS = {
   "detection": 1.0,
@@ -36,16 +36,16 @@ def _masked(per_example: jax.Array, mask: jax.Array) -> SumCount:
 
 
 def detection_loss(outputs, batch) -> SumCount:
-  """Softmax cross-entropy face/non-face, loss_D of papers.md section 1.6."""
+  """Softmax cross-entropy face/non-face, loss_D of docs/papers.md section 1.6."""
   ce = optax.softmax_cross_entropy_with_integer_labels(outputs["detection"], batch["detection"])
   return _masked(ce, batch["detection_mask"] * batch["example_mask"])
 
 
 def landmarks_loss(outputs, batch) -> SumCount:
-  """Visibility-masked Euclidean loss, loss_L of papers.md section 1.6.
+  """Visibility-masked Euclidean loss, loss_L of docs/papers.md section 1.6.
 
   loss_L = 1/(2N) sum_i v_i ((x_i - a_i)^2 + (y_i - b_i)^2), N landmarks, with
-  targets normalised to the region (papers.md section 1.5).
+  targets normalised to the region (docs/papers.md section 1.5).
   """
   pred, target, vis = outputs["landmarks"], batch["landmarks"], batch["visibility"]
   num_points = target.shape[-2]
@@ -67,7 +67,7 @@ def pose_loss(outputs, batch) -> SumCount:
 
 
 def gender_loss(outputs, batch) -> SumCount:
-  """Softmax cross-entropy male/female, loss_G of papers.md section 1.6."""
+  """Softmax cross-entropy male/female, loss_G of docs/papers.md section 1.6."""
   ce = optax.softmax_cross_entropy_with_integer_labels(outputs["gender"], batch["gender"])
   return _masked(ce, batch["gender_mask"] * batch["example_mask"])
 
@@ -85,7 +85,7 @@ HYPERFACE_LOSSES = {
 def hyperface_losses(
   outputs: Mapping[str, jax.Array], batch: Mapping[str, jax.Array]
 ) -> Dict[str, SumCount]:
-  """All five HyperFace task losses as {task: (sum, count)} (papers.md 1.6)."""
+  """All five HyperFace task losses as {task: (sum, count)} (docs/papers.md 1.6)."""
   return {task: fn(outputs, batch) for task, fn in HYPERFACE_LOSSES.items()}
 
 
@@ -95,7 +95,7 @@ def hyperface_present_losses(
 ) -> Dict[str, SumCount]:
   """The HyperFace task losses of the tasks the model predicts (keys of `outputs`).
 
-  For models with a subset of the heads, e.g. R-CNN_Face (papers.md 1.3) that predicts
+  For models with a subset of the heads, e.g. R-CNN_Face (docs/papers.md 1.3) that predicts
   only "detection": the other tasks need no output. train.py checks that the tasks
   returned equal config.tasks, so a head missing by mistake still fails loudly.
   """

@@ -1,4 +1,4 @@
-"""Entry point: parses flags, nothing else (STYLE.md habit 2).
+"""Entry point: parses flags, nothing else (docs/design.md habit 2).
 
   python -m hyperface_jax.main --config=configs/demo.py --workdir=runs/demo \
       [--config.total_steps=100 ...]

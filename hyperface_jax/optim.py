@@ -1,6 +1,6 @@
 """Optimiser and learning-rate schedule from the config.
 
-papers.md section 1.7: the paper trains with SGD (Caffe); its learning rate,
+docs/papers.md section 1.7: the paper trains with SGD (Caffe); its learning rate,
 momentum and batch size are unknown, so the documented default is TK's
 MomentumSGD (lr 0.01, momentum 0.9) with weight decay 5e-4 (Caffe AlexNet).
 `config.optim.freeze` (regexes) freezes parameters (`with_frozen`, docs/surgery.md).

@@ -9,7 +9,7 @@ with a video extension are videos, those with an extension Pillow can open (.jpg
 .ppm, .tif, .webp, ...) images; other files (annotations such as .pts, text, ...), hidden
 files and folders, and OUT itself are skipped, and the skipped files are counted in the
 summary line. A single file is always tried, whatever its extension. Per image OUT/NAME.json
-(DESIGN.md section 4, plus the image's size and the conversions applied) and OUT/NAME.png
+(docs/design.md section 4, plus the image's size and the conversions applied) and OUT/NAME.png
 with the faces drawn (viz.py); per video OUT/NAME.mp4 and OUT/NAME.jsonl
 (inference/video.py). NAME is the path relative to the input folder without its extension
 (sub-folders mirrored in OUT); when two inputs would share a NAME (a.jpg and a.png), each

@@ -1,6 +1,6 @@
 """Choose-by-name registries for models, losses, weightings, evaluators, ...
 
-Configs name components by string (big_vision habit, see ../shared/STYLE.md);
+Configs name components by string (big_vision habit, see docs/design.md);
 a `Registry` maps those names to factories so that a system differs from
 another by config only, never by a forked training loop.
 """

@@ -1,6 +1,6 @@
 """The device mesh and global-array assembly for data parallelism.
 
-pmap semantics without `jax.pmap` (DESIGN.md section 2): one mesh axis
+pmap semantics without `jax.pmap` (docs/design.md section 2): one mesh axis
 'data' over every device of every host; per-device code runs under
 `jax.shard_map`; each host feeds its own rows, assembled into global
 `jax.Array`s with `jax.make_array_from_process_local_data`.
@@ -21,7 +21,7 @@ DATA_AXIS = "data"
 def make_mesh(devices=None) -> Mesh:
   """A 1-D mesh ('data',) over `devices` (default: all devices of all hosts).
 
-  axis_types are passed explicitly (STYLE.md traps: defaults changed between
+  axis_types are passed explicitly (docs/design.md traps: defaults changed between
   JAX versions).
   """
   devices = jax.devices() if devices is None else list(devices)

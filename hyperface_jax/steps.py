@@ -2,10 +2,10 @@
 
 Each step is per-device code (pmap semantics) with explicit collectives over
 the 'data' mesh axis, run as `jax.jit(jax.shard_map(...))` over all devices
-with the train state donated (DESIGN.md section 2, STYLE.md habit 3). Static
+with the train state donated (docs/design.md section 2, docs/design.md habit 3). Static
 things (model, losses, optimiser, weighting) are closed over.
 
-Exact cross-device means (STYLE.md habit 6): each task loss is (sum, count);
+Exact cross-device means (docs/design.md habit 6): each task loss is (sum, count);
 a device contributes sum_local / count_global, and the psum of those
 contributions -- of the losses and, explicitly, of the gradients -- is the
 exact mean over the global batch, whatever the number of devices. This is

@@ -1,4 +1,4 @@
-"""The one training loop for every system (DESIGN.md section 2).
+"""The one training loop for every system (docs/design.md section 2).
 
 init (shape-first) -> restore-or-init -> step -> log -> evaluate -> checkpoint
 -> final evaluation, results.json and report. Systems differ by config:

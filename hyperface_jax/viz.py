@@ -2,13 +2,13 @@
 
 Conventions (used by `predict` PNGs and report/crops.png):
   * Images are uint8 RGB [H, W, 3]; colours are RGB tuples. Coordinates are
-    pixels, x right, y down (DESIGN.md section 6).
+    pixels, x right, y down (docs/design.md section 6).
   * Landmarks: a visible point (visibility >= 0.5, labels or probabilities) is
     a filled circle, an invisible one a hollow circle, both in `colour`; the
     report draws truth green (0, 255, 0) and predictions red (255, 0, 0).
   * Pose axes, drawn from `pose_origin` (default NoseCenter, else box centre):
     x red, y green, z blue, the axes of the head-model frame (AFLW 3-D mean
-    face, papers.md section 5.1: x towards image-right of a frontal face, y up,
+    face, docs/papers.md section 5.1: x towards image-right of a frontal face, y up,
     z out of the face). The rotation is the synthetic renderer's, imported from
     `hyperface_jax.data.face_model.rotation_matrix` so the two always agree:
     R = F @ Rz(roll) @ Ry(yaw) @ Rx(pitch), F = diag(1, -1, -1), right-handed
@@ -18,7 +18,7 @@ Conventions (used by `predict` PNGs and report/crops.png):
     shows x right, y up and z as a dot; yaw > 0 swings z towards image-right
     (the face turns right), pitch > 0 swings z down (the face looks down), and
     roll > 0 turns x counter-clockwise on screen. A horizontal flip (negating
-    roll and yaw, papers.md section 1.13) mirrors the drawing.
+    roll and yaw, docs/papers.md section 1.13) mirrors the drawing.
   * Text goes above the box (or the top-left corner without a box) in `colour`,
     over a black outline so that it reads on any photograph: the gender label with
     the probability of THAT label ("F 0.87" = p_female 0.87, "M 0.90" = p_female
@@ -56,7 +56,7 @@ def pose_axes_2d(pose, length: float) -> np.ndarray:
 
 
 def region_to_crop_pixels(points, size: int) -> np.ndarray:
-  """Region-normalised landmarks (papers.md section 1.5) -> crop pixels.
+  """Region-normalised landmarks (docs/papers.md section 1.5) -> crop pixels.
 
   The crop is the region resized to size x size, so x_px = (a + 0.5) * size.
   """

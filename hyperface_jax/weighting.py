@@ -1,7 +1,7 @@
 """Task-coefficient transforms, written the optax way.
 
 A `TaskWeighting` is a NamedTuple of two pure functions (optax's
-`GradientTransformation` habit, STYLE.md habit 5):
+`GradientTransformation` habit, docs/design.md habit 5):
 
   state = weighting.init()
   state = weighting.update(state, train_losses=..., val_losses=...,
@@ -14,11 +14,11 @@ checkpointed and logged (`weight/<task>`) every step. The training step uses
 global per-task training losses; the loop stores the per-task validation
 losses of the last evaluation in the train state and passes them too, with
 `val_valid` (0 until the first evaluation). That is all the information the
-dynamic schemes need: TCDCN's task-wise early stopping (ECCV'14, papers.md
+dynamic schemes need: TCDCN's task-wise early stopping (ECCV'14, docs/papers.md
 section 2.1) and dynamic coefficients (TPAMI'16, section 2.2) read the
 training-loss window and the validation loss; DWA reads training-loss ratios.
 Uncertainty weighting and GradNorm have learnable coefficients, which live in
-the parameters with their own optax partition instead (DESIGN.md section 2).
+the parameters with their own optax partition instead (docs/design.md section 2).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def check_weights(weights: Mapping[str, float], tasks: Sequence[str]) -> None:
 
 @registry.WEIGHTINGS.register("static")
 def static(weights: Mapping[str, float], tasks: Optional[Sequence[str]] = None) -> TaskWeighting:
-  """Constant task coefficients (HyperFace, papers.md section 1.6).
+  """Constant task coefficients (HyperFace, docs/papers.md section 1.6).
 
   Args:
     weights: {task: coefficient}, e.g. losses.HYPERFACE_LOSS_WEIGHTS.

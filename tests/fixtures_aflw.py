@@ -1,6 +1,6 @@
 """Writes AFLW fixtures in the original format: a real aflw.sqlite + JPEGs under flickr/.
 
-Tables and columns as papers.md section 5.1 (the 2012-11-28 schema). Shared by
+Tables and columns as docs/papers.md section 5.1 (the 2012-11-28 schema). Shared by
 tests/test_builders_aflw.py and bench/builder_memory.py.
 """
 

@@ -1,4 +1,4 @@
-"""Writes a tiny MTFL distribution in the exact release format (papers.md section 5.5).
+"""Writes a tiny MTFL distribution in the exact release format (docs/papers.md section 5.5).
 
 Rows start with a space, paths use backslashes, floats have 6 decimals:
  lfw_5590\\Aaron_Guiel_0001.jpg 101.250000 146.750000 ... 1 1 2 3

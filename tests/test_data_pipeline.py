@@ -98,7 +98,7 @@ def test_flip_consistency_with_mirrored_scene():
   np.testing.assert_array_equal(c2, crops)
   for k in labels:
     np.testing.assert_array_equal(l2[k], labels[k])
-  # Pose: roll and yaw negated, pitch kept (papers.md section 1.13).
+  # Pose: roll and yaw negated, pitch kept (docs/papers.md section 1.13).
   np.testing.assert_allclose(flab["pose"][0], labels["pose"][0] * [-1, 1, -1])
 
 

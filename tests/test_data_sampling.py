@@ -1,4 +1,4 @@
-"""Tests of box utilities, region sampling and IoU labelling (papers.md sections 1.4, 1.5)."""
+"""Tests of box utilities, region sampling and IoU labelling (docs/papers.md sections 1.4, 1.5)."""
 
 import numpy as np
 import pytest
@@ -61,7 +61,7 @@ def test_label_rules_hand_placed():
   np.testing.assert_array_equal(lab["gender"], [1, 0, 0, 0])
   np.testing.assert_allclose(lab["pose"][0], faces["pose"][0])
   np.testing.assert_allclose(lab["pose"][1:], 0)
-  # papers.md section 1.5: region centre (150, 150), size 100 -> (0.25, -0.2).
+  # docs/papers.md section 1.5: region centre (150, 150), size 100 -> (0.25, -0.2).
   np.testing.assert_allclose(lab["landmarks"][0, 0], [0.25, -0.2], atol=1e-6)
   side = regions[1, 2]
   np.testing.assert_allclose(lab["landmarks"][1, 0], [25 / side, -20 / side], rtol=1e-5)

@@ -1,4 +1,4 @@
-"""Tests of the AFLW FaceRectCalculator (papers.md section 1.9) and the pose convention."""
+"""Tests of the AFLW FaceRectCalculator (docs/papers.md section 1.9) and the pose convention."""
 
 import numpy as np
 import pytest

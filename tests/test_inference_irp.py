@@ -1,4 +1,4 @@
-"""Iterative Region Proposals (papers.md section 1.8 step 3) with a fake network."""
+"""Iterative Region Proposals (docs/papers.md section 1.8 step 3) with a fake network."""
 
 import numpy as np
 

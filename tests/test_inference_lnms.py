@@ -1,4 +1,4 @@
-"""Landmark-based NMS and plain NMS (papers.md section 1.8 step 4) on hand-worked cases."""
+"""Landmark-based NMS and plain NMS (docs/papers.md section 1.8 step 4) on hand-worked cases."""
 
 import numpy as np
 import pytest

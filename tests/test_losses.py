@@ -1,4 +1,4 @@
-"""HyperFace losses (papers.md section 1.6) against hand-worked values."""
+"""HyperFace losses (docs/papers.md section 1.6) against hand-worked values."""
 
 import math
 

@@ -37,7 +37,7 @@ def count(tree):
   return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
 
 
-# papers.md section 1.2, per layer: kh * kw * C_in / groups * C_out + C_out (bias).
+# docs/papers.md section 1.2, per layer: kh * kw * C_in / groups * C_out + C_out (bias).
 CONV1 = 11 * 11 * 3 * 96 + 96  # 34_944
 CONV3 = 3 * 3 * 256 * 384 + 384  # 885_120
 CONV1A = 4 * 4 * 96 * 256 + 256  # 393_472

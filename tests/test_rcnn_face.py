@@ -1,4 +1,4 @@
-"""R-CNN_Face (papers.md 1.3): detection-only model, loss, evaluator, and the two-stage chain."""
+"""R-CNN_Face (docs/papers.md 1.3): detection-only model, loss, evaluator, and the two-stage chain."""
 
 import os
 import sys
@@ -34,7 +34,7 @@ def test_backbone_names_and_shapes_match_hyperface():
   assert surgery.flatten(rcnn["batch_stats"]) == surgery.flatten(
     {"backbone": hyper["batch_stats"]["backbone"]}
   )
-  # papers.md 1.3 (TK): fc6 4096 (scaled by width) -> fc7 512 -> fc8 2; pool5 1x1 at 67 px.
+  # docs/papers.md 1.3 (TK): fc6 4096 (scaled by width) -> fc7 512 -> fc8 2; pool5 1x1 at 67 px.
   head = surgery.flatten(rcnn["params"]["classifier"])
   assert head["fc6/kernel"] == (128, 2048) and head["fc7/kernel"] == (2048, 512)
   assert head["fc8/kernel"] == (512, 2)

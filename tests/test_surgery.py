@@ -191,7 +191,7 @@ def test_param_overview_totals_match_hand_counts():
   assert surgery.count_params(_tree()) == 1162
   short = surgery.param_overview(_tree(), max_rows=2).splitlines()
   assert "... 4 more arrays" in short and short[-1] == lines[-1]
-  # Full HyperFace-AlexNet: fc_full alone is 6912 x 3072 weights (papers.md 1.2).
+  # Full HyperFace-AlexNet: fc_full alone is 6912 x 3072 weights (docs/papers.md 1.2).
   model = registry.MODELS.get("hyperface_alexnet")()
   shapes = jax.eval_shape(
     lambda: model.init(jax.random.PRNGKey(0), np.zeros((1, 227, 227, 3), np.float32))

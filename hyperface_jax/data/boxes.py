@@ -3,9 +3,9 @@
 Geometry convention used by the whole data pipeline (sampling, cropping,
 flipping, landmark normalisation): boxes and landmarks live in ONE continuous
 pixel coordinate system in which pixel i has its centre at coordinate i
-(0-based, x right, y down; DESIGN.md section 6). A box [x, y, w, h] spans
+(0-based, x right, y down; docs/design.md section 6). A box [x, y, w, h] spans
 [x, x + w] x [y, y + h]; the image of width W spans [-0.5, W - 0.5]. A
-horizontal flip maps a point u -> W - 1 - u (papers.md section 1.13), hence a
+horizontal flip maps a point u -> W - 1 - u (docs/papers.md section 1.13), hence a
 box x -> W - 1 - (x + w); see `flip_boxes`.
 """
 
@@ -64,10 +64,10 @@ def intersection(a, b):
 
 
 def iou(a, b):
-  """Standard intersection-over-union of every pair (papers.md section 1.4).
+  """Standard intersection-over-union of every pair (docs/papers.md section 1.4).
 
   Standard IoU = area(A n B) / area(A u B), NOT TK's sqrt overlap rate
-  (papers.md section 1.4 says to use the standard one).
+  (docs/papers.md section 1.4 says to use the standard one).
 
   Args:
     a: [N, 4] boxes x, y, w, h.
@@ -105,7 +105,7 @@ def inside_fraction(boxes, image_hw):
 def flip_boxes(boxes, width):
   """Mirrors boxes horizontally in an image `width` pixels wide.
 
-  Points map u -> width - 1 - u (papers.md section 1.13), so the box edge
+  Points map u -> width - 1 - u (docs/papers.md section 1.13), so the box edge
   x + w becomes the new left edge: x' = width - 1 - x - w.
 
   Args:

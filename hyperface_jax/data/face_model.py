@@ -1,6 +1,6 @@
 """3-D head model of the synthetic faces: AFLW-21, iBUG-68 and 5 points, pose, camera.
 
-Model frame (papers.md section 5.1): x towards image-right of a frontal face, y up, the
+Model frame (docs/papers.md section 5.1): x towards image-right of a frontal face, y up, the
 face looks along +z. The 21 AFLW points are `schemes.AFLW21_MEAN_FACE_3D` exactly; the
 68 iBUG points are built around them so that `schemes.ibug68_to_aflw21` of the 68 gives
 back the 21 (ears excepted; the mouth centre only for a neutral mouth, see
@@ -9,16 +9,16 @@ back the 21 (ears excepted; the mouth centre only for a neutral mouth, see
 Pose convention (written once here, documented default):
   R = F @ Rz(roll) @ Ry(yaw) @ Rx(pitch),   F = diag(1, -1, -1),
 with right-handed elementary rotations in the model frame. F turns the model frame into the
-camera frame of POSIT / FaceRectCalculator (x right, y down, z into the image; papers.md
+camera frame of POSIT / FaceRectCalculator (x right, y down, z into the image; docs/papers.md
 section 1.9), so a zero pose is a frontal, upright face looking at the camera. Signs:
   yaw > 0   the face turns towards image-right (its Right* side, x > 0, turns away);
   pitch > 0 the face turns down (nose moves down in the image);
   roll > 0  the face rotates counter-clockwise as seen in the image.
-A horizontal image flip negates roll and yaw and keeps pitch (papers.md section 1.13):
+A horizontal image flip negates roll and yaw and keeps pitch (docs/papers.md section 1.13):
 conjugating R by diag(-1, 1, 1) does exactly that.
 
 Camera: pinhole with focal f = 1.5 * W and principal point (W/2, H/2) as in AFLW's
-FaceRectCalculator (papers.md section 1.9); a model point X of a head with scale s and
+FaceRectCalculator (docs/papers.md section 1.9); a model point X of a head with scale s and
 translation T lands at P = s * R X + T and projects to (f P.x/P.z + W/2, f P.y/P.z + H/2).
 
 Self-occlusion (documented default, weak-perspective rule): every point carries an outward
@@ -36,13 +36,13 @@ from hyperface_jax.data import schemes
 
 A21 = schemes.AFLW21_MEAN_FACE_3D
 _UP = np.array([0.0, 1.0, 0.0])
-FOCAL_FACTOR = 1.5  # papers.md section 1.9: f = 1.5 * W
-# papers.md section 1.9 step 3: model centre = midpoint of the 3-D eye centres.
+FOCAL_FACTOR = 1.5  # docs/papers.md section 1.9: f = 1.5 * W
+# docs/papers.md section 1.9 step 3: model centre = midpoint of the 3-D eye centres.
 EYE_MID = 0.5 * (A21[7] + A21[10])
 EYE_RADIUS = 0.5 * float(np.linalg.norm(A21[7] - A21[10]))  # step 4: half eye distance
 _F = np.diag([1.0, -1.0, -1.0])
 
-# TCDCN 5 yaw bins (papers.md section 2.1), degrees; "left" = face turned to image-left
+# TCDCN 5 yaw bins (docs/papers.md section 2.1), degrees; "left" = face turned to image-left
 # (yaw < 0). Documented default edges.
 POSE_CLASS_EDGES_DEG = (-54.0, -18.0, 18.0, 54.0)
 
@@ -243,7 +243,7 @@ def camera_points(points, rot, translation, scale=1.0):
 
 
 def project(cam_points, image_w, image_h):
-  """Pinhole projection (papers.md section 1.9 camera) of camera points [..., N, 3] -> px."""
+  """Pinhole projection (docs/papers.md section 1.9 camera) of camera points [..., N, 3] -> px."""
   f = FOCAL_FACTOR * image_w
   cam = np.asarray(cam_points)
   return np.stack(

@@ -3,7 +3,7 @@
 Scenes of each split are held in memory (`pipeline.SceneStore`); training
 batches are a pure function of (seed, step, host) so a resumed run sees
 exactly the data of an uninterrupted one with no iterator state to
-checkpoint (STYLE.md traps); evaluation uses fixed, padded region sets.
+checkpoint (docs/design.md traps); evaluation uses fixed, padded region sets.
 """
 
 from __future__ import annotations

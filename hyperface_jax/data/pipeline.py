@@ -1,6 +1,6 @@
 """In-memory scene store and pure-function region batches.
 
-Design (lead's decision, DESIGN.md section 2 and STYLE.md "same data order after
+Design (lead's decision, docs/design.md section 2 and docs/design.md "same data order after
 resume"): the scenes of a split are loaded once into numpy; every training batch
 is a PURE function of (seed, step, process_index, process_count), so a resumed
 run sees exactly the data of an uninterrupted one and no iterator state needs
@@ -15,7 +15,7 @@ count reproduce the data. Scenes are drawn uniformly with replacement.
 
 Evaluation uses a fixed labelled region set (rng per scene from (seed, EVAL,
 scene)), no flips, padded to whole batches with example_mask (never dropped;
-STYLE.md "drop_remainder").
+docs/design.md "drop_remainder").
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _labelled_crops(
   labels["scene_index"] = np.full(num, index, np.int32)
   flip = None
   if flip_prob is not None:
-    # Random horizontal flip (papers.md section 1.4, TK): the crop is sampled
+    # Random horizontal flip (docs/papers.md section 1.4, TK): the crop is sampled
     # mirrored (same pixels as preprocess.flip_batch, no extra copy).
     flip = rng.random(num) < flip_prob
     flipped = preprocess.flip_labels(
@@ -118,7 +118,7 @@ def train_batch(
     batch_size: GLOBAL batch size (divisible by process_count).
     image_size: crop side S.
     regions_per_scene: regions drawn from each sampled scene.
-    flip_prob: probability of a horizontal flip per region (papers.md section 1.4).
+    flip_prob: probability of a horizontal flip per region (docs/papers.md section 1.4).
     normalize: preprocess.normalize mode for "image".
     thresholds: IoU thresholds overriding sampling.DEFAULT_THRESHOLDS.
     process_index, process_count: this host and the number of hosts.

@@ -20,7 +20,7 @@ from hyperface_jax.data import schemes
 # ImageNet RGB statistics (torchvision convention) for the "imagenet" mode.
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
-# Caffe AlexNet/VGG BGR pixel means (0-255), explicit option only (DESIGN.md section 6).
+# Caffe AlexNet/VGG BGR pixel means (0-255), explicit option only (docs/design.md section 6).
 _CAFFE_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
 
 NORMALIZE_MODES = ("minus_half", "imagenet", "caffe_bgr")
@@ -77,7 +77,7 @@ def crop_and_resize(image, regions, size, fill=0, flip=None):
 
 
 def flip_labels(labels):
-  """Mirrors region labels horizontally (papers.md section 1.13).
+  """Mirrors region labels horizontally (docs/papers.md section 1.13).
 
   Landmarks and visibility are permuted with schemes.AFLW21_FLIP and the
   normalised x negated (exact: the region is mirrored about its centre); roll
@@ -122,7 +122,7 @@ def flip_batch(crops, labels):
 def normalize(images, mode="minus_half"):
   """uint8 RGB images -> float32 model input.
 
-  Modes: "minus_half" x / 255 - 0.5 (documented default, papers.md section 1.2
+  Modes: "minus_half" x / 255 - 0.5 (documented default, docs/papers.md section 1.2
   note); "imagenet" (x / 255 - mean) / std with RGB ImageNet statistics;
   "caffe_bgr" channels reversed to BGR and Caffe means subtracted, 0-255 range
   (explicit option only, for imported Caffe weights).

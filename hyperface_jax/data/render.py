@@ -1,7 +1,7 @@
 """Synthetic face scenes and face crops (issue 2): public entry points of the renderer.
 
 `render_scene(rng, SceneConfig())` returns one example of the face-scene schema
-(DESIGN.md section 5; numpy arrays) and `render_face_crop(rng, CropConfig())` one example of
+(docs/design.md section 5; numpy arrays) and `render_face_crop(rng, CropConfig())` one example of
 the per-face crop schema. Both are pure functions of the Generator state.
 
 Pipeline: cluttered background -> face-like distractors -> faces far-to-near (render_draw,
@@ -11,7 +11,7 @@ blur, noise, JPEG). Labels come from the geometry, never from the pixels:
   visibility  self-visible (face_model rule) and inside the image and not occluded, where
               `occluded` = covered by a later-drawn object (nearer face, hand, hat, bar,
               sunglasses, long hair over the ears);
-  box         FaceRectCalculator with the true pose (face_rect.box_from_pose, papers.md
+  box         FaceRectCalculator with the true pose (face_rect.box_from_pose, docs/papers.md
               section 1.9); every visible landmark lies within BOX_MARGIN * side of it.
 Annotated faces: like a human annotator of AFLW/AFW/FDDB, a scene's labels only list faces
 that can be seen: a face less than `SceneConfig.min_visible_fraction` visible
@@ -87,7 +87,7 @@ def place_face(pose, head_scale, side_px, centre_px, image_w, image_h):
   """(R, T) so that the face's box has about side_px and its eye midpoint at centre_px."""
   rot = fm.rotation_matrix(*pose)
   f = fm.FOCAL_FACTOR * image_w
-  # papers.md section 1.9 step 4/6: side ~ 128/50 * 2 r f / d  =>  d = 5.12 r f / side.
+  # docs/papers.md section 1.9 step 4/6: side ~ 128/50 * 2 r f / d  =>  d = 5.12 r f / side.
   d = 5.12 * fm.EYE_RADIUS * head_scale * f / side_px
   p = np.array([(centre_px[0] - image_w / 2) * d / f, (centre_px[1] - image_h / 2) * d / f, d])
   return rot, p - head_scale * rot @ fm.EYE_MID

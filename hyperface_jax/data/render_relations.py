@@ -1,4 +1,4 @@
-"""Relation-trait rule for face pairs of synthetic scenes (papers.md section 3.1 order).
+"""Relation-trait rule for face pairs of synthetic scenes (docs/papers.md section 3.1 order).
 
 Traits (index: name) 0 dominant, 1 competitive, 2 trusting, 3 warm, 4 friendly, 5 attached,
 6 demonstrative, 7 assured. For a pair (a, b) (a = the earlier face of the scene) the rule

@@ -1,16 +1,16 @@
-"""Training-time region sampling and per-task IoU labelling (papers.md section 1.4).
+"""Training-time region sampling and per-task IoU labelling (docs/papers.md section 1.4).
 
-HyperFace trains on selective-search proposals of AFLW images (papers.md section
+HyperFace trains on selective-search proposals of AFLW images (docs/papers.md section
 1.4). We replace proposals by random squares (documented default) so that the
 input pipeline is a pure function of (seed, step, ...):
   * around faces: the face box scaled by U(0.6, 1.6) and shifted by up to 0.25 of
     the face side per axis, so that IoUs spread over roughly 0.2-1.0;
   * background: squares with sides U(0.15, 0.9) * min(H, W), fully inside the
     image, rejected if IoU >= 0.35 with any face so that negatives are clean.
-Regions are kept square because AFLW face boxes are square (papers.md section 1.9)
+Regions are kept square because AFLW face boxes are square (docs/papers.md section 1.9)
 and the crop is resized to a square input without distortion.
 
-Balancing (papers.md section 1.4: TK retries proposals until it gets the needed
+Balancing (docs/papers.md section 1.4: TK retries proposals until it gets the needed
 class; the paper's batch composition is unknown). Our scheme, per scene:
   * round(num_regions * positive_fraction) regions with IoU > 0.5 (rejection
     sampling from the around-face distribution);
@@ -27,7 +27,7 @@ background regions windows with IoU < negative_max_iou, both reaching past the i
 edge like the test-time windows. The network then sees the windows the full-image
 pipeline will show it: face PARTS (a window inside a larger face), windows cutting
 through a face, and background half outside the image. The paper trains on the
-proposals of its test-time generator (selective search, papers.md 1.4), so its
+proposals of its test-time generator (selective search, docs/papers.md 1.4), so its
 negatives include these; a detector trained only on jitter around the face box and on
 background inside the image scores face parts, and anything padded past the image edge
 (where only cut faces were ever padded), as faces (docs/inference.md, the false-positive
@@ -48,7 +48,7 @@ import numpy as np
 
 from hyperface_jax.data import boxes as box_lib
 
-# papers.md section 1.4 (per-task IoU rules; 0.35 not KRR's 0.30).
+# docs/papers.md section 1.4 (per-task IoU rules; 0.35 not KRR's 0.30).
 DEFAULT_THRESHOLDS = {
   "detection_positive": 0.5,  # detection 1 if IoU > 0.5
   "detection_negative": 0.35,  # detection 0 if IoU < 0.35, in between ignored
@@ -58,7 +58,7 @@ DEFAULT_THRESHOLDS = {
   "gender": 0.5,  # gender used if IoU > 0.5
 }
 
-# Documented defaults (the paper uses selective search, papers.md section 1.4).
+# Documented defaults (the paper uses selective search, docs/papers.md section 1.4).
 DEFAULT_SAMPLING = {
   "scale_range": (0.6, 1.6),  # region side / face side
   "shift_range": 0.25,  # max centre shift per axis, in face sides
@@ -74,7 +74,7 @@ DEFAULT_SAMPLING = {
   "window_border_fraction": 0.4,
   "negative_side_range": (0.15, 0.9),  # background side / min(H, W)
   "negative_max_iou": 0.35,  # background rejected if IoU >= this with a face
-  "positive_min_iou": 0.5,  # a positive has IoU > this (papers.md section 1.4)
+  "positive_min_iou": 0.5,  # a positive has IoU > this (docs/papers.md section 1.4)
   "min_inside": 0.5,  # at least half of a region inside the image
   "max_rounds": 8,  # rejection-sampling rounds before the fallbacks
 }
@@ -315,7 +315,7 @@ def _fill_background(rng, image_hw, faces, k, cfg):
 
 
 def check_faces(faces, where="faces"):
-  """Validates a scene's `faces` dict (scene schema, DESIGN.md section 5).
+  """Validates a scene's `faces` dict (scene schema, docs/design.md section 5).
 
   Args:
     faces: dict with box [F, 4], landmarks [F, 21, 2], visibility [F, 21],
@@ -355,14 +355,14 @@ def check_faces(faces, where="faces"):
 def label_regions(regions, faces, thresholds=None):
   """Per-task labels and masks of regions from their IoU with the faces.
 
-  IoU rules of papers.md section 1.4 (strict inequalities): detection 1 if
+  IoU rules of docs/papers.md section 1.4 (strict inequalities): detection 1 if
   IoU > 0.5, 0 if IoU < 0.35, ignored in between; landmarks and visibility used
   if IoU > 0.35; pose and gender if IoU > 0.5; each also needs the matched
   face's valid flag (gender -1 also masks). The matched face is the argmax IoU
   over faces with a valid box. Landmarks are normalised to the region,
-  ((x - cx) / w, (y - cy) / h) (papers.md section 1.5); a landmark may fall
+  ((x - cx) / w, (y - cy) / h) (docs/papers.md section 1.5); a landmark may fall
   outside the region (|value| > 0.5), it keeps its visibility. Values under a
-  zero mask are zeroed so no garbage reaches a loss (DESIGN.md section 6).
+  zero mask are zeroed so no garbage reaches a loss (docs/design.md section 6).
 
   Args:
     regions: [N, 4] regions x, y, w, h in scene pixels.

@@ -1,4 +1,4 @@
-"""A split of face scenes held in memory as numpy (scene schema, DESIGN.md section 5).
+"""A split of face scenes held in memory as numpy (scene schema, docs/design.md section 5).
 
 Images keep their own sizes (a list of uint8 arrays); the per-face labels are
 padded to the split's maximum face count with validity flags, so that sampling
@@ -12,7 +12,7 @@ import numpy as np
 
 from hyperface_jax.data import sampling
 
-# Core per-face fields: (trailing shape, dtype) (DESIGN.md section 5).
+# Core per-face fields: (trailing shape, dtype) (docs/design.md section 5).
 FACE_FIELDS = {
   "box": ((4,), np.float32),
   "landmarks": ((21, 2), np.float32),

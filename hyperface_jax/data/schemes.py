@@ -1,11 +1,11 @@
 """Landmark schemes: names, horizontal-flip permutations and conversions.
 
-One module for every scheme the three papers use (../shared/DESIGN.md section 6):
-  * AFLW-21 (HyperFace; papers.md section 1.13, index = AFLW feature_id - 1),
-  * iBUG-68 (300-W; TCDCN 68-point fine-tuning, papers.md section 5.9),
-  * 5-point (TCDCN ECCV'14 / MTFL / CelebA, papers.md sections 2.1, 5.5, 5.7).
+One module for every scheme the three papers use (docs/design.md section 6):
+  * AFLW-21 (HyperFace; docs/papers.md section 1.13, index = AFLW feature_id - 1),
+  * iBUG-68 (300-W; TCDCN 68-point fine-tuning, docs/papers.md section 5.9),
+  * 5-point (TCDCN ECCV'14 / MTFL / CelebA, docs/papers.md sections 2.1, 5.5, 5.7).
 
-"Left" always means image-left in a frontal view (papers.md section 1.13), so a
+"Left" always means image-left in a frontal view (docs/papers.md section 1.13), so a
 horizontal flip swaps Left* and Right* points.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# papers.md section 1.13: AFLW FeatureCoordTypes order (feature_id 1..21).
+# docs/papers.md section 1.13: AFLW FeatureCoordTypes order (feature_id 1..21).
 AFLW21_NAMES = (
   "LeftBrowLeftCorner",
   "LeftBrowCenter",
@@ -39,10 +39,10 @@ AFLW21_NAMES = (
 )
 AFLW21_INDEX = {name: i for i, name in enumerate(AFLW21_NAMES)}
 
-# papers.md section 1.13 (TK `_flip_y`).
+# docs/papers.md section 1.13 (TK `_flip_y`).
 AFLW21_FLIP = np.array([5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 16, 15, 14, 13, 12, 19, 18, 17, 20])
 
-# papers.md section 5.1: AFLW mean 3-D face (FeatureCoordTypes x, y, z; AFLW
+# docs/papers.md section 5.1: AFLW mean 3-D face (FeatureCoordTypes x, y, z; AFLW
 # toolkit MeanFace3DModel.cpp). x towards image-right of a frontal face, y up;
 # the face looks along +z (the nose tip has the largest z, the ears the least).
 AFLW21_MEAN_FACE_3D = np.array(
@@ -72,7 +72,7 @@ AFLW21_MEAN_FACE_3D = np.array(
   dtype=np.float64,
 )
 
-# papers.md section 1.13: normalised 2-D template (y up), TK aflw_template.
+# docs/papers.md section 1.13: normalised 2-D template (y up), TK aflw_template.
 AFLW21_TEMPLATE_2D = np.array(
   [
     (-0.4800, 0.4719),
@@ -100,7 +100,7 @@ AFLW21_TEMPLATE_2D = np.array(
   dtype=np.float64,
 )
 
-# iBUG-68 (papers.md section 5.9): jaw 0-16, brows 17-26, nose 27-35,
+# iBUG-68 (docs/papers.md section 5.9): jaw 0-16, brows 17-26, nose 27-35,
 # eyes 36-47, mouth 48-67. Standard mirror pairs.
 _IBUG68_PAIRS = (
   [(i, 16 - i) for i in range(8)]
@@ -121,7 +121,7 @@ def _perm_from_pairs(n, pairs):
 
 IBUG68_FLIP = _perm_from_pairs(68, _IBUG68_PAIRS)
 
-# 5-point scheme (papers.md section 2.1): left eye, right eye, nose,
+# 5-point scheme (docs/papers.md section 2.1): left eye, right eye, nose,
 # left mouth corner, right mouth corner.
 FIVE_NAMES = ("LeftEye", "RightEye", "Nose", "MouthLeft", "MouthRight")
 FIVE_FLIP = np.array([1, 0, 2, 4, 3])
@@ -188,7 +188,7 @@ FLIP_PERMUTATIONS = {"aflw21": AFLW21_FLIP, "ibug68": IBUG68_FLIP, "five": FIVE_
 def flip_landmarks(points, width, scheme="aflw21"):
   """Mirrors pixel landmarks [..., N, 2] in an image of `width` pixels.
 
-  x -> width - 1 - x for 0-based pixel centres (papers.md section 1.13), then
+  x -> width - 1 - x for 0-based pixel centres (docs/papers.md section 1.13), then
   the scheme's permutation so that Left* stays image-left.
   """
   points = np.asarray(points)
@@ -200,7 +200,7 @@ def flip_landmarks(points, width, scheme="aflw21"):
 
 # AFLW-19 benchmark subset (AFLW-Full / AFLW-Frontal protocol of Zhu et al. CVPR'15/'16,
 # used by later AFLW landmark tables): the 21 AFLW points without the two ears, in AFLW
-# order (documented default; papers.md section 1.12 lists the 21-point protocol for
+# order (documented default; docs/papers.md section 1.12 lists the 21-point protocol for
 # HyperFace, the 19-point one is for comparison with later work).
 AFLW21_TO_AFLW19 = np.array(
   [i for i in range(21) if i not in (AFLW21_INDEX["LeftEar"], AFLW21_INDEX["RightEar"])]

@@ -2,7 +2,7 @@
 
 Reuses HyperFaceRegionEvaluator's metrics, baselines and protocol notes
 (detection/ap, detection/accuracy, baseline/detection/*) and only reads
-`outputs["detection"]`, so a model without the other heads (papers.md 1.3,
+`outputs["detection"]`, so a model without the other heads (docs/papers.md 1.3,
 models/rcnn_face.py) is evaluated by the same code. It keeps no example crops
 (the report's crops.png draws landmarks and pose, which such a model lacks).
 """

@@ -46,12 +46,12 @@ _EXAMPLE_KEYS = (
   "detection_mask",
 )
 TASKS = ("landmarks", "visibility", "pose", "gender", "detection")
-# papers.md section 1.12: AFLW NME reported per |yaw| bin [0,30], [30,60], [60,90] deg.
+# docs/papers.md section 1.12: AFLW NME reported per |yaw| bin [0,30], [30,60], [60,90] deg.
 DEFAULT_YAW_BINS = (0.0, 30.0, 60.0, 90.0)
 
 
 def denormalise_landmarks(points, region):
-  """Region-normalised points -> scene pixels (inverse of papers.md section 1.5).
+  """Region-normalised points -> scene pixels (inverse of docs/papers.md section 1.5).
 
   Args:
     points: [N, K, 2] ((x - cx) / w, (y - cy) / h) with (cx, cy) the region centre.
@@ -77,7 +77,7 @@ def _softmax1(logits):
 class HyperFaceRegionEvaluator:
   """Accumulates region-level predictions and reports flat metrics.
 
-  Landmark NME (papers.md section 1.12 normalises by face size; our region
+  Landmark NME (docs/papers.md section 1.12 normalises by face size; our region
   definition): predicted and true landmarks are de-normalised to scene pixels
   with `region`, the per-point Euclidean error is divided by the matched face
   box side sqrt(w * h) of `face_box`, and averaged over the visible points.
@@ -231,7 +231,7 @@ class HyperFaceRegionEvaluator:
     bins = ", ".join(f"[{a:g}, {b:g})" for a, b in itertools.pairwise(self.yaw_bins))
     return {
       "landmarks/nme": (
-        "papers.md 1.12 (face-size NME) on regions: predictions and targets "
+        "docs/papers.md 1.12 (face-size NME) on regions: predictions and targets "
         "de-normalised to scene pixels with `region`; Euclidean error per point "
         "divided by sqrt(w*h) of the matched face_box; mean over visible points; "
         "mean over regions with landmarks_mask 1 and >= 1 visible point. Units: "

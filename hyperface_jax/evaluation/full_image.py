@@ -1,6 +1,6 @@
-"""Full-image evaluation of the test-time pipeline (papers.md sections 1.8 and 1.12).
+"""Full-image evaluation of the test-time pipeline (docs/papers.md sections 1.8 and 1.12).
 
-Works on any face-scene dataset (DESIGN.md section 5: synth_faces, and AFW / FDDB /
+Works on any face-scene dataset (docs/design.md section 5: synth_faces, and AFW / FDDB /
 PASCAL-format data once built): per image, the pipeline's detections are matched to the
 ground-truth face boxes with PASCAL VOC greedy matching at IoU 0.5
 (evaluation/detection.py); detection AP is the VOC all-point AP over the pooled
@@ -46,7 +46,7 @@ class FullImageEvaluator:
     visibility_threshold: float = 0.5,
     min_visible_landmarks: int = 0,
   ):
-    self.iou_threshold = iou_threshold  # papers.md 1.12: AP at IoU 0.5
+    self.iou_threshold = iou_threshold  # docs/papers.md 1.12: AP at IoU 0.5
     self.min_visible_landmarks = int(min_visible_landmarks)
     self.visibility_threshold = visibility_threshold
     self.reset()

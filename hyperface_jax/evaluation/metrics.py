@@ -2,7 +2,7 @@
 
 Pure numpy on host arrays (the evaluator `device_get`s model outputs first), so
 the same functions serve training-time evaluation, `predict` and the report.
-Protocols follow papers.md section 1.12.
+Protocols follow docs/papers.md section 1.12.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _check_shape(name, array, shape):
 
 
 def nme(pred, target, visible, normaliser) -> np.ndarray:
-  """Per-face normalised mean error over visible points (papers.md section 1.12).
+  """Per-face normalised mean error over visible points (docs/papers.md section 1.12).
 
   Args:
     pred: [N, K, 2] predicted points.
@@ -118,7 +118,7 @@ def pose_abs_error_deg(pred, target) -> np.ndarray:
 
 
 def pose_mae_deg(pred, target) -> dict[str, float]:
-  """Mean absolute pose error in degrees (papers.md section 1.12).
+  """Mean absolute pose error in degrees (docs/papers.md section 1.12).
 
   Args:
     pred: [N, 3] predicted (roll, pitch, yaw) in radians.

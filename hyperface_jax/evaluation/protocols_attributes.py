@@ -1,4 +1,4 @@
-"""CelebA / LFWA gender and 40-attribute accuracy protocol (papers.md sections 1.12, 5.7,
+"""CelebA / LFWA gender and 40-attribute accuracy protocol (docs/papers.md sections 1.12, 5.7,
 5.8, 6: HyperFace reports gender accuracy on CelebA and LFWA).
 
 Registered as evaluator "face_attributes":

@@ -1,6 +1,6 @@
 """Scene-level face-detection evaluators: AFW/PASCAL AP and the FDDB discrete ROC.
 
-papers.md section 1.12: AFW and PASCAL faces report average precision over detections
+docs/papers.md section 1.12: AFW and PASCAL faces report average precision over detections
 pooled from all images; FDDB reports the discrete ROC (true positives against the total
 number of false positives). Feed one image at a time:
 
@@ -117,7 +117,7 @@ class FddbRocEvaluator:
   def protocol(self) -> Dict[str, str]:
     return {
       "detection/fddb": (
-        "FDDB discrete ROC (papers.md 1.12, 5.4): at every distinct score threshold, "
+        "FDDB discrete ROC (docs/papers.md 1.12, 5.4): at every distinct score threshold, "
         "detections >= it are matched one-to-one to the annotated ellipses by maximum-weight "
         f"bipartite matching (Hungarian) on overlap = |E n R| / |E u R| rasterised on "
         f"pixel centres, a pair counting when overlap > {self.overlap_threshold:g}; "

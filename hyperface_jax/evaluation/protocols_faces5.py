@@ -1,4 +1,4 @@
-"""MAFL / MTFL 5-point landmark protocol (TCDCN; papers.md sections 2.1, 2.2, 5.5, 5.6).
+"""MAFL / MTFL 5-point landmark protocol (TCDCN; docs/papers.md sections 2.1, 2.2, 5.5, 5.6).
 
 Registered as evaluator "landmarks5_interocular":
 
@@ -14,8 +14,8 @@ de-normalised to pixels first, evaluators.denormalise_landmarks), optional
 Error of a point = Euclidean distance / inter-ocular distance, where inter-ocular =
 distance between the TRUE LEFT- and RIGHT-EYE CENTRES (points 0 and 1 of the 5-point scheme,
 schemes.FIVE_NAMES). In the 5-point scheme the eye points ARE the centres, so this is
-what 300-W tables call "inter-pupil"; TCDCN ECCV'14 calls it inter-ocular (papers.md 2.1
-[M]). A face's NME = mean over its scored points. Failure (papers.md 2.1 [M]: error > 10 %)
+what 300-W tables call "inter-pupil"; TCDCN ECCV'14 calls it inter-ocular (docs/papers.md 2.1
+[M]). A face's NME = mean over its scored points. Failure (docs/papers.md 2.1 [M]: error > 10 %)
 is reported two ways, because the literature uses both: per FACE (NME > threshold;
 `failure_rate_0.1`) and per POINT (the TCDCN ECCV'14 per-landmark bars; `failure_rate_0.1/
 <point>` and their mean `point_failure_rate_0.1`). Units: fractions (x100 = paper %).
@@ -116,7 +116,7 @@ class Landmarks5Evaluator:
     t = f"{self.failure_threshold:g}"
     return {
       f"{PREFIX}/nme": (
-        f"{self.dataset} 5-point protocol (TCDCN, papers.md 2.1): per point Euclidean "
+        f"{self.dataset} 5-point protocol (TCDCN, docs/papers.md 2.1): per point Euclidean "
         "error / inter-ocular distance = distance between the TRUE left- and right-eye "
         "centres (5-point points 0 and 1; equals 'inter-pupil'); per face mean over "
         "points with visibility5 1; mean over faces with landmarks5_mask 1. Pixels "

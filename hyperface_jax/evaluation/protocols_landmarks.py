@@ -22,7 +22,7 @@ from hyperface_jax.data import schemes
 from hyperface_jax.evaluation import metrics
 from hyperface_jax.evaluation.evaluators import DEFAULT_YAW_BINS
 
-# iBUG-68 eye points (papers.md section 5.9): contours 36-41 (image-left eye), 42-47.
+# iBUG-68 eye points (docs/papers.md section 5.9): contours 36-41 (image-left eye), 42-47.
 LEFT_EYE_68 = tuple(range(36, 42))
 RIGHT_EYE_68 = tuple(range(42, 48))
 OUTER_CORNERS_68 = (36, 45)
@@ -36,7 +36,7 @@ def box_face_size(box) -> np.ndarray:
 
 
 def w300_normaliser(landmarks68, kind: str) -> np.ndarray:
-  """[N] 300-W normaliser of true [N, 68, 2] points (papers.md section 5.9).
+  """[N] 300-W normaliser of true [N, 68, 2] points (docs/papers.md section 5.9).
 
   inter_pupil: distance between the eye centres (means of the six contour points);
   inter_ocular: distance between the outer eye corners (points 36 and 45).
@@ -53,10 +53,10 @@ def w300_normaliser(landmarks68, kind: str) -> np.ndarray:
 
 @registry.EVALUATORS.register("aflw_landmarks")
 class AflwLandmarkEvaluator:
-  """AFLW landmark NME per |yaw| bin and pose MAE (papers.md section 1.12).
+  """AFLW landmark NME per |yaw| bin and pose MAE (docs/papers.md section 1.12).
 
   NME of a face = mean over its visible true points of ||pred - true|| / sqrt(w * h) of
-  the true face box (the "face size" of papers.md 1.12; AFLW boxes are square, so this is
+  the true face box (the "face size" of docs/papers.md 1.12; AFLW boxes are square, so this is
   the box side). Faces are binned by the |yaw| of the TRUE pose in degrees; faces without
   a valid pose count in the overall NME only; |yaw| beyond the last edge joins the last
   bin. Pose MAE: wrapped absolute error in degrees over faces with a valid true pose.
@@ -130,7 +130,7 @@ class AflwLandmarkEvaluator:
     bins = ", ".join(f"[{a:g}, {b:g})" for a, b in itertools.pairwise(self.yaw_bins))
     return {
       "landmarks/nme": (
-        f"AFLW ({self.scheme}) NME, papers.md 1.12: per face, mean over "
+        f"AFLW ({self.scheme}) NME, docs/papers.md 1.12: per face, mean over "
         "visible true points of the Euclidean pixel error divided by the "
         "face size sqrt(w*h) of the true box; mean over faces. Units: "
         "fraction of face size (x100 = paper %)."
@@ -146,7 +146,7 @@ class AflwLandmarkEvaluator:
 
 @registry.EVALUATORS.register("w300_landmarks")
 class W300LandmarkEvaluator:
-  """300-W 68-point NME on the common / challenging / full subsets (papers.md 5.9).
+  """300-W 68-point NME on the common / challenging / full subsets (docs/papers.md 5.9).
 
   NME of a face = mean over the 68 points of ||pred - true|| / normaliser, for each of
   the inter-pupil and inter-ocular normalisers (`w300_normaliser`). `full` is the mean
@@ -189,7 +189,7 @@ class W300LandmarkEvaluator:
   def protocol(self) -> Dict[str, str]:
     return {
       "landmarks/nme_inter_pupil": (
-        "300-W NME (papers.md 5.9): mean over the 68 points of "
+        "300-W NME (docs/papers.md 5.9): mean over the 68 points of "
         "the pixel error / distance between the true eye "
         "centres (means of points 36-41 and 42-47)."
       ),

@@ -1,6 +1,6 @@
 """Writes `workdir/report/`: loss and weight curves, CED, annotated crops, results.md.
 
-Called once after the final evaluation (DESIGN.md section 4, `report/`):
+Called once after the final evaluation (docs/design.md section 4, `report/`):
 
   write_report(workdir, results, ev.arrays(), crops, crop_labels, crop_outputs)
 """

@@ -1,4 +1,4 @@
-"""The face analyzer: images in, faces out (papers.md section 1.8; DESIGN.md section 4).
+"""The face analyzer: images in, faces out (docs/papers.md section 1.8; docs/design.md section 4).
 
   analyzer = FaceAnalyzer.from_workdir("runs/demo", **{"nms.top_k": 3})
   faces = analyzer([image_a, image_b])     # list (per image) of list of Face
@@ -33,7 +33,7 @@ class Face:
   Attributes:
     box: [4] x, y, w, h (AFLW-style square box; continuous frame of data/boxes.py).
     score: face probability of the box.
-    landmarks: [21, 2] AFLW-21 points (papers.md 1.13), x right, y down, 0-based.
+    landmarks: [21, 2] AFLW-21 points (docs/papers.md 1.13), x right, y down, 0-based.
     visibility: [21] probability that each landmark is visible.
     pose: [3] roll, pitch, yaw in RADIANS (AFLW signs).
     p_female: probability that the face is female (gender 1).
@@ -47,7 +47,7 @@ class Face:
   p_female: float
 
   def to_json(self) -> Dict[str, Any]:
-    """The DESIGN.md section 4 form: pose in DEGREES, gender label + p_female."""
+    """The docs/design.md section 4 form: pose in DEGREES, gender label + p_female."""
     roll, pitch, yaw = (float(math.degrees(a)) for a in np.asarray(self.pose, np.float64))
     return {
       "box": [float(v) for v in self.box],
@@ -80,7 +80,7 @@ def _check_images(images) -> List[np.ndarray]:
 
 
 class FaceAnalyzer:
-  """Batched HyperFace test-time pipeline (papers.md 1.8) on a trained model.
+  """Batched HyperFace test-time pipeline (docs/papers.md 1.8) on a trained model.
 
   Attributes:
     config: the pipeline settings (inference/config.py), locked.

@@ -3,7 +3,7 @@
 Regions of any number of images of any sizes are cropped on the host exactly as in
 training (`data.preprocess.crop_and_resize` + `normalize`), concatenated and cut into
 fixed-size batches (the last one padded), so the jitted model compiles once for the
-life of the object whatever the images (papers.md section 1.8 step 2).
+life of the object whatever the images (docs/papers.md section 1.8 step 2).
 
 Why crops are cut with OpenCV on the host and not with a jitted gather: the crop
 size S is small (99 px demo, 227 px paper) and `cv2.warpAffine` cuts one S x S crop in
@@ -48,7 +48,7 @@ def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
 def load_variables(config, workdir: str, step: Optional[int] = None):
   """Restores the model variables (params + e.g. batch_stats) of a training workdir.
 
-  Restores the full train state into its abstract target (STYLE.md trap: never into a
+  Restores the full train state into its abstract target (docs/design.md trap: never into a
   partial target) on one device, and keeps only params and model_state.
 
   Returns:
@@ -174,7 +174,7 @@ class BatchedNetwork:
     self, images: Sequence[np.ndarray], regions: Sequence[np.ndarray]
   ) -> list[Dict[str, np.ndarray]]:
     """Per image: score [N], landmarks [N, 21, 2] px, visibility [N], pose [N, 3],
-    p_female [N] for its regions [N, 4] (landmarks de-normalised, papers.md 1.5)."""
+    p_female [N] for its regions [N, 4] (landmarks de-normalised, docs/papers.md 1.5)."""
     regions = [np.asarray(r, np.float64).reshape(-1, 4) for r in regions]
     out = self.run_crops(self.crops(images, regions)) or _EMPTY_OUTPUTS
     result, start = [], 0

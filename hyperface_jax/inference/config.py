@@ -1,8 +1,8 @@
-"""Settings of the test-time pipeline (papers.md section 1.8), with documented defaults.
+"""Settings of the test-time pipeline (docs/papers.md section 1.8), with documented defaults.
 
 `inference_config()` returns an unlocked-then-locked `ml_collections.ConfigDict`; the
 analyzer takes overrides as flat dotted keys (`{"lnms.top_k": 3}`) or nested dicts, and a
-mistyped key fails naming it. Every value the paper leaves open (papers.md section 7, item
+mistyped key fails naming it. Every value the paper leaves open (docs/papers.md section 7, item
 2) is marked "documented default" with the reason.
 """
 
@@ -15,10 +15,10 @@ import ml_collections
 
 
 def inference_config() -> ml_collections.ConfigDict:
-  """The pipeline defaults: proposals -> network -> IRP -> L-NMS (papers.md 1.8)."""
+  """The pipeline defaults: proposals -> network -> IRP -> L-NMS (docs/papers.md 1.8)."""
   c = ml_collections.ConfigDict()
   c.proposals = ml_collections.ConfigDict()
-  # papers.md 1.8 step 1: the paper uses selective search; the default here is the
+  # docs/papers.md 1.8 step 1: the paper uses selective search; the default here is the
   # sliding-window pyramid: deterministic, generated in about a millisecond, needs no
   # second model, and on synth_faces as accurate as the learned proposals (AP 0.941 both)
   # and better than selective search (0.835) (docs/inference.md ablation).
@@ -42,7 +42,7 @@ def inference_config() -> ml_collections.ConfigDict:
   c.proposals.selective_search = ml_collections.ConfigDict(
     dict(
       mode="fast",  # "fast" | "quality" (OpenCV ximgproc strategies)
-      max_image_side=500,  # papers.md 1.4: TK downscales to <= 500 px before proposals
+      max_image_side=500,  # docs/papers.md 1.4: TK downscales to <= 500 px before proposals
       max_proposals=2000,  # cap, in OpenCV's ranking order
       min_side=16.0,  # proposals smaller than this (px, original image) are dropped
       square=True,
@@ -61,7 +61,7 @@ def inference_config() -> ml_collections.ConfigDict:
     dict(
       workdir="",
       step=-1,  # a configs/fast_hyperface.py workdir; -1 = latest checkpoint
-      # Documented defaults (papers.md 1.11 gives none): high recall first.
+      # Documented defaults (docs/papers.md 1.11 gives none): high recall first.
       score_threshold=0.05,
       max_proposals=300,
       nms_iou=0.7,
@@ -74,7 +74,7 @@ def inference_config() -> ml_collections.ConfigDict:
   # Hard cap on proposals per image, highest-ranked first (keeps the network batch bounded).
   c.max_proposals = 3000
   # Fixed network batch: every crop of every image goes through batches of this size,
-  # the last one padded, so the jitted model compiles once (papers.md 1.8 step 2).
+  # the last one padded, so the jitted model compiles once (docs/papers.md 1.8 step 2).
   c.batch_size = 256
   # Average every crop's outputs with those of its mirror image (inference/batched.py;
   # the papers use single crops); twice the network time.
@@ -82,25 +82,25 @@ def inference_config() -> ml_collections.ConfigDict:
   c.irp = ml_collections.ConfigDict(
     dict(
       enabled=True,
-      iterations=1,  # papers.md 1.8 [?]; TK runs up to 3 stages
+      iterations=1,  # docs/papers.md 1.8 [?]; TK runs up to 3 stages
       score_threshold=0.25,  # candidates entering IRP (TK keeps det > 0.25 between stages)
       tie_tolerance=1e-3,
     )
   )  # new box wins at score >= old - this (irp.py: saturated scores)
   c.nms = ml_collections.ConfigDict(
     dict(
-      method="lnms",  # "lnms" (papers.md 1.8 step 4) | "plain" (box NMS) | "none"
-      # Grouping IoU: papers.md 1.8 suggests 0.5 [?] (TK 0.2 on its sqrt overlap, STY
+      method="lnms",  # "lnms" (docs/papers.md 1.8 step 4) | "plain" (box NMS) | "none"
+      # Grouping IoU: docs/papers.md 1.8 suggests 0.5 [?] (TK 0.2 on its sqrt overlap, STY
       # 0.2); 0.3 measured best on synth_faces validation scenes (docs/inference.md).
       iou_threshold=0.3,
-      top_k=5,  # papers.md 1.8 suggests K = 5 [?]
+      top_k=5,  # docs/papers.md 1.8 suggests K = 5 [?]
       # The three L-NMS choices below are documented defaults picked on 100 synth_faces
       # VALIDATION scenes (docs/inference.md); the paper's exact L-NMS is
       # group_by="landmark_boxes", output_box="median_landmarks", score_mode="max".
       # Grouping on the detections' own (IRP) boxes and voting their boxes found more
       # faces (recall 0.93 vs 0.88: the box of the median landmarks misses more faces at
       # IoU 0.5) with fewer false positives, while the medians of the top-K still give
-      # the better landmarks, pose and gender of papers.md 1.8 step 4.4; the top-K mean
+      # the better landmarks, pose and gender of docs/papers.md 1.8 step 4.4; the top-K mean
       # score ranks faces seen by many windows above lone confident windows.
       group_by="boxes",  # grouping IoU on "boxes" | "landmark_boxes" | "either"
       output_box="vote",  # "vote" | "leader" | "median_landmarks" (FaceRectCalculator)

@@ -1,8 +1,8 @@
-"""AFLW FaceRectCalculator (papers.md section 1.9): square face box from pose or landmarks.
+"""AFLW FaceRectCalculator (docs/papers.md section 1.9): square face box from pose or landmarks.
 
 `box_from_pose` runs steps 3-6 with a known pose (the synthetic renderer's ground truth);
 `face_rect_from_landmarks` first recovers the pose with POSIT ("modernPosit", step 2) from
-the visible AFLW-21 landmarks and the AFLW 3-D mean face (papers.md section 5.1), then runs
+the visible AFLW-21 landmarks and the AFLW 3-D mean face (docs/papers.md section 5.1), then runs
 the same steps. Camera: f = 1.5 W, principal point (W/2, H/2) (step 1).
 """
 
@@ -12,8 +12,8 @@ import numpy as np
 
 from hyperface_jax.data import face_model, schemes
 
-_EYE_CORNERS = (6, 8, 9, 11)  # LELC, LERC, RELC, RERC (papers.md section 1.13)
-NORM_EYE_DIST = 50.0  # papers.md section 1.9 step 4
+_EYE_CORNERS = (6, 8, 9, 11)  # LELC, LERC, RELC, RERC (docs/papers.md section 1.13)
+NORM_EYE_DIST = 50.0  # docs/papers.md section 1.9 step 4
 BOX_FACTOR = 128.0  # step 6: side = 128 * scale
 CENTRE_SHIFT = 25.0  # step 6: centre = q - up * 25 * scale
 
@@ -50,7 +50,7 @@ def _box_from_rt(rot, trans, image_w, image_h, up_points=None, scale=1.0):
 
 
 def box_from_pose(rot, trans, image_w, image_h, scale=1.0):
-  """AFLW-style box from the true pose (papers.md section 1.9 steps 3-6).
+  """AFLW-style box from the true pose (docs/papers.md section 1.9 steps 3-6).
 
   The up vector uses the four projected model eye corners (step 5, first branch) when all
   four face the camera (face_model.self_visible; AFLW only has them when annotated), else
@@ -77,7 +77,7 @@ def box_from_pose(rot, trans, image_w, image_h, scale=1.0):
 
 
 def modern_posit(image_points, world_points, focal, centre, max_iter=100):
-  """DeMenthon's modernPosit (papers.md section 1.9 step 2).
+  """DeMenthon's modernPosit (docs/papers.md section 1.9 step 2).
 
   Stops when f^2 * sum(du^2 + dv^2) < 0.01 or after `max_iter` iterations. The returned
   rotation is orthonormalised with an SVD (POSIT's r1, r2 are only nearly orthonormal).
@@ -113,7 +113,7 @@ def modern_posit(image_points, world_points, focal, centre, max_iter=100):
 
 
 def face_rect_from_landmarks(landmarks21, visibility21, image_w, image_h):
-  """AFLW FaceRectCalculator from visible AFLW-21 landmarks (papers.md section 1.9).
+  """AFLW FaceRectCalculator from visible AFLW-21 landmarks (docs/papers.md section 1.9).
 
   Args:
     landmarks21: [21, 2] or [F, 21, 2] pixel landmarks.
@@ -121,7 +121,7 @@ def face_rect_from_landmarks(landmarks21, visibility21, image_w, image_h):
     image_w, image_h: image size (camera of step 1).
   Returns:
     float32 [4] (or [F, 4]) box x, y, w, h; all NaN for a face with fewer than 4 visible
-    points (POSIT needs >= 4 in practice, papers.md section 1.9).
+    points (POSIT needs >= 4 in practice, docs/papers.md section 1.9).
   """
   lm, vis = np.asarray(landmarks21, np.float64), np.asarray(visibility21)
   if lm.shape[-2:] != (21, 2) or vis.shape != lm.shape[:-1]:

@@ -1,4 +1,4 @@
-"""The AFLW FaceRectCalculator for many faces at once (papers.md section 1.9).
+"""The AFLW FaceRectCalculator for many faces at once (docs/papers.md section 1.9).
 
 `face_rect.face_rect_from_landmarks` runs POSIT face by face in a Python loop (~4 ms per
 face here); IRP calls it on every candidate of every image. This module runs the same
@@ -17,7 +17,7 @@ import numpy as np
 from hyperface_jax.data import face_model, schemes
 from hyperface_jax.inference import face_rect
 
-_EYE_CORNERS = list(face_rect._EYE_CORNERS)  # LELC, LERC, RELC, RERC (papers.md 1.13)
+_EYE_CORNERS = list(face_rect._EYE_CORNERS)  # LELC, LERC, RELC, RERC (docs/papers.md 1.13)
 
 
 def _batched_posit(img, weight, focal, max_iter=100):
@@ -62,7 +62,7 @@ def face_rects(landmarks, visibility, image_w, image_h) -> np.ndarray:
   Args:
     landmarks: [F, 21, 2] pixel landmarks.
     visibility: [F, 21]; points with visibility > 0.5 are used.
-    image_w, image_h: image size (camera of papers.md 1.9 step 1).
+    image_w, image_h: image size (camera of docs/papers.md 1.9 step 1).
 
   Returns:
     float32 [F, 4] boxes x, y, w, h; NaN rows for faces with fewer than 4 visible points.

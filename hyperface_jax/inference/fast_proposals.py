@@ -1,5 +1,5 @@
 """`learned` proposals: Fast-HyperFace's proposal network over an image pyramid
-(papers.md section 1.11; the network is models/fast_proposal_net.py, trained with
+(docs/papers.md section 1.11; the network is models/fast_proposal_net.py, trained with
 configs/fast_hyperface.py through the one training loop).
 
 Each pyramid level resizes the image so that a face of side s becomes the net's 24 px
@@ -123,5 +123,5 @@ class LearnedProposals:
 
 @PROPOSALS.register("learned")
 def learned(**settings):
-  """Fast-HyperFace proposals (papers.md 1.11); settings as LearnedProposals."""
+  """Fast-HyperFace proposals (docs/papers.md 1.11); settings as LearnedProposals."""
   return LearnedProposals(**settings)

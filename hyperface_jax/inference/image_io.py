@@ -1,6 +1,6 @@
 """Reading any image file for inference, and fitting it to the network's size range.
 
-`read_image(path)` returns RGB uint8 [H, W, 3] (DESIGN.md section 6) and the list of the
+`read_image(path)` returns RGB uint8 [H, W, 3] (docs/design.md section 6) and the list of the
 conversions it applied. The rules (documented defaults):
   * EXIF orientation is APPLIED (`PIL.ImageOps.exif_transpose`): a phone photo comes out the
     way a viewer shows it, and every output coordinate refers to that upright grid. (Dataset
@@ -24,7 +24,7 @@ LOAD_TRUNCATED_IMAGES forced off), and an image over Pillow's decompression-bomb
 
 `fit_to_network(image, min_side, max_side)` then gives the network a size it can work with:
   * shorter side < MIN_IMAGE_SIDE (8 px) -> `ImageTooSmall` (no face can be found in it);
-  * longer side > max_side (default 1024 px, close to TK's 999 px, papers.md section 1.8)
+  * longer side > max_side (default 1024 px, close to TK's 999 px, docs/papers.md section 1.8)
     -> downscaled (cv2.INTER_AREA) so that the longer side is max_side;
   * shorter side < min_side (the model's input size, e.g. 99 or 227 px) -> upscaled
     (cv2.INTER_LINEAR) so that the shorter side is min_side (or the longer side max_side,
@@ -52,7 +52,7 @@ MIN_IMAGE_SIDE = 8  # documented default: below this no face can be detected
 IMAGE_EXTENSIONS = frozenset(
   ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN
 )
-DEFAULT_MAX_SIDE = 1024  # documented default (TK downscales to <= 999 px, papers.md 1.8)
+DEFAULT_MAX_SIDE = 1024  # documented default (TK downscales to <= 999 px, docs/papers.md 1.8)
 
 
 class ImageReadError(ValueError):

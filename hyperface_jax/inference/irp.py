@@ -1,11 +1,11 @@
-"""Iterative Region Proposals (papers.md section 1.8 step 3).
+"""Iterative Region Proposals (docs/papers.md section 1.8 step 3).
 
 For every candidate whose face score is at least `score_threshold`, a new, better-fitting
-box is computed from its predicted landmarks with the AFLW FaceRectCalculator (papers.md
+box is computed from its predicted landmarks with the AFLW FaceRectCalculator (docs/papers.md
 1.9, inference/face_rect.py); the network runs again on the new boxes -- of all images
 together, in the same fixed-size batches -- and each candidate keeps whichever of the old
 and new box has the higher face score, with that box's predictions. Candidates below the
-threshold are dropped (TK keeps det > 0.25 between stages, papers.md 1.8). The number of
+threshold are dropped (TK keeps det > 0.25 between stages, docs/papers.md 1.8). The number of
 iterations is unknown in the paper ([?], TK: 3 stages); default 1 (inference/config.py).
 """
 
@@ -71,7 +71,7 @@ def iterative_region_proposals(
     tie_tolerance: the new box wins when its score >= old score - tie_tolerance. Softmax
       face scores saturate at 1.0 on clear faces, so a strict ">" would never move an
       already-confident box; at (near) equal scores the landmark-fitted box is preferred,
-      since fitting the box is what IRP is for (documented default 1e-3; papers.md 1.8
+      since fitting the box is what IRP is for (documented default 1e-3; docs/papers.md 1.8
       says only "the higher score").
     rect_fn: FaceRectCalculator override (tests).
 

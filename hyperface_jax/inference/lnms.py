@@ -1,9 +1,9 @@
-"""Landmark-based NMS (papers.md section 1.8 step 4) and plain box NMS (the ablation).
+"""Landmark-based NMS (docs/papers.md section 1.8 step 4) and plain box NMS (the ablation).
 
 Detections are dicts of numpy arrays with a leading axis N: "box" [N, 4] px, "score" [N],
 "landmarks" [N, 21, 2] px, "visibility" [N, 21], "pose" [N, 3] radians, "p_female" [N].
 
-L-NMS, the paper's five steps (papers.md 1.8 step 4) made into a greedy partition:
+L-NMS, the paper's five steps (docs/papers.md 1.8 step 4) made into a greedy partition:
   1. each detection's box is replaced by the tight box of its visible predicted landmarks;
   2. the best remaining detection and every remaining one whose landmark box overlaps its
      landmark box with IoU > `iou_threshold` form a group (removed from the pool; greedy,
@@ -18,8 +18,8 @@ L-NMS, the paper's five steps (papers.md 1.8 step 4) made into a greedy partitio
      lone confident window -- the voting of Viola-Jones' min_neighbors; measured on
      synth_faces validation scenes in docs/inference.md);
   5. the output box is computed from the median landmarks with the FaceRectCalculator
-     (papers.md 1.9); if that fails (< 4 visible points) the best member's box is kept.
-K, the IoU threshold and the score threshold are unknown in the paper (papers.md 1.8,
+     (docs/papers.md 1.9); if that fails (< 4 visible points) the best member's box is kept.
+K, the IoU threshold and the score threshold are unknown in the paper (docs/papers.md 1.8,
 section 7 item 2). This module's function defaults are the paper's L-NMS; the pipeline's
 measured defaults (grouping on the detections' boxes, box voting, top-K mean score) live
 in inference/config.py.
@@ -114,7 +114,7 @@ def plain_nms(
   score_mode: str = "max",
   top_k: int = 5,
 ) -> Detections:
-  """Standard box NMS on "box" (the ablation baseline of papers.md 1.8).
+  """Standard box NMS on "box" (the ablation baseline of docs/papers.md 1.8).
 
   Each group keeps its leader (best score); with score_mode="top_k_mean" the leader
   carries the group score of `group_score`.
@@ -153,23 +153,23 @@ def landmark_nms(
   output_box: str = "median_landmarks",
   box_fn: Optional[Callable] = None,
 ) -> Detections:
-  """Landmark-based NMS of papers.md section 1.8 step 4 (see the module docstring).
+  """Landmark-based NMS of docs/papers.md section 1.8 step 4 (see the module docstring).
 
   Args:
     dets: detections of one image (keys of the module docstring).
-    image_hw: (H, W), the FaceRectCalculator's camera (papers.md 1.9 step 1).
+    image_hw: (H, W), the FaceRectCalculator's camera (docs/papers.md 1.9 step 1).
     iou_threshold: grouping IoU of landmark boxes.
     top_k: members per group that vote in the medians (K >= 1).
     score_threshold: detections below it are dropped before grouping.
     visibility_threshold: landmarks above it count as visible for the landmark boxes
       and for the FaceRectCalculator.
     score_mode: "max" or "top_k_mean" (group_score; module docstring step 4).
-    group_by: what the grouping IoU is computed on: "landmark_boxes" (papers.md 1.8
+    group_by: what the grouping IoU is computed on: "landmark_boxes" (docs/papers.md 1.8
       step 4.1-4.2), "boxes" (the detections' own proposal / IRP boxes, as plain NMS),
       or "either" (the larger of the two IoUs). With "boxes", a window on a face whose
       predicted landmarks scatter (a face part, a window cutting through the face)
       votes in that face's group instead of surviving as a false positive of its own.
-    output_box: "median_landmarks" (papers.md 1.8 step 4.5: FaceRectCalculator box of
+    output_box: "median_landmarks" (docs/papers.md 1.8 step 4.5: FaceRectCalculator box of
       the median landmarks), "leader" (the best member's own box, as plain NMS) or
       "vote" (the score-weighted mean of the top-K members' boxes: box voting, Gidaris
       & Komodakis 2015, which averages out the jitter of single windows).

@@ -2,7 +2,7 @@
 
 Every file is written to a temporary name in the destination folder and renamed into
 place (`os.replace`), so an interrupted run never leaves a half-written JSON, PNG or video
-under its final name (DESIGN.md section 7).
+under its final name (docs/design.md section 7).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def face_to_original(face, scale_xy):
 
 
 def face_json(face, track: Optional[int] = None) -> dict:
-  """DESIGN.md section 4 face dict (`Face.to_json()`), plus the track id for videos."""
+  """docs/design.md section 4 face dict (`Face.to_json()`), plus the track id for videos."""
   record = face.to_json()
   if track is not None:
     record["track"] = int(track)

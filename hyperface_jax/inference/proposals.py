@@ -1,4 +1,4 @@
-"""Region proposal generators, chosen by name (papers.md sections 1.8 step 1 and 1.11).
+"""Region proposal generators, chosen by name (docs/papers.md sections 1.8 step 1 and 1.11).
 
 Every generator is registered in `registry.PROPOSALS` as a factory
 `make(**settings) -> fn(image uint8 [H, W, 3] RGB) -> float64 [N, 4] boxes x, y, w, h`
@@ -7,11 +7,11 @@ ranks them. Settings come from `inference.config` (`proposals.<name>`).
 
   sliding_window    multi-scale square windows (vectorised numpy pyramid);
   selective_search  OpenCV contrib's ximgproc selective search, the paper's proposals
-                    (papers.md 1.4 and 1.8; ~2 s per image in the paper);
+                    (docs/papers.md 1.4 and 1.8; ~2 s per image in the paper);
   haar              OpenCV's bundled Viola-Jones frontal-face cascade: a fast detector
                     for REAL photographs of near-frontal faces (it knows nothing of
                     profile faces and was not trained on synthetic ones);
-  learned           Fast-HyperFace's proposal network (papers.md 1.11), inference/fast_proposals.py.
+  learned           Fast-HyperFace's proposal network (docs/papers.md 1.11), inference/fast_proposals.py.
 """
 
 from __future__ import annotations
@@ -73,10 +73,10 @@ def sliding_window(
 def selective_search(
   mode="fast", max_image_side=500, max_proposals=2000, min_side=16.0, square=True
 ):
-  """OpenCV contrib selective search (Uijlings et al.; papers.md 1.4 / 1.8 step 1).
+  """OpenCV contrib selective search (Uijlings et al.; docs/papers.md 1.4 / 1.8 step 1).
 
   The image is downscaled so its longer side is at most `max_image_side` (TK: <= 500 px,
-  papers.md 1.4), proposals are mapped back, squared about their centre when `square`
+  docs/papers.md 1.4), proposals are mapped back, squared about their centre when `square`
   (the network was trained on square AFLW-style boxes), small ones dropped, and the first
   `max_proposals` kept in OpenCV's ranking order.
   """

@@ -6,7 +6,7 @@ frames to the analyzer `batch_size` at a time, and writes
     (fourcc "mp4v", which every FFMPEG build of OpenCV can encode), at the input frame
     rate (25 fps when the container does not say, documented default);
   * OUT/NAME.jsonl: one JSON object per frame, {"frame": i (0-based), "time_s": i / fps,
-    "faces": [...]} with the faces of DESIGN.md section 4 in frame pixels, each with its
+    "faces": [...]} with the faces of docs/design.md section 4 in frame pixels, each with its
     "track" id when smoothing is on (inference/smoothing.py).
 Both are written under temporary names and renamed at the end, so a failed video leaves
 neither. A video that cannot be opened, or of which not one frame decodes, raises

@@ -14,7 +14,7 @@ from hyperface_jax.models.layers import conv_norm_relu, local_response_norm, sca
 # training from scratch (pretrained AlexNet weights replace it by name later).
 relu_init = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
 
-# Channels of conv1..conv5: papers.md section 1.2 (CaffeNet / BVLC AlexNet) and torchvision's
+# Channels of conv1..conv5: docs/papers.md section 1.2 (CaffeNet / BVLC AlexNet) and torchvision's
 # AlexNet ("One weird trick" variant, no LRN, no groups).
 CAFFENET_CHANNELS = (96, 256, 384, 384, 256)
 TORCHVISION_CHANNELS = (64, 192, 384, 256, 256)
@@ -30,12 +30,12 @@ def max_pool_3x3_s2(x: jax.Array) -> jax.Array:
 
 
 class AlexNetBackbone(nn.Module):
-  """AlexNet conv1..pool5 (papers.md section 1.2, rows 1-11).
+  """AlexNet conv1..pool5 (docs/papers.md section 1.2, rows 1-11).
 
   Attributes:
     width: multiplies every channel count (rounded to a multiple of conv_groups, min 8).
     conv_groups: feature_group_count of conv2, conv4, conv5 (1 = TK / CaffeNet without
-      groups, 2 = BVLC AlexNet, needed only to load its weights; papers.md section 1.2).
+      groups, 2 = BVLC AlexNet, needed only to load its weights; docs/papers.md section 1.2).
     lrn: apply norm1/norm2 (Caffe LRN, size 5, alpha 1e-4, beta 0.75, k 1); when False the
       "norm" maps equal the pooled maps.
     norm: "none" (the paper) or "batch" (BatchNorm after every conv; layers.conv_norm_relu).
@@ -81,7 +81,7 @@ class AlexNetBackbone(nn.Module):
     )
 
   def local_norm(self, x: jax.Array) -> jax.Array:
-    # papers.md section 1.2 row 3: Caffe AlexNet LRN constants (alpha divided by size).
+    # docs/papers.md section 1.2 row 3: Caffe AlexNet LRN constants (alpha divided by size).
     return local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=1.0) if self.lrn else x
 
   def block(self, name, x, features, kernel, stride, pad, groups=1, train=False):

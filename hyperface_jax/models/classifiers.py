@@ -3,7 +3,7 @@
 Parameter rule (surgery relies on it): a classifier's params are
 `{"backbone": <exactly the backbone tree HyperFace uses>, "classifier": {...}}`, so a
 converted backbone transplants into HyperFace-AlexNet / HyperFace-ResNet by name
-(papers.md sections 1.3 and 1.10: HyperFace starts from ImageNet weights).
+(docs/papers.md sections 1.3 and 1.10: HyperFace starts from ImageNet weights).
 
 Registered models: "resnet50", "resnet101", "resnet152" (global average pool + fc 1000),
 "alexnet_torchvision" (torchvision's AlexNet) and "alexnet_caffe" (BVLC AlexNet /

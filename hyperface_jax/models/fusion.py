@@ -1,6 +1,6 @@
 """HyperFace fusion CNN: conv1a(max1/norm1) + conv3a(conv3) + pool5 -> conv_all -> fc_full.
 
-Grid arithmetic (papers.md section 1.2, [D]). With VALID convs and floor-mode 3x3/2 pools,
+Grid arithmetic (docs/papers.md section 1.2, [D]). With VALID convs and floor-mode 3x3/2 pools,
 an input of S pixels gives
   conv1 a = floor((S - 11) / 4) + 1,  max1 b = floor((a - 3) / 2) + 1,
   max2 c = floor((b - 3) / 2) + 1 (= conv3),  pool5 d = floor((c - 3) / 2) + 1,
@@ -53,17 +53,17 @@ def valid_input_sizes(max_size: int = 300) -> List[int]:
 
 
 class HyperFusion(nn.Module):
-  """Fuses max1/norm1, conv3 and pool5 into the 3072-d hyperfeature (papers.md 1.2 rows 4, 8,
+  """Fuses max1/norm1, conv3 and pool5 into the 3072-d hyperfeature (docs/papers.md 1.2 rows 4, 8,
   12-14).
 
   Attributes:
     width: multiplies every channel count (fc_full too), min 8.
     conv1a_input: "norm1" (TK's choice: conv1a after LRN) or "max1" (the map the paper names
-      as fused); papers.md section 1.2 marks this [?].
+      as fused); docs/papers.md section 1.2 marks this [?].
     fused_channels: output channels of conv1a and conv3a (256 in the paper).
     fusion_channels: output channels of conv_all (192).
     fc_full: width of the fully connected hyperfeature (3072).
-    dropout: rate after fc_full (documented default 0.5, papers.md section 1.2 notes).
+    dropout: rate after fc_full (documented default 0.5, docs/papers.md section 1.2 notes).
     norm: "none" (the paper) or "batch" (layers.conv_norm_relu).
     norm_axis_name: mesh axis over which BatchNorm statistics are synchronised.
     dtype: computation dtype.

@@ -14,7 +14,7 @@ DEFAULT_TASKS = ("detection", "landmarks", "visibility", "pose", "gender")
 
 
 def task_output_shape(task: str, num_landmarks: int = 21) -> Tuple[int, ...]:
-  """Per-example output shape of a built-in task (papers.md section 1.2, rows 15-19).
+  """Per-example output shape of a built-in task (docs/papers.md section 1.2, rows 15-19).
 
   Args:
     task: one of DEFAULT_TASKS.
@@ -45,7 +45,7 @@ class TaskHeads(nn.Module):
     tasks: built-in tasks to predict, each named fc_<task>1 / fc_<task>2 in the params.
     num_landmarks: number of landmarks (21 for AFLW).
     head_width: width of each fc_<task>1 layer (512 in the paper, not scaled by width).
-    dropout: rate after each fc_<task>1 (documented default 0.5, papers.md 1.2 notes).
+    dropout: rate after each fc_<task>1 (documented default 0.5, docs/papers.md 1.2 notes).
     extra_tasks: additional heads as ((name, output_shape), ...), e.g.
       (("landmarks68", (68, 2)),); the head output is reshaped to [B, *output_shape].
     dtype: computation dtype; outputs are returned in float32 for the losses.

@@ -1,8 +1,8 @@
-"""HyperFace-AlexNet (papers.md section 1.2): AlexNet backbone -> hyperfeature fusion -> heads.
+"""HyperFace-AlexNet (docs/papers.md section 1.2): AlexNet backbone -> hyperfeature fusion -> heads.
 
 Param tree: {"backbone": {"conv1".."conv5"}, "fusion": {"conv1a", "conv3a", "conv_all",
 "fc_full"}, "heads": {"fc_<task>1", "fc_<task>2", ...}}. The backbone names match AlexNet's,
-so R-CNN_Face / ImageNet AlexNet convs can be transplanted by name (papers.md section 1.3).
+so R-CNN_Face / ImageNet AlexNet convs can be transplanted by name (docs/papers.md section 1.3).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ class HyperFaceAlexNet(nn.Module):
   Attributes:
     width: channel multiplier of backbone and fusion (fc_full too), not of the 512 heads.
     dropout: rate after fc_full and after each 512 head layer (documented default 0.5,
-      papers.md section 1.2 notes).
+      docs/papers.md section 1.2 notes).
     lrn: use norm1/norm2 (Caffe LRN).
     conv_groups: 2 reproduces BVLC AlexNet's grouped conv2/conv4/conv5.
-    conv1a_input: "norm1" (TK) or "max1" (papers.md 1.2 [?]).
+    conv1a_input: "norm1" (TK) or "max1" (docs/papers.md 1.2 [?]).
     fusion_channels: conv_all channels (192).
     fc_full: hyperfeature width (3072).
     head_width: width of each fc_<task>1 (512).

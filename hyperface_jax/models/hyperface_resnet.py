@@ -1,10 +1,10 @@
-"""HyperFace-ResNet (papers.md section 1.10): ResNet backbone, fused low-level features for
+"""HyperFace-ResNet (docs/papers.md section 1.10): ResNet backbone, fused low-level features for
 the local tasks, deep res5 features for the global tasks.
 
 The paper states only that HF-ResNet builds on ResNet-101 and fuses geometrically rich
 lower layers with semantically strong deep ones; which blocks, how they are resized and
-which heads read what are open ([?] in papers.md 1.10). Every such choice is a field here
-with the documented default (the hypothesis written down in papers.md 1.10):
+which heads read what are open ([?] in docs/papers.md 1.10). Every such choice is a field here
+with the documented default (the hypothesis written down in docs/papers.md 1.10):
 
   local branch   fuse_layers (res3a, res4a) -> adaptive max-pool to the res5 grid ->
                  1x1 conv to fuse_channels (+BN, ReLU) each; with fuse_deep the res5c map
@@ -35,7 +35,7 @@ from hyperface_jax.models.heads import DEFAULT_TASKS, TaskHeads
 from hyperface_jax.models.resnet import backbone_of, batch_norm, conv_init, log_norm_choice
 from hyperface_jax.registry import MODELS
 
-LOCAL_TASKS = ("landmarks", "visibility")  # papers.md 1.10 [M]: read the fused features
+LOCAL_TASKS = ("landmarks", "visibility")  # docs/papers.md 1.10 [M]: read the fused features
 
 
 def adaptive_max_pool(x: jax.Array, output_size: Tuple[int, int]) -> jax.Array:
@@ -62,7 +62,7 @@ class HyperFaceResNet(nn.Module):
   """The HyperFace-ResNet multi-task network.
 
   Attributes:
-    depth: ResNet depth (101 in the paper, papers.md 1.10; 50 for the CPU variant).
+    depth: ResNet depth (101 in the paper, docs/papers.md 1.10; 50 for the CPU variant).
     base_width: ResNet base width (64 as ImageNet ResNets; smaller in the CPU variant).
     stride_in_1x1: original Caffe ResNet stride placement (True when transplanting the
       Caffe ResNet-101 release; the default matches torchvision weights).
@@ -72,14 +72,14 @@ class HyperFaceResNet(nn.Module):
     fuse_pool: "max" (documented default) or "avg" adaptive pooling to the res5 grid.
     fuse_channels: 1x1-reduced channels of each fused map (documented default 256).
     fuse_deep: concat the reduced res5c map with the lower ones (documented default True,
-      as HyperFace-AlexNet fuses pool5, papers.md 1.2).
+      as HyperFace-AlexNet fuses pool5, docs/papers.md 1.2).
     fusion_channels: 1x1 conv_all channels after the concat (documented default 192,
       as conv_all in HyperFace-AlexNet).
     fc_local: width of the fused local feature (documented default 1024).
     fc_global: width of the global feature on pooled res5c (1024; 0 = heads read the
       2048-d pooled res5c directly).
-    head_width: width of each fc_<task>1 (512, papers.md 1.2).
-    dropout: rate after fc_local / fc_global and each 512 head layer (0.5, papers.md 1.2).
+    head_width: width of each fc_<task>1 (512, docs/papers.md 1.2).
+    dropout: rate after fc_local / fc_global and each 512 head layer (0.5, docs/papers.md 1.2).
     num_landmarks: landmarks predicted (21, AFLW).
     tasks: heads to build (default all five).
     local_tasks: which of them read the fused features (landmarks, visibility [M]); the

@@ -19,7 +19,7 @@ def local_response_norm(
 
   The window holds `size` channels centred on c (Caffe's pre_pad = (size - 1) // 2 before,
   the rest after) and is zero-padded at the channel borders. Caffe divides alpha by the
-  window size; Chainer/TK does not and uses k = 2 (papers.md section 1.2, row 3): pass
+  window size; Chainer/TK does not and uses k = 2 (docs/papers.md section 1.2, row 3): pass
   `alpha * size, k=2.0` to reproduce TK.
 
   Args:
@@ -51,7 +51,7 @@ def scale_channels(channels: int, width: float, groups: int = 1, minimum: int = 
   """`channels * width` rounded (half up) to a multiple of `groups`, at least `minimum`.
 
   Args:
-    channels: the paper's channel count (papers.md section 1.2).
+    channels: the paper's channel count (docs/papers.md section 1.2).
     width: width multiplier (1.0 = paper size).
     groups: the result must divide into this many groups (feature_group_count).
     minimum: lower bound, itself rounded up to a multiple of `groups`.
@@ -79,9 +79,9 @@ def norm_axis(axis_name):
 def conv_norm_relu(conv: "nn.Conv", x, *, norm: str, train: bool, axis_name=None, name: str):
   """conv -> [BatchNorm] -> ReLU.
 
-  `norm="none"` is the paper's AlexNet (papers.md section 1.2 has no BatchNorm).
+  `norm="none"` is the paper's AlexNet (docs/papers.md section 1.2 has no BatchNorm).
   `norm="batch"` is a documented option for training from scratch without the
-  R-CNN_Face / ImageNet initialisation the paper relies on (papers.md 1.3): the
+  R-CNN_Face / ImageNet initialisation the paper relies on (docs/papers.md 1.3): the
   CPU demo uses it. Statistics are synchronised over `axis_name` (the 'data'
   mesh axis inside the data-parallel step) when given.
   """

@@ -1,4 +1,4 @@
-"""R-CNN_Face (papers.md section 1.3): AlexNet fine-tuned as a face / non-face region classifier.
+"""R-CNN_Face (docs/papers.md section 1.3): AlexNet fine-tuned as a face / non-face region classifier.
 
 HyperFace-AlexNet initialises conv1-conv5 from this network (configs/rcnn_face.py, then
 configs/hyperface_alexnet.py with `model_init` = its workdir). Param tree:
@@ -28,7 +28,7 @@ class RCNNFaceAlexNet(nn.Module):
     width: channel multiplier of the backbone and of fc6 (as HyperFaceAlexNet.width).
     conv_groups, lrn, norm, norm_axis_name: AlexNetBackbone fields; use the values of the
       HyperFace config that will load this network's convs.
-    fc6, fc7: widths of the hidden fc layers. papers.md 1.3: TK uses fc6 4096 -> fc7 512
+    fc6, fc7: widths of the hidden fc layers. docs/papers.md 1.3: TK uses fc6 4096 -> fc7 512
       -> fc8 2 (documented default; the paper's sizes are unknown, and they do not matter
       since HyperFace discards the fc layers). fc6 is scaled by `width`, fc7 is not.
     dropout: rate before fc6 and fc7 (training only; documented default 0.5, AlexNet).

@@ -1,6 +1,6 @@
 """ResNet-50/101/152 backbones (bottleneck blocks) with named stage outputs.
 
-HyperFace-ResNet builds on ImageNet ResNet-101 (papers.md section 1.10). The module names
+HyperFace-ResNet builds on ImageNet ResNet-101 (docs/papers.md section 1.10). The module names
 follow the original Caffe release (Kaiming He's deploy prototxts), so a Caffe model
 converts by name and every block output has the name the HyperFace-ResNet fusion refers
 to (`res3a`, `res4a`, `res5c`, ...):
@@ -150,7 +150,7 @@ class ResNet(nn.Module):
   """ResNet backbone conv1 .. res5c (no classifier).
 
   Attributes:
-    depth: 50, 101 (HyperFace-ResNet, papers.md 1.10) or 152; 26 for small variants.
+    depth: 50, 101 (HyperFace-ResNet, docs/papers.md 1.10) or 152; 26 for small variants.
     base_width: stem channels and res2 bottleneck width (64 in every published ResNet;
       smaller for CPU variants and test fixtures). Stage s has base_width * 2**(s-2)
       bottleneck channels and 4x that at its output.

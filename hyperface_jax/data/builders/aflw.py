@@ -1,31 +1,31 @@
 """TFDS builder `aflw`: AFLW whole images with every annotated face (face-scene schema).
 
-manual_dir holds the AFLW distribution (papers.md section 5.1), either directly or under
+manual_dir holds the AFLW distribution (docs/papers.md section 5.1), either directly or under
 `aflw/data/` as the archives extract:
 
   aflw.sqlite                 # aflw-db.tar.gz: aflw/data/aflw.sqlite
   flickr/0/image00002.jpg     # aflw-images-{0,2,3}.tar.gz: aflw/data/flickr/{0,2,3}/
   flickr/2/...  flickr/3/...
 
-One example per image (DESIGN.md section 5) with all its faces, joined from Faces,
+One example per image (docs/design.md section 5) with all its faces, joined from Faces,
 FaceImages (file_id), FaceRect, FacePose, FaceMetaData and FeatureCoords (face_id); the
 rows are streamed from one ordered SQLite query and images are decoded one at a time, so
 memory does not grow with the dataset (bench/builder_memory.py).
 
-Labels, as stored (papers.md section 5.1):
+Labels, as stored (docs/papers.md section 5.1):
   box        FaceRect x, y, w, h (FaceRectCalculator squares; may extend past the image);
   landmarks  FeatureCoords x, y at index feature_id - 1 (AFLW-21, data/schemes.py);
   visibility 1 where a FeatureCoords row exists, 0 where none (AFLW annotates visible
              points only), so visibility is valid for every face;
   pose       FacePose roll, pitch, yaw in radians;
-  gender     FaceMetaData sex 'm' -> 0, 'f' -> 1 (DESIGN.md section 6).
+  gender     FaceMetaData sex 'm' -> 0, 'f' -> 1 (docs/design.md section 6).
 A face without a FaceRect/FacePose/FaceMetaData row or without any landmark keeps the label
 masked (valid False), never dropped (LEFT JOINs). Contradictory duplicate rows, feature_id
 outside 1..21, a non-positive box size or a sex code other than m/f raise AnnotationError
 naming "<sqlite>:<table>:<rowid>".
 
 Splits: "test" = images holding the fixed HyperFace test faces (aflw_split.py), "train" =
-the other images. Published size: 21,997 images / 25,993 faces in total (papers.md 5.1).
+the other images. Published size: 21,997 images / 25,993 faces in total (docs/papers.md 5.1).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from hyperface_jax.data.builders import aflw_split, face_crops, manual
 
 URL = "https://www.tugraz.at/institute/icg/research/team-bischof/lrs/downloads/aflw/"
 _VERSION = tfds.core.Version("1.0.0")
-_SEX = {"m": 0, "f": 1}  # DESIGN.md section 6
-# Tables and the columns this builder reads (papers.md section 5.1).
+_SEX = {"m": 0, "f": 1}  # docs/design.md section 6
+# Tables and the columns this builder reads (docs/papers.md section 5.1).
 REQUIRED_COLUMNS = {
   "FaceImages": ("file_id", "filepath"),
   "Faces": ("face_id", "file_id"),
@@ -92,7 +92,7 @@ def check_schema(conn, sqlite_path) -> None:
       raise manual.AnnotationError(
         sqlite_path,
         None,
-        f"table {table} is missing (expected the AFLW schema, papers.md section 5.1)",
+        f"table {table} is missing (expected the AFLW schema, docs/papers.md section 5.1)",
       )
     for col in columns:
       if col.lower() not in have:
@@ -145,7 +145,7 @@ class _FaceRows:
       raise self._err(
         "FeatureCoords",
         c_rowid,
-        f"feature_id {feature_id!r} is outside 1..21 (AFLW-21, papers.md 1.13)",
+        f"feature_id {feature_id!r} is outside 1..21 (AFLW-21, docs/papers.md 1.13)",
       )
     old = self.coords.get(feature_id)
     if old is not None and old[0] != c_rowid and (old[1], old[2]) != (x, y):
@@ -176,7 +176,7 @@ class _FaceRows:
       labels["box"] = rect
     _, pose = self._single("FacePose")
     if pose is not None and None not in pose:
-      labels["pose"] = pose  # radians as stored (papers.md section 5.1)
+      labels["pose"] = pose  # radians as stored (docs/papers.md section 5.1)
     rowid, meta = self._single("FaceMetaData")
     if meta is not None and meta[0] not in (None, ""):
       code = str(meta[0]).strip().lower()
@@ -186,7 +186,7 @@ class _FaceRows:
     points = np.zeros((21, 2), np.float32)
     visible = np.zeros(21, np.float32)
     for feature_id, (_, x, y) in self.coords.items():
-      points[feature_id - 1] = (x, y)  # index = feature_id - 1 (papers.md section 1.13)
+      points[feature_id - 1] = (x, y)  # index = feature_id - 1 (docs/papers.md section 1.13)
       visible[feature_id - 1] = 1.0
     labels["visibility"] = visible
     if visible.any():

@@ -1,6 +1,6 @@
 """The HyperFace AFLW test split: a fixed list of face ids and the rule that makes it.
 
-papers.md sections 1.12 and 5.10: HyperFace evaluates on 1000 held-out AFLW faces; the
+docs/papers.md sections 1.12 and 5.10: HyperFace evaluates on 1000 held-out AFLW faces; the
 paper's own list is not published, so we fix a seeded one. The list lives in the repository
 (`aflw_test_faces.txt`, one face_id per line, `#` comments) so that every user evaluates on
 the same faces. Rule that generates it (documented default):
@@ -9,7 +9,7 @@ the same faces. Rule that generates it (documented default):
      keyed by FaceImages.filepath, with the face_ids of its faces;
   2. sort the filepaths, shuffle them with np.random.default_rng(0).permutation;
   3. take images in that order until >= 1000 faces are taken (whole images, because the
-     builder emits one example per image with every face, DESIGN.md section 5);
+     builder emits one example per image with every face, docs/design.md section 5);
   4. write their face_ids, sorted.
 
 A user's copy that lacks some listed ids (another AFLW release) still builds: the missing
@@ -32,7 +32,7 @@ import numpy as np
 
 TEST_FACES_FILE = os.path.join(os.path.dirname(__file__), "aflw_test_faces.txt")
 DEFAULT_SEED = 0
-DEFAULT_NUM_FACES = 1000  # papers.md section 1.12 / 5.10
+DEFAULT_NUM_FACES = 1000  # docs/papers.md section 1.12 / 5.10
 
 
 def connect_readonly(path) -> sqlite3.Connection:

@@ -1,8 +1,8 @@
 """TFDS builder `afw`: Annotated Faces in the Wild (Zhu & Ramanan 2012), a test-only set.
 
-manual_dir holds the release (papers.md section 5.2): the `*.jpg` images and `anno.mat`,
+manual_dir holds the release (docs/papers.md section 5.2): the `*.jpg` images and `anno.mat`,
 directly or in an `AFW/` (or `testimages/`) subfolder. `anno.mat` is read with
-scipy.io.loadmat; the layout we parse (papers.md 5.2, [M]) is the variable `anno`, a MATLAB
+scipy.io.loadmat; the layout we parse (docs/papers.md 5.2, [M]) is the variable `anno`, a MATLAB
 cell array of shape [num_images, 4]:
 
   anno{i,1}  image file name (char), e.g. '1004109301.jpg'
@@ -12,7 +12,7 @@ cell array of shape [num_images, 4]:
 
 loadmat returns it as an object ndarray (anno[i, 0] = array(['name']), anno[i, 1] = object
 array [1, F] of 2x2 arrays, ...). Coordinates are MATLAB 1-based and have 1 subtracted
-(DESIGN.md section 6); landmarks that are NaN or non-positive in the file mean "not
+(docs/design.md section 6); landmarks that are NaN or non-positive in the file mean "not
 annotated" (visibility 0). Poses are converted to radians in AFLW's (roll, pitch, yaw)
 order; whether AFW's signs match AFLW's is unverified ([M], docs/datasets/afw.md).
 Published size: 205 images, 468 faces.
@@ -29,8 +29,8 @@ from hyperface_jax.data.builders import face_crops, manual
 
 URL = "https://www.ics.uci.edu/~xzhu/face/"
 _VERSION = tfds.core.Version("1.0.0")
-# AFW's 6 points (papers.md 5.2 [M]: eye centres, nose tip, mouth left / centre / right)
-# -> AFLW-21 indices (papers.md section 1.13): LeftEyeCenter, RightEyeCenter, NoseCenter,
+# AFW's 6 points (docs/papers.md 5.2 [M]: eye centres, nose tip, mouth left / centre / right)
+# -> AFLW-21 indices (docs/papers.md section 1.13): LeftEyeCenter, RightEyeCenter, NoseCenter,
 # MouthLeftCorner, MouthCenter, MouthRightCorner.
 AFW6_TO_AFLW21 = (7, 10, 14, 17, 18, 19)
 _SUBDIRS = ("", "AFW", "testimages")
@@ -106,7 +106,7 @@ def parse_anno(path):
           f"{b.shape}, landmarks {p.shape}, pose {q.shape}; "
           "expected (2, 2), (6, 2), (3,)",
         )
-      (x1, y1), (x2, y2) = b - 1.0  # 1-based MATLAB -> 0-based (DESIGN.md section 6)
+      (x1, y1), (x2, y2) = b - 1.0  # 1-based MATLAB -> 0-based (docs/design.md section 6)
       if x2 <= x1 or y2 <= y1:
         raise manual.AnnotationError(
           path,

@@ -1,4 +1,4 @@
-"""TFDS builder `celeba`: CelebA from its original distribution (papers.md section 5.7).
+"""TFDS builder `celeba`: CelebA from its original distribution (docs/papers.md section 5.7).
 
 Two builder configs (docs/datasets/celeba.md):
   celeba/aligned       img_align_celeba/ + list_landmarks_align_celeba.txt; the box is
@@ -10,7 +10,7 @@ the top of manual_dir or in the Google-Drive folders Anno/, Eval/, Img/.
 
 Per example (face-crop schema, face_crops.crop_features): landmarks5 / visibility5 (1 where
 the point lies on the image), box, attributes [40] (-1/1 -> 0/1, CELEBA_ATTRIBUTES order),
-identity, gender from `Male` (0 male, 1 female; DESIGN.md section 6), and the synth-crop
+identity, gender from `Male` (0 male, 1 female; docs/design.md section 6), and the synth-crop
 fields with the same meaning: smiling (`Smiling`), eyeglasses (`Eyeglasses`), mouth_open
 (`Mouth_Slightly_Open`). Splits from list_eval_partition.txt: 0/1/2 -> train/validation/
 test (162,770 / 19,867 / 19,962 images when complete). Unreadable images are skipped and

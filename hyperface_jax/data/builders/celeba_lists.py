@@ -1,4 +1,4 @@
-"""Parsers of the CelebA annotation lists (papers.md section 5.7), shared by celeba/mafl/lfwa.
+"""Parsers of the CelebA annotation lists (docs/papers.md section 5.7), shared by celeba/mafl/lfwa.
 
 Formats (whitespace-separated; CelebA pads values with MULTIPLE spaces, so rows are split
 on runs of whitespace, never on single spaces):
@@ -23,7 +23,7 @@ import numpy as np
 
 from hyperface_jax.data.builders import face_crops, manual
 
-# papers.md section 5.7 (standard order of the header line of list_attr_celeba.txt).
+# docs/papers.md section 5.7 (standard order of the header line of list_attr_celeba.txt).
 CELEBA_ATTRIBUTES = (
   "5_o_Clock_Shadow",
   "Arched_Eyebrows",

@@ -1,4 +1,4 @@
-"""TFDS builder `expw`: Expression in-the-Wild (IJCV 2018; papers.md sections 3.4, 5.11).
+"""TFDS builder `expw`: Expression in-the-Wild (IJCV 2018; docs/papers.md sections 3.4, 5.11).
 
 manual_dir layout (the release, 7z parts extracted):
   image/origin/<image name>      full scenes, possibly several faces
@@ -7,9 +7,9 @@ manual_dir layout (the release, 7z parts extracted):
       face_box_cofidence expression_label
 The face crop is img[top:bottom, left:right], so the box is x = left, y = top,
 w = right - left, h = bottom - top (pixels, as in the file). Expression labels
-(papers.md 5.11): 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral.
+(docs/papers.md 5.11): 0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral.
 
-One example per IMAGE in the face-scene schema (DESIGN.md section 5; manual.face_scene_
+One example per IMAGE in the face-scene schema (docs/design.md section 5; manual.face_scene_
 features), faces ordered by face id, each with its box (valid) and the extras `expression`
 (int64), `confidence` (float32, the detector score, kept so users can filter e.g. >= 80) and
 `face_id`. Exact duplicate rows (they exist in the release) are dropped, counted, logged and

@@ -1,7 +1,7 @@
 """Shared pieces of the real face-crop builders (CelebA, MAFL, MTFL, LFWA) and text tables.
 
 Face-crop datasets use the per-face field names of the face-scene schema without the
-`faces` sequence (DESIGN.md section 5), plus the extras of `synth_face_crops` where the
+`faces` sequence (docs/design.md section 5), plus the extras of `synth_face_crops` where the
 meaning is the same (`landmarks5`, `visibility5`, `smiling`, `eyeglasses`, `mouth_open`,
 `pose_class`), plus `attributes` (the 40 CelebA attributes) and `identity`. All four
 builders emit the SAME feature dict (`crop_features`), so they can be mixed; a label a
@@ -36,8 +36,8 @@ CROP_VALID_KEYS = manual.VALID_KEYS + (
   "attributes",
   "identity",
 )
-# box_from_five (documented default): calibrated on the AFLW mean face (papers.md 5.1) with
-# the AFLW FaceRectCalculator (papers.md 1.9, inference/face_rect.py): a frontal face's
+# box_from_five (documented default): calibrated on the AFLW mean face (docs/papers.md 5.1) with
+# the AFLW FaceRectCalculator (docs/papers.md 1.9, inference/face_rect.py): a frontal face's
 # box side is 2.58 x the eye-centre distance and 2.32 x the eye-to-mouth distance, and the
 # box centre lies within 0.05 eye-to-mouth distances of the mid-point between the eye
 # centres' mid-point and the mouth corners' mid-point.
@@ -125,7 +125,7 @@ def box_from_five(points5) -> np.ndarray:
 
 
 def inside_image(points, width: int, height: int) -> np.ndarray:
-  """[K] float 1 where a point lies on the pixel grid [0, W-1] x [0, H-1] (DESIGN.md 6)."""
+  """[K] float 1 where a point lies on the pixel grid [0, W-1] x [0, H-1] (docs/design.md 6)."""
   p = np.asarray(points, np.float64)
   ok = (p[:, 0] >= 0) & (p[:, 0] <= width - 1) & (p[:, 1] >= 0) & (p[:, 1] <= height - 1)
   return ok.astype(np.float32)

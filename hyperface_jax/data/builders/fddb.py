@@ -1,6 +1,6 @@
 """TFDS builder `fddb`: Face Detection Data Set and Benchmark (Jain & Learned-Miller 2010).
 
-manual_dir holds (papers.md section 5.4):
+manual_dir holds (docs/papers.md section 5.4):
 
   FDDB-folds/FDDB-fold-01-ellipseList.txt ... FDDB-fold-10-ellipseList.txt
   originalPics/2002/08/11/big/img_591.jpg ...

@@ -1,6 +1,6 @@
 """TFDS builder `helen`: the original Helen release with 194-point annotations.
 
-manual_dir holds the archives of the Helen page (papers.md section 5.9), extracted:
+manual_dir holds the archives of the Helen page (docs/papers.md section 5.9), extracted:
 
   annotation/1.txt ... annotation/2330.txt   # first line: image name (no extension),
                                              # then 194 lines `x , y`
@@ -8,7 +8,7 @@ manual_dir holds the archives of the Helen page (papers.md section 5.9), extract
   trainnames.txt, testnames.txt              # image names, one per line
 
 Splits `train` (2,000 images) and `test` (330) from the two name lists. Face-crop schema
-(DESIGN.md section 5) with `landmarks194` as an extra; there is no standard 194 -> AFLW-21
+(docs/design.md section 5) with `landmarks194` as an extra; there is no standard 194 -> AFLW-21
 mapping, so `landmarks`/`visibility` are absent (valid False). `box` is the tight bounding
 box of the 194 points (documented default). Coordinates are kept as stored (the release
 does not state a pixel origin; docs/datasets/helen.md).

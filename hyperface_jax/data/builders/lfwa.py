@@ -1,4 +1,4 @@
-"""TFDS builder `lfwa`: LFW with the 40 CelebA attributes (LFWA, papers.md section 5.8).
+"""TFDS builder `lfwa`: LFW with the 40 CelebA attributes (LFWA, docs/papers.md section 5.8).
 
 The public LFWA distribution is loosely documented (MATLAB files in some mirrors), so this
 builder reads the following ASSUMED layout (docs/datasets/lfwa.md explains how to convert

@@ -1,11 +1,11 @@
-"""TFDS builder `mafl`: MAFL of TCDCN, TPAMI 2016 (papers.md section 5.6).
+"""TFDS builder `mafl`: MAFL of TCDCN, TPAMI 2016 (docs/papers.md section 5.6).
 
 MAFL is 20,000 CelebA images distributed only as two lists of CelebA file names,
 `MAFL/training.txt` (19,000) and `MAFL/testing.txt` (1,000), one name per line; the labels
 (5 landmarks, 40 attributes, identity) come from the CelebA annotation files. manual_dir
 therefore holds the CelebA layout of the `celeba` builder (flat or Img/ Anno/ Eval/) plus
 the MAFL lists (in MAFL/ or at the top). Configs as for celeba: `aligned` (default; the
-images used by the landmark literature on MAFL, papers.md 5.6 [?]) and `in_the_wild`.
+images used by the landmark literature on MAFL, docs/papers.md 5.6 [?]) and `in_the_wild`.
 Examples are identical to the `celeba` examples of the same images (face_crops schema);
 splits train / test follow the MAFL lists, not CelebA's partition.
 """

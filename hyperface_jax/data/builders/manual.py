@@ -1,7 +1,7 @@
 """Shared machinery of the builders that read an original distribution from `manual_dir`.
 
 Real face datasets (AFLW, CelebA, 300-W, ...) cannot be downloaded automatically, so each
-builder reads the files the user downloaded (DESIGN.md section 2). This module gives them one
+builder reads the files the user downloaded (docs/design.md section 2). This module gives them one
 way to:
   - require a file and, when it is missing, say which file, where it was expected and the page
     it comes from (`require`, `ManualFileMissing`);
@@ -9,7 +9,7 @@ way to:
     (`AnnotationError`);
   - decode images tolerantly: a corrupt or unreadable image is skipped and listed, and the
     build fails when more than `max_bad_fraction` (default 1 %) are bad (`ImageReader`);
-  - declare the face-scene features of DESIGN.md section 5 (`face_scene_features`) and fill
+  - declare the face-scene features of docs/design.md section 5 (`face_scene_features`) and fill
     absent labels with masks, never sentinels that leak into a loss (`empty_face`).
 """
 
@@ -153,7 +153,7 @@ class ImageReader:
 
 
 def face_features(extra: Optional[Dict[str, object]] = None):
-  """Per-face core features of the face-scene schema (DESIGN.md section 5) plus `extra`."""
+  """Per-face core features of the face-scene schema (docs/design.md section 5) plus `extra`."""
   import tensorflow_datasets as tfds
 
   f32 = np.float32

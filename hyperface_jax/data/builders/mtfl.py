@@ -1,13 +1,13 @@
-"""TFDS builder `mtfl`: the MTFL set of TCDCN, ECCV 2014 (papers.md sections 2.1, 5.5).
+"""TFDS builder `mtfl`: the MTFL set of TCDCN, ECCV 2014 (docs/papers.md sections 2.1, 5.5).
 
 manual_dir = the extracted MTFL.zip folder (or its parent holding MTFL/):
   training.txt, testing.txt, lfw_5590/, net_7876/, AFLW/   (docs/datasets/mtfl.md)
-Row format (papers.md 5.5), whitespace-separated, rows START WITH A SPACE in the release and
+Row format (docs/papers.md 5.5), whitespace-separated, rows START WITH A SPACE in the release and
 paths use BACKSLASHES (`lfw_5590\\Aaron_Guiel_0001.jpg`):
   path x1 x2 x3 x4 x5 y1 y2 y3 y4 y5 gender smile glasses pose
 Points: left eye, right eye, nose, left and right mouth corner (schemes.FIVE_NAMES), pixels.
 Codes -> labels of the face-crop schema (same meaning as synth_face_crops):
-  gender  1 male, 2 female          -> gender 0 male, 1 female (DESIGN.md section 6)
+  gender  1 male, 2 female          -> gender 0 male, 1 female (docs/design.md section 6)
   smile   1 yes, 2 no               -> smiling 1 yes, 0 no
   glasses 1 yes, 2 no               -> eyeglasses 1 yes, 0 no
   pose    1..5 left profile, left, frontal, right, right profile -> pose_class 0..4

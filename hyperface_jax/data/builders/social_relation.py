@@ -1,14 +1,14 @@
-"""TFDS builder `social_relation`: face pairs with 8 relation traits (papers.md 3.4, 5.12).
+"""TFDS builder `social_relation`: face pairs with 8 relation traits (docs/papers.md 3.4, 5.12).
 
 The annotation format of the ICCV'15 / IJCV'18 release is not publicly documented
-(papers.md 5.12 [?]), so this builder reads the following ASSUMED layout; verify it on the
+(docs/papers.md 5.12 [?]), so this builder reads the following ASSUMED layout; verify it on the
 real files and convert once if they differ (docs/datasets/social_relation.md):
 
   manual_dir/
     img/<image name>                 the images
     relation_trainset.txt            one line per face PAIR, 17 whitespace-separated columns:
     relation_testset.txt               image x1 y1 w1 h1 x2 y2 w2 h2 t1 t2 t3 t4 t5 t6 t7 t8
-  boxes x, y, w, h in pixels (0-based); traits 0/1 in the order of papers.md 3.1
+  boxes x, y, w, h in pixels (0-based); traits 0/1 in the order of docs/papers.md 3.1
   (render_relations.TRAIT_NAMES): dominant, competitive, trusting, warm, friendly,
   attached, demonstrative, assured.
 

@@ -147,7 +147,7 @@ def _parallel(worker, jobs, min_jobs=64):
 
 
 class SynthFaces(_SynthBase):
-  """Synthetic face scenes in the face-scene schema (DESIGN.md section 5)."""
+  """Synthetic face scenes in the face-scene schema (docs/design.md section 5)."""
 
   def _size(self):
     return self.builder_config.image_size or render.SceneConfig().image_size

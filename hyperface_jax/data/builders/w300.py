@@ -1,17 +1,17 @@
 """TFDS builder `ibug_300w`: 300-W (iBUG 68-point) faces, one example per `.pts` file.
 
-manual_dir holds the 300-W training/test folders as distributed by iBUG (papers.md 5.9):
+manual_dir holds the 300-W training/test folders as distributed by iBUG (docs/papers.md 5.9):
 
   lfpw/trainset/*.png|.jpg + .pts    helen/trainset/*.jpg + .pts    afw/*.jpg + .pts
   lfpw/testset/...                   helen/testset/...              ibug/*.jpg + .pts
 
-Splits (the standard protocol, papers.md 5.9): `train` = lfpw/trainset + helen/trainset +
+Splits (the standard protocol, docs/papers.md 5.9): `train` = lfpw/trainset + helen/trainset +
 afw (3,148 faces), `common` = lfpw/testset + helen/testset (554), `challenging` = ibug
 (135), `full` = common + challenging (689).
 
-Face-crop schema (DESIGN.md section 5): the per-face fields at the top level (no `faces`
+Face-crop schema (docs/design.md section 5): the per-face fields at the top level (no `faces`
 sequence), the whole original image in `image`, plus `landmarks68` / `visibility68`.
-`.pts` coordinates are 1-based and have 1 subtracted (DESIGN.md section 6). `landmarks` are
+`.pts` coordinates are 1-based and have 1 subtracted (docs/design.md section 6). `landmarks` are
 the AFLW-21 points derived by `schemes.ibug68_to_aflw21` (ears not visible); `box` is the
 tight bounding box of the 68 points (documented default; 300-W has no face boxes in the
 .pts files). Pose and gender are absent (valid False).
@@ -42,7 +42,7 @@ IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg", ".JPG", ".PNG")
 def parse_pts(path, expected_points: int = 68) -> np.ndarray:
   """Reads an iBUG `.pts` file -> [n_points, 2] float64 as stored (1-based).
 
-  Format: `version: 1`, `n_points: N`, `{`, N lines `x y`, `}` (papers.md 5.9).
+  Format: `version: 1`, `n_points: N`, `{`, N lines `x y`, `}` (docs/papers.md 5.9).
   """
   lines = manual.read_lines(path)
   header = {}

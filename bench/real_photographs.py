@@ -10,8 +10,8 @@ for every photograph with a .pts file, the annotated face is matched to the pred
 whose landmark box overlaps the annotated landmark box most, and the script reports
   * IoU of those two landmark boxes (the detection's quality; 0 = the face was missed),
   * NME over the 19 AFLW points that iBUG-68 defines (ears excluded; schemes.py mapping),
-    normalised by sqrt(w * h) of the annotated landmark box (documented default: AFLW's
-    face-size normaliser, docs/papers.md 1.12, with the box the annotation gives),
+    normalized by sqrt(w * h) of the annotated landmark box (documented default: AFLW's
+    face-size normalizer, docs/papers.md 1.12, with the box the annotation gives),
   * the same NME for a trivial baseline: the AFLW-21 mean 2-D template (docs/papers.md 1.13)
     placed in the PREDICTED box by the FaceRectCalculator's geometry (side = 2.56 eye
     distances, eyes 0.5 eye distance above the centre, docs/papers.md 1.9). A network that

@@ -5,7 +5,7 @@ r"""HyperFace-ResNet at paper scale (docs/papers.md section 1.10), for accelerat
   python -m hyperface_jax.main --config=configs/hyperface_resnet101.py \
       --workdir=runs/hyperface_resnet101 --config.model_init=weights/resnet101_tv
 
-ResNet-101 (torchvision v1.5 strides) on 224x224 ImageNet-normalised crops; res3a and
+ResNet-101 (torchvision v1.5 strides) on 224x224 ImageNet-normalized crops; res3a and
 res4a max-pooled to the res5 grid, 1x1-reduced and fused with res5c for landmarks and
 visibility; pooled res5c for detection, pose and gender (models/hyperface_resnet.py: every
 choice the paper leaves open is a `model.*` field with its documented default). 57.96 M

@@ -45,7 +45,7 @@ def landmarks_loss(outputs, batch) -> SumCount:
   """Visibility-masked Euclidean loss, loss_L of docs/papers.md section 1.6.
 
   loss_L = 1/(2N) sum_i v_i ((x_i - a_i)^2 + (y_i - b_i)^2), N landmarks, with
-  targets normalised to the region (docs/papers.md section 1.5).
+  targets normalized to the region (docs/papers.md section 1.5).
   """
   pred, target, vis = outputs["landmarks"], batch["landmarks"], batch["visibility"]
   num_points = target.shape[-2]

@@ -56,7 +56,7 @@ def pose_axes_2d(pose, length: float) -> np.ndarray:
 
 
 def region_to_crop_pixels(points, size: int) -> np.ndarray:
-  """Region-normalised landmarks (docs/papers.md section 1.5) -> crop pixels.
+  """Region-normalized landmarks (docs/papers.md section 1.5) -> crop pixels.
 
   The crop is the region resized to size x size, so x_px = (a + 0.5) * size.
   """

@@ -49,12 +49,12 @@ def test_grouped_alexnet_matches_numpy(tmp_path, lrn_first):
     hidden=[32, 32],
     num_classes=10,
   )
-  assert meta["normalisation"]["channel_order"] == "BGR"
+  assert meta["normalization"]["channel_order"] == "BGR"
   assert meta["report"]["ignored"]["relu1"] == "ReLU layer without weights"
   model, variables = load_converted(str(tmp_path / "out"))
   assert variables["params"]["backbone"]["conv2"]["kernel"].shape == (5, 5, 4, 16)
   images = rng.integers(0, 256, (2, 227, 227, 3), dtype=np.uint8)
-  x = preprocess.normalize(images, meta["normalisation"]["preprocess_mode"])  # BGR - mean
+  x = preprocess.normalize(images, meta["normalization"]["preprocess_mode"])  # BGR - mean
   ref = cf.alexnet_forward(x.transpose(0, 3, 1, 2).astype(np.float64), weights, lrn_first)
   out = np.asarray(jax.jit(lambda v, im: model.apply(v, im))(variables, x))
   assert np.abs(ref).max() > 1.0

@@ -63,8 +63,8 @@ def test_resnet50_matches_torch(tmp_path):
     report["mapped"]["layer4.2.bn3.running_var"] == "batch_stats/backbone/res5c/bn_branch2c/var"
   )
   assert report["missing"] == [] and report["unexpected"] == []
-  normalisation = meta["normalisation"]
-  assert normalisation["channel_order"] == "RGB" and normalisation["std"][0] == 0.229
+  normalization = meta["normalization"]
+  assert normalization["channel_order"] == "RGB" and normalization["std"][0] == 0.229
   on_disk = json.loads((tmp_path / "resnet50_flax" / "converted.json").read_text())
   assert on_disk["source"]["file"] == "resnet50.pth" and len(on_disk["source"]["sha256"]) == 64
   with np.load(tmp_path / "resnet50_flax" / "variables.npz") as data:

@@ -1,4 +1,4 @@
-"""Tests of cropping, flipping, normalisation and the pure-function batch pipeline."""
+"""Tests of cropping, flipping, normalization and the pure-function batch pipeline."""
 
 import numpy as np
 import pytest
@@ -215,7 +215,7 @@ def test_eval_regions_and_padding(store):
   for k in ("detection_mask", "landmarks_mask", "visibility_mask", "pose_mask", "gender_mask"):
     assert last[k][3] == 0
   np.testing.assert_array_equal(np.concatenate([b["iou"] for b in batches])[:15], ev["iou"])
-  # Normalising per batch from uint8 equals the precomputed images.
+  # Normalizing per batch from uint8 equals the precomputed images.
   lazy = list(pipeline.iterate_batches(again, 4, normalize="minus_half"))
   np.testing.assert_allclose(lazy[1]["image"], batches[1]["image"], atol=1e-6)
   # Two hosts: each gets 2 rows of every global batch of 4.

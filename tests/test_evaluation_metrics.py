@@ -20,7 +20,7 @@ def test_nme_two_points_by_hand():
 def test_nme_rejects_bad_input():
   with pytest.raises(ValueError, match="visible"):
     metrics.nme(np.zeros((2, 3, 2)), np.zeros((2, 3, 2)), np.ones((2, 4)), np.ones(2))
-  with pytest.raises(ValueError, match="normaliser"):
+  with pytest.raises(ValueError, match="normalizer"):
     metrics.nme(np.zeros((1, 3, 2)), np.zeros((1, 3, 2)), np.ones((1, 3)), np.zeros(1))
 
 

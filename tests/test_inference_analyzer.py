@@ -88,7 +88,7 @@ def test_flip_test_averages_with_the_mirrored_crop():
   )
   region = np.array([[-0.5, -0.5, 40, 40]])
   got = net([image], [region])[0]
-  lo, hi = -0.5, 0.5  # normalised means of the left / right half ("minus_half")
+  lo, hi = -0.5, 0.5  # normalized means of the left / right half ("minus_half")
   sig = lambda x: 1 / (1 + math.exp(-x))
   np.testing.assert_allclose(got["score"], 0.5 * (sig(lo) + sig(hi)), rtol=1e-5)
   np.testing.assert_allclose(got["p_female"], 0.5 * (sig(-lo) + sig(-hi)), rtol=1e-5)
@@ -96,7 +96,7 @@ def test_flip_test_averages_with_the_mirrored_crop():
   np.testing.assert_allclose(
     got["pose"][0], [(lo - hi) / 2, (lo + hi) / 2, (lo - hi) / 2], atol=1e-6
   )
-  # Landmarks: x = (L - R) / 2 normalised -> px (x side 40, about the centre 19.5); point 0
+  # Landmarks: x = (L - R) / 2 normalized -> px (x side 40, about the centre 19.5); point 0
   # keeps half of its y = 1 marker, its mirror partner gets the other half.
   partner = int(schemes.AFLW21_FLIP[0])
   np.testing.assert_allclose(got["landmarks"][0, :, 0], 19.5 + 40 * (lo - hi) / 2, atol=1e-4)

@@ -73,7 +73,7 @@ def _write_converted(directory, variables, extra=None):
         "model_name": "hyperface_alexnet",
         "model": {},
         "source": {"file": "fixture"},
-        "normalisation": {},
+        "normalization": {},
         "report": {},
       },
       f,

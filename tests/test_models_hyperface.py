@@ -248,7 +248,7 @@ def test_scale_channels():
     scale_channels(96, 0.0)
 
 
-def test_batch_norm_option_normalises_with_batch_statistics():
+def test_batch_norm_option_normalizes_with_batch_statistics():
   """norm="batch": every conv gets a BatchNorm; train mode uses the batch moments."""
   model = HyperFaceAlexNet(width=0.125, dropout=0.0, norm="batch")
   x = jax.random.normal(jax.random.PRNGKey(1), (4, 67, 67, 3)) * 3.0 + 1.0

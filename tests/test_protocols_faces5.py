@@ -52,7 +52,7 @@ def test_landmarks5_hand_worked():
   assert "mtfl" in ev.protocol()["landmarks5/nme"]
 
 
-def test_landmarks5_region_normalised_inputs_give_the_same_numbers():
+def test_landmarks5_region_normalized_inputs_give_the_same_numbers():
   batch, outputs = _batch()
   region = np.tile([[-20.0, -30.0, 100.0, 100.0]], (4, 1))
   centre = region[:, None, :2] + 50.0

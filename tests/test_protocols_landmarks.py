@@ -54,13 +54,13 @@ def test_aflw19_drops_the_ears():
   assert full.result()["landmarks/nme"] == pytest.approx((38 + 19) / 21 / 10)
 
 
-def test_w300_normalisers_and_subsets():
+def test_w300_normalizers_and_subsets():
   true = np.zeros((68, 2))
   true[36:42] = [[0, 0], [1, 1], [2, 1], [3, 0], [2, -1], [1, -1]]  # centre (1.5, 0)
   true[42:48] = true[36:42] + [40, 0]  # centre (41.5, 0)
   # inter-pupil 40; outer corners 36 = (0, 0) and 45 = (43, 0): inter-ocular 43
-  assert pl.w300_normaliser(true[None], "inter_pupil")[0] == pytest.approx(40)
-  assert pl.w300_normaliser(true[None], "inter_ocular")[0] == pytest.approx(43)
+  assert pl.w300_normalizer(true[None], "inter_pupil")[0] == pytest.approx(40)
+  assert pl.w300_normalizer(true[None], "inter_ocular")[0] == pytest.approx(43)
   ev = registry.EVALUATORS.get("w300_landmarks")()
   ev.update(true[None] + [0, 2], true[None], "common")  # 2 px
   ev.update(true[None] + [0, 4], true[None], "challenging")  # 4 px
@@ -72,4 +72,4 @@ def test_w300_normalisers_and_subsets():
   assert r["count/faces/full"] == 3
   assert "36 and 45" in ev.protocol()["landmarks/nme_inter_ocular"]
   with pytest.raises(ValueError, match="inter_eye"):
-    pl.W300LandmarkEvaluator(normalisers=("inter_eye",))
+    pl.W300LandmarkEvaluator(normalizers=("inter_eye",))

@@ -3,7 +3,7 @@ r"""Command line: convert pretrained ImageNet weights to a directory `load_conve
   python -m hyperface_jax.convert --format=torchvision --arch=resnet101 \
       --input=resnet101-63fe2227.pth --output=weights/resnet101_tv
 
-See docs/pretrained.md for where to get each source file and the input normalisation
+See docs/pretrained.md for where to get each source file and the input normalization
 each expects.
 """
 
@@ -35,7 +35,7 @@ def main(argv) -> None:
   print(
     f"wrote {_OUTPUT.value}: model {meta['model_name']} {meta['model']}, "
     f"{len(report['mapped'])} source tensors mapped, {len(report['reshaped'])} reshaped, "
-    f"{len(report['ignored'])} ignored; input {meta['normalisation']}"
+    f"{len(report['ignored'])} ignored; input {meta['normalization']}"
   )
 
 

@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-# The normalisation each source framework's ImageNet weights expect (converted.json).
+# The normalization each source framework's ImageNet weights expect (converted.json).
 NORMALISATION = {
   # torchvision: RGB in [0, 1], then (x - mean) / std (torchvision.models docs).
   "torchvision": dict(

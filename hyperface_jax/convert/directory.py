@@ -4,7 +4,7 @@ Format (helper code elsewhere, e.g. `config.model_init`, reads exactly this):
   DIR/variables.npz    flat Flax variables, names joined by "/" with the collection first
                        ("params/backbone/conv1/kernel", "batch_stats/backbone/...")
   DIR/converted.json   {"format", "arch", "model_name" (registry name), "model" (its
-                       kwargs), "source" {"file", "sha256"}, "normalisation" {channel_order,
+                       kwargs), "source" {"file", "sha256"}, "normalization" {channel_order,
                        input_range, mean, std, preprocess_mode}, "report" {mapped, missing,
                        unexpected, reshaped, ignored}}
 """
@@ -133,7 +133,7 @@ def read_meta(directory: str) -> Dict[str, Any]:
     )
   with open(path) as f:
     meta = json.load(f)
-  for key in ("model_name", "model", "normalisation"):
+  for key in ("model_name", "model", "normalization"):
     if key not in meta:
       raise ValueError(f"{path} lacks the field {key!r}.")
   return meta
@@ -153,7 +153,7 @@ def load_converted(directory: str):
 
   Returns:
     (model, variables) such that `model.apply(variables, images, train=False)` maps
-    float32 NHWC images, normalised as `converted.json["normalisation"]` says (e.g.
+    float32 NHWC images, normalized as `converted.json["normalization"]` says (e.g.
     preprocess.normalize mode "imagenet" for torchvision, "caffe_bgr" for Caffe), to the
     1000 ImageNet logits. The variables are checked against the model's shapes.
   """

@@ -61,7 +61,7 @@ def convert_file(fmt: str, arch: str, input_path: str, output_dir: str) -> Dict[
     model=kwargs,
     input_size=input_size,
     source=dict(file=os.path.basename(input_path), sha256=sha256(input_path)),
-    normalisation=NORMALISATION[fmt],
+    normalization=NORMALISATION[fmt],
     report=collected.report(),
   )
   write_converted(output_dir, collected.variables, meta)

@@ -1,7 +1,7 @@
 """Box utilities on numpy arrays (boxes are [..., 4] = x, y, w, h).
 
 Geometry convention used by the whole data pipeline (sampling, cropping,
-flipping, landmark normalisation): boxes and landmarks live in ONE continuous
+flipping, landmark normalization): boxes and landmarks live in ONE continuous
 pixel coordinate system in which pixel i has its centre at coordinate i
 (0-based, x right, y down; docs/design.md section 6). A box [x, y, w, h] spans
 [x, x + w] x [y, y + h]; the image of width W spans [-0.5, W - 0.5]. A

@@ -187,7 +187,7 @@ def eval_regions(
     regions_per_scene, image_size, thresholds, positive_fraction, sampling_config,
       fill: as in `train_batch`; image_size None returns the labels only (no crops).
     normalize: mode for "image", or None to keep only "image_uint8" (saves 4x
-      memory; `iterate_batches(..., normalize=mode)` then normalises per batch).
+      memory; `iterate_batches(..., normalize=mode)` then normalizes per batch).
     return_uint8: also keep "image_uint8".
 
   Returns:

@@ -1,11 +1,11 @@
-"""Crop, resize, flip and normalise region crops (numpy + OpenCV).
+"""Crop, resize, flip and normalize region crops (numpy + OpenCV).
 
 Pixel convention (see boxes.py): pixel i has its centre at coordinate i and a
 region [x, y, w, h] spans [x, x + w] x [y, y + h]. A crop of size S maps that
 span onto the S output pixels' extent [-0.5, S - 0.5], i.e. output pixel j
 samples the scene at x + (j + 0.5) * w / S. Consequently the region centre maps
 to the crop centre (S - 1) / 2 and a horizontal flip of the crop (j -> S - 1 - j)
-is exactly the flip of the normalised landmarks ((x - cx) / w -> -(x - cx) / w),
+is exactly the flip of the normalized landmarks ((x - cx) / w -> -(x - cx) / w),
 and equals cropping the mirrored scene with the mirrored region
 (boxes.flip_boxes).
 """
@@ -80,7 +80,7 @@ def flip_labels(labels):
   """Mirrors region labels horizontally (docs/papers.md section 1.13).
 
   Landmarks and visibility are permuted with schemes.AFLW21_FLIP and the
-  normalised x negated (exact: the region is mirrored about its centre); roll
+  normalized x negated (exact: the region is mirrored about its centre); roll
   and yaw are negated, pitch unchanged. Other keys (masks, detection, gender, and
   the scene-pixel metadata region/face_box, which keep describing the original
   scene) are returned unchanged.

@@ -359,7 +359,7 @@ def label_regions(regions, faces, thresholds=None):
   IoU > 0.5, 0 if IoU < 0.35, ignored in between; landmarks and visibility used
   if IoU > 0.35; pose and gender if IoU > 0.5; each also needs the matched
   face's valid flag (gender -1 also masks). The matched face is the argmax IoU
-  over faces with a valid box. Landmarks are normalised to the region,
+  over faces with a valid box. Landmarks are normalized to the region,
   ((x - cx) / w, (y - cy) / h) (docs/papers.md section 1.5); a landmark may fall
   outside the region (|value| > 0.5), it keeps its visibility. Values under a
   zero mask are zeroed so no garbage reaches a loss (docs/design.md section 6).

@@ -72,7 +72,7 @@ AFLW21_MEAN_FACE_3D = np.array(
   dtype=np.float64,
 )
 
-# docs/papers.md section 1.13: normalised 2-D template (y up), TK aflw_template.
+# docs/papers.md section 1.13: normalized 2-D template (y up), TK aflw_template.
 AFLW21_TEMPLATE_2D = np.array(
   [
     (-0.4800, 0.4719),

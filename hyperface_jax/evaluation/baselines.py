@@ -46,7 +46,7 @@ def baseline_stats(regions) -> dict[str, np.ndarray]:
 
   Returns:
     Keyword arguments for `HyperFaceRegionEvaluator.set_baselines`:
-    mean_landmarks [21, 2] (region-normalised; per point over rows where the
+    mean_landmarks [21, 2] (region-normalized; per point over rows where the
     point is visible, falling back to 0 = region centre for never-visible
     points), mean_pose [3] radians, majority_gender int, mean_visibility [21],
     majority_detection int.

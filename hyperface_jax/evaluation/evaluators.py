@@ -28,7 +28,7 @@ __all__ = [
   "DEFAULT_YAW_BINS",
   "HyperFaceRegionEvaluator",
   "baseline_stats",
-  "denormalise_landmarks",
+  "denormalize_landmarks",
 ]
 
 # Label keys kept whole for the report's crops (region batch contract).
@@ -50,8 +50,8 @@ TASKS = ("landmarks", "visibility", "pose", "gender", "detection")
 DEFAULT_YAW_BINS = (0.0, 30.0, 60.0, 90.0)
 
 
-def denormalise_landmarks(points, region):
-  """Region-normalised points -> scene pixels (inverse of docs/papers.md section 1.5).
+def denormalize_landmarks(points, region):
+  """Region-normalized points -> scene pixels (inverse of docs/papers.md section 1.5).
 
   Args:
     points: [N, K, 2] ((x - cx) / w, (y - cy) / h) with (cx, cy) the region centre.
@@ -77,8 +77,8 @@ def _softmax1(logits):
 class HyperFaceRegionEvaluator:
   """Accumulates region-level predictions and reports flat metrics.
 
-  Landmark NME (docs/papers.md section 1.12 normalises by face size; our region
-  definition): predicted and true landmarks are de-normalised to scene pixels
+  Landmark NME (docs/papers.md section 1.12 normalizes by face size; our region
+  definition): predicted and true landmarks are de-normalized to scene pixels
   with `region`, the per-point Euclidean error is divided by the matched face
   box side sqrt(w * h) of `face_box`, and averaged over the visible points.
   NME is a fraction (x100 gives the paper's %). Yaw bins use |yaw| of the TRUE
@@ -162,8 +162,8 @@ class HyperFaceRegionEvaluator:
           f"{face[~(side > 0)][:3].tolist()}."
         )
       region = np.asarray(batch["region"])[rows]
-      target = denormalise_landmarks(np.asarray(batch["landmarks"])[rows], region)
-      pred = denormalise_landmarks(np.asarray(outputs["landmarks"])[rows], region)
+      target = denormalize_landmarks(np.asarray(batch["landmarks"])[rows], region)
+      pred = denormalize_landmarks(np.asarray(outputs["landmarks"])[rows], region)
       visible = np.asarray(batch["visibility"])[rows]
       self._add("landmarks/errors", metrics.nme(pred, target, visible, side))
       pose_ok = (np.asarray(batch["pose_mask"]) > 0.5)[rows]
@@ -219,7 +219,7 @@ class HyperFaceRegionEvaluator:
     if self._baselines is not None and "landmarks/region" in arr:
       mean = np.broadcast_to(self._baselines["mean_landmarks"], arr["landmarks/target_px"].shape)
       arr["landmarks/baseline_errors"] = metrics.nme(
-        denormalise_landmarks(mean, arr["landmarks/region"]),
+        denormalize_landmarks(mean, arr["landmarks/region"]),
         arr["landmarks/target_px"],
         arr["landmarks/visible"],
         arr["landmarks/face_size"],
@@ -232,7 +232,7 @@ class HyperFaceRegionEvaluator:
     return {
       "landmarks/nme": (
         "docs/papers.md 1.12 (face-size NME) on regions: predictions and targets "
-        "de-normalised to scene pixels with `region`; Euclidean error per point "
+        "de-normalized to scene pixels with `region`; Euclidean error per point "
         "divided by sqrt(w*h) of the matched face_box; mean over visible points; "
         "mean over regions with landmarks_mask 1 and >= 1 visible point. Units: "
         "fraction of face size (x100 = paper %)."
@@ -258,7 +258,7 @@ class HyperFaceRegionEvaluator:
         "region-level, not the scene-level AFW/PASCAL protocol."
       ),
       "baseline": (
-        "from training regions: mean shape (region-normalised), mean pose, "
+        "from training regions: mean shape (region-normalized), mean pose, "
         "majority gender, mean visibility thresholded, constant detection "
         "score (AP = positive rate), majority detection class."
       ),

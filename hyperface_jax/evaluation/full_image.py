@@ -6,7 +6,7 @@ ground-truth face boxes with PASCAL VOC greedy matching at IoU 0.5
 (evaluation/detection.py); detection AP is the VOC all-point AP over the pooled
 detections. The face tasks are scored on MATCHED detections (true positives) only:
   * landmarks/nme: mean over the true visible points of the point error divided by the
-    ground-truth box side sqrt(w * h) -- the normaliser of the region-level evaluator
+    ground-truth box side sqrt(w * h) -- the normalizer of the region-level evaluator
     (evaluation/evaluators.py), so the two are directly comparable;
   * pose/mae_{roll,pitch,yaw,mean}_deg; gender/accuracy (p_female >= 0.5 -> female);
     visibility/accuracy (predicted visibility > 0.5 vs the truth, all 21 points).

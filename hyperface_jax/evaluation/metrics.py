@@ -20,35 +20,35 @@ def _check_shape(name, array, shape):
     raise ValueError(f"{name} has shape {array.shape}; expected {shape} (None = any size).")
 
 
-def nme(pred, target, visible, normaliser) -> np.ndarray:
-  """Per-face normalised mean error over visible points (docs/papers.md section 1.12).
+def nme(pred, target, visible, normalizer) -> np.ndarray:
+  """Per-face normalized mean error over visible points (docs/papers.md section 1.12).
 
   Args:
     pred: [N, K, 2] predicted points.
     target: [N, K, 2] true points, same units as `pred`.
     visible: [N, K] 1 where the true point is visible (only those count).
-    normaliser: [N] positive per-face normaliser (e.g. face size), same units.
+    normalizer: [N] positive per-face normalizer (e.g. face size), same units.
 
   Returns:
-    [N] float64: mean over visible points of ||pred - target|| / normaliser;
+    [N] float64: mean over visible points of ||pred - target|| / normalizer;
     NaN for faces without visible points (callers exclude them).
   """
   pred = np.asarray(pred, np.float64)
   target = np.asarray(target, np.float64)
   visible = np.asarray(visible, np.float64)
-  normaliser = np.asarray(normaliser, np.float64)
+  normalizer = np.asarray(normalizer, np.float64)
   _check_shape("pred", pred, (None, None, 2))
   _check_shape("target", target, pred.shape)
   _check_shape("visible", visible, pred.shape[:2])
-  _check_shape("normaliser", normaliser, pred.shape[:1])
-  if np.any(normaliser <= 0):
-    raise ValueError(f"normaliser must be > 0 for every face; got min {normaliser.min()}.")
+  _check_shape("normalizer", normalizer, pred.shape[:1])
+  if np.any(normalizer <= 0):
+    raise ValueError(f"normalizer must be > 0 for every face; got min {normalizer.min()}.")
   dist = np.linalg.norm(pred - target, axis=-1)  # [N, K]
   weight = (visible > 0.5).astype(np.float64)
   count = weight.sum(axis=1)
   with np.errstate(invalid="ignore", divide="ignore"):
     mean = (dist * weight).sum(axis=1) / count
-  return np.where(count > 0, mean / normaliser, np.nan)
+  return np.where(count > 0, mean / normalizer, np.nan)
 
 
 def _finite(errors) -> np.ndarray:
@@ -85,7 +85,7 @@ def auc_at(errors, limit: float) -> float:
     limit: upper end of the integration range (> 0).
 
   Returns:
-    The normalised area, NaN when there are no finite errors.
+    The normalized area, NaN when there are no finite errors.
   """
   if limit <= 0:
     raise ValueError(f"limit must be > 0; got {limit}.")

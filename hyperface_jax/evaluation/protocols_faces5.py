@@ -6,8 +6,8 @@ Registered as evaluator "landmarks5_interocular":
   ev.reset(); ev.update(batch, outputs) ...; ev.result(); ev.protocol()
 
 Batch keys (numpy, one row per face crop): `landmarks5` [B, 5, 2] true points (pixels, or
-region-normalised when `region` [B, 4] is given: then both truth and prediction are
-de-normalised to pixels first, evaluators.denormalise_landmarks), optional
+region-normalized when `region` [B, 4] is given: then both truth and prediction are
+de-normalized to pixels first, evaluators.denormalize_landmarks), optional
 `visibility5` [B, 5] (points with 0 are not scored), `landmarks5_mask` [B] and
 `example_mask` [B] (padding). Outputs: `landmarks5` [B, 5, 2] in the same units.
 
@@ -28,7 +28,7 @@ import numpy as np
 from hyperface_jax import registry
 from hyperface_jax.data import schemes
 from hyperface_jax.evaluation import metrics
-from hyperface_jax.evaluation.evaluators import denormalise_landmarks
+from hyperface_jax.evaluation.evaluators import denormalize_landmarks
 
 PREFIX = "landmarks5"
 
@@ -71,13 +71,13 @@ class Landmarks5Evaluator:
     visible = np.asarray(batch.get("visibility5", np.ones(target.shape[:2])), np.float64)
     if "region" in batch:
       region = np.asarray(batch["region"], np.float64)
-      target, pred = denormalise_landmarks(target, region), denormalise_landmarks(pred, region)
+      target, pred = denormalize_landmarks(target, region), denormalize_landmarks(pred, region)
     target, pred, visible = target[rows], pred[rows], visible[rows] > 0.5
     iod = interocular(target)
     if np.any(~(iod > 0)):
       raise ValueError(
         "landmarks5: the true eye centres coincide for a scored face "
-        f"(inter-ocular distance {iod.min()}); cannot normalise."
+        f"(inter-ocular distance {iod.min()}); cannot normalize."
       )
     self._nme.append(metrics.nme(pred, target, visible, iod))
     self._point_errors.append(np.linalg.norm(pred - target, axis=-1) / iod[:, None])
@@ -120,7 +120,7 @@ class Landmarks5Evaluator:
         "error / inter-ocular distance = distance between the TRUE left- and right-eye "
         "centres (5-point points 0 and 1; equals 'inter-pupil'); per face mean over "
         "points with visibility5 1; mean over faces with landmarks5_mask 1. Pixels "
-        "(region-normalised inputs de-normalised with `region`). Units: fraction "
+        "(region-normalized inputs de-normalized with `region`). Units: fraction "
         "(x100 = paper %)."
       ),
       f"{PREFIX}/failure_rate_{t}": (

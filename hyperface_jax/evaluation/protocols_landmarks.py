@@ -7,7 +7,7 @@ predictions in image pixels, e.g. from the test-time pipeline matched to ground 
   ev.update(pred_landmarks=..., landmarks=..., visibility=..., box=..., pose=..., pred_pose=...)
   results, protocol = ev.result(), ev.protocol()
 
-NMEs are fractions of the normaliser (x100 = the papers' %), as in evaluators.py.
+NMEs are fractions of the normalizer (x100 = the papers' %), as in evaluators.py.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def box_face_size(box) -> np.ndarray:
   return np.sqrt(np.clip(box[:, 2], 0, None) * np.clip(box[:, 3], 0, None))
 
 
-def w300_normaliser(landmarks68, kind: str) -> np.ndarray:
-  """[N] 300-W normaliser of true [N, 68, 2] points (docs/papers.md section 5.9).
+def w300_normalizer(landmarks68, kind: str) -> np.ndarray:
+  """[N] 300-W normalizer of true [N, 68, 2] points (docs/papers.md section 5.9).
 
   inter_pupil: distance between the eye centres (means of the six contour points);
   inter_ocular: distance between the outer eye corners (points 36 and 45).
@@ -47,7 +47,7 @@ def w300_normaliser(landmarks68, kind: str) -> np.ndarray:
   elif kind == "inter_ocular":
     a, b = pts[:, OUTER_CORNERS_68[0]], pts[:, OUTER_CORNERS_68[1]]
   else:
-    raise ValueError(f"unknown 300-W normaliser {kind!r}; expected one of {W300_NORMALISERS}")
+    raise ValueError(f"unknown 300-W normalizer {kind!r}; expected one of {W300_NORMALISERS}")
   return np.linalg.norm(a - b, axis=-1)
 
 
@@ -148,15 +148,15 @@ class AflwLandmarkEvaluator:
 class W300LandmarkEvaluator:
   """300-W 68-point NME on the common / challenging / full subsets (docs/papers.md 5.9).
 
-  NME of a face = mean over the 68 points of ||pred - true|| / normaliser, for each of
-  the inter-pupil and inter-ocular normalisers (`w300_normaliser`). `full` is the mean
+  NME of a face = mean over the 68 points of ||pred - true|| / normalizer, for each of
+  the inter-pupil and inter-ocular normalizers (`w300_normalizer`). `full` is the mean
   over all faces of common and challenging (689 faces), unless fed directly.
   """
 
-  def __init__(self, normalisers: Sequence[str] = W300_NORMALISERS):
-    for kind in normalisers:
-      w300_normaliser(np.zeros((0, 68, 2)), kind)  # validates the name
-    self.normalisers = tuple(normalisers)
+  def __init__(self, normalizers: Sequence[str] = W300_NORMALISERS):
+    for kind in normalizers:
+      w300_normalizer(np.zeros((0, 68, 2)), kind)  # validates the name
+    self.normalizers = tuple(normalizers)
     self.reset()
 
   def reset(self):
@@ -169,21 +169,21 @@ class W300LandmarkEvaluator:
     pred = np.asarray(pred_landmarks68, np.float64)
     true = np.asarray(landmarks68, np.float64)
     vis = np.ones(true.shape[:2]) if visibility68 is None else visibility68
-    per = self._errors.setdefault(subset, {k: [] for k in self.normalisers})
-    for kind in self.normalisers:
-      per[kind].append(metrics.nme(pred, true, vis, w300_normaliser(true, kind)))
+    per = self._errors.setdefault(subset, {k: [] for k in self.normalizers})
+    for kind in self.normalizers:
+      per[kind].append(metrics.nme(pred, true, vis, w300_normalizer(true, kind)))
 
   def result(self) -> Dict[str, float]:
     errors = {s: {k: np.concatenate(v) for k, v in per.items()} for s, per in self._errors.items()}
     if "full" not in errors and {"common", "challenging"} <= set(errors):
       errors["full"] = {
-        k: np.concatenate([errors["common"][k], errors["challenging"][k]]) for k in self.normalisers
+        k: np.concatenate([errors["common"][k], errors["challenging"][k]]) for k in self.normalizers
       }
     out = {}
     for subset, per in errors.items():
       for kind, e in per.items():
         out[f"landmarks/nme_{kind}/{subset}"] = float(np.nanmean(e))
-      out[f"count/faces/{subset}"] = float(np.isfinite(per[self.normalisers[0]]).sum())
+      out[f"count/faces/{subset}"] = float(np.isfinite(per[self.normalizers[0]]).sum())
     return out
 
   def protocol(self) -> Dict[str, str]:
@@ -194,7 +194,7 @@ class W300LandmarkEvaluator:
         "centres (means of points 36-41 and 42-47)."
       ),
       "landmarks/nme_inter_ocular": (
-        "300-W NME: normaliser = distance between the true outer eye corners (points 36 and 45)."
+        "300-W NME: normalizer = distance between the true outer eye corners (points 36 and 45)."
       ),
       "subsets": (
         "common = LFPW test + Helen test (554), challenging = iBUG (135), full = "

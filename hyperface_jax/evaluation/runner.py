@@ -43,7 +43,7 @@ class Evaluation:
       image_size=config.input_size,
       thresholds=dc.thresholds.to_dict(),
       normalize=None,
-      sampling_config=dc.sampling.to_dict(),  # uint8 kept; normalised per batch
+      sampling_config=dc.sampling.to_dict(),  # uint8 kept; normalized per batch
       positive_fraction=dc.positive_fraction,
     )
     self.normalize = dc.normalize

@@ -27,7 +27,7 @@ import numpy as np
 from hyperface_jax import checkpointing, registry, sharding, train
 from hyperface_jax import models as _models  # noqa: F401  (registers models)
 from hyperface_jax.data import preprocess
-from hyperface_jax.evaluation.evaluators import denormalise_landmarks
+from hyperface_jax.evaluation.evaluators import denormalize_landmarks
 
 
 def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
@@ -174,7 +174,7 @@ class BatchedNetwork:
     self, images: Sequence[np.ndarray], regions: Sequence[np.ndarray]
   ) -> list[Dict[str, np.ndarray]]:
     """Per image: score [N], landmarks [N, 21, 2] px, visibility [N], pose [N, 3],
-    p_female [N] for its regions [N, 4] (landmarks de-normalised, docs/papers.md 1.5)."""
+    p_female [N] for its regions [N, 4] (landmarks de-normalized, docs/papers.md 1.5)."""
     regions = [np.asarray(r, np.float64).reshape(-1, 4) for r in regions]
     out = self.run_crops(self.crops(images, regions)) or _EMPTY_OUTPUTS
     result, start = [], 0
@@ -182,7 +182,7 @@ class BatchedNetwork:
       stop = start + len(reg)
       part = {k: v[start:stop] for k, v in out.items()}
       if "landmarks" in part:
-        part["landmarks"] = denormalise_landmarks(part["landmarks"], reg)
+        part["landmarks"] = denormalize_landmarks(part["landmarks"], reg)
       part["box"] = reg
       result.append(part)
       start = stop

@@ -80,7 +80,7 @@ def modern_posit(image_points, world_points, focal, centre, max_iter=100):
   """DeMenthon's modernPosit (docs/papers.md section 1.9 step 2).
 
   Stops when f^2 * sum(du^2 + dv^2) < 0.01 or after `max_iter` iterations. The returned
-  rotation is orthonormalised with an SVD (POSIT's r1, r2 are only nearly orthonormal).
+  rotation is orthonormalized with an SVD (POSIT's r1, r2 are only nearly orthonormal).
 
   Args:
     image_points: [N, 2] pixels, N >= 4 non-coplanar correspondences.

@@ -56,7 +56,7 @@ class FastProposalNet(nn.Module):
     -> "detection_map" [B, h, w, 2] with h = (H - 24) // 4 + 1 for H divisible by 4).
 
     Args:
-      images: float32 [B, H, W, 3] normalised as the training crops, H, W >= 24.
+      images: float32 [B, H, W, 3] normalized as the training crops, H, W >= 24.
       train: BatchNorm in training mode.
     """
     if images.ndim != 4 or images.shape[-1] != 3 or min(images.shape[1:3]) < RECEPTIVE_FIELD:

@@ -63,7 +63,7 @@ class HyperFaceAlexNet(nn.Module):
     """Predicts every task for a batch of region crops.
 
     Args:
-      images: float32 [B, S, S, 3] normalised crops, S a valid size (227 in the paper; see
+      images: float32 [B, S, S, 3] normalized crops, S a valid size (227 in the paper; see
         hyperface_jax.models.fusion for the valid sizes).
       train: enables dropout, drawing from the "dropout" rng stream.
 

@@ -119,7 +119,7 @@ class HyperFaceResNet(nn.Module):
     """Predicts every task for a batch of region crops.
 
     Args:
-      images: float32 [B, S, S, 3] normalised crops (224 by default; any S >= 32).
+      images: float32 [B, S, S, 3] normalized crops (224 by default; any S >= 32).
       train: BatchNorm batch statistics and dropout (rng stream "dropout").
 
     Returns:

@@ -13,7 +13,7 @@ from jax import lax
 def local_response_norm(
   x: jax.Array, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0
 ) -> jax.Array:
-  """Caffe ACROSS_CHANNELS local response normalisation (CaffeNet/AlexNet norm1, norm2).
+  """Caffe ACROSS_CHANNELS local response normalization (CaffeNet/AlexNet norm1, norm2).
 
   out[..., c] = x[..., c] / (k + alpha / size * sum_{c' in window(c)} x[..., c']**2) ** beta
 

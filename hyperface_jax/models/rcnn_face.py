@@ -50,7 +50,7 @@ class RCNNFaceAlexNet(nn.Module):
     """Face / non-face logits for a batch of region crops.
 
     Args:
-      images: float32 [B, S, S, 3] normalised crops (227 x 227 in the paper, S >= 67).
+      images: float32 [B, S, S, 3] normalized crops (227 x 227 in the paper, S >= 67).
       train: enables dropout (rng stream "dropout") and BatchNorm batch statistics.
 
     Returns:

@@ -175,7 +175,7 @@ class ResNet(nn.Module):
     """Runs the backbone.
 
     Args:
-      x: images [B, H, W, 3] (NHWC), normalised as the weights expect.
+      x: images [B, H, W, 3] (NHWC), normalized as the weights expect.
       train: BatchNorm uses (synchronised) batch statistics and updates batch_stats.
 
     Returns:

@@ -101,7 +101,7 @@ def check_schema(conn, sqlite_path) -> None:
         )
 
 
-def _normalised(name) -> str:
+def _normalized(name) -> str:
   return "".join(ch for ch in str(name).lower() if ch.isalnum())
 
 
@@ -114,7 +114,7 @@ def feature_name_mismatches(conn) -> List[str]:
   for feature_id, descr in conn.execute("SELECT feature_id, descr FROM FeatureCoordTypes"):
     if isinstance(feature_id, int) and 1 <= feature_id <= 21:
       expected = schemes.AFLW21_NAMES[feature_id - 1]
-      if _normalised(descr) != _normalised(expected):
+      if _normalized(descr) != _normalized(expected):
         out.append(f"feature_id {feature_id}: {descr!r} (expected {expected!r})")
   return out
 

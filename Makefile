@@ -35,11 +35,14 @@ demo: $(STAMP)
 test: $(STAMP) $(TORCH_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS) tests
 
+LINT_PATHS := hyperface_jax configs tests bench $(wildcard launch)
+
 lint: $(STAMP)
-	$(BIN)/ruff check hyperface_jax configs tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 format: $(STAMP)
-	$(BIN)/ruff format hyperface_jax configs tests bench
+	$(BIN)/ruff format $(LINT_PATHS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/model_flops.py

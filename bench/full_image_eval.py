@@ -24,14 +24,14 @@ from hyperface_jax.data import scene_store
 from hyperface_jax.evaluation.full_image import FullImageEvaluator
 from hyperface_jax.inference import analyzer as analyzer_lib
 from hyperface_jax.inference import config as config_lib
+from hyperface_jax.inference import lnms
 
 # name -> overrides (docs/papers.md 1.8 ablation); plain NMS with its standard best-box score.
 PLAIN = {"nms.method": "plain", "nms.score_mode": "max"}
+# The paper's L-NMS choices (inference/lnms.py PAPER_LNMS) with the configured thresholds.
 PAPER_LNMS = {
   "nms.method": "lnms",
-  "nms.group_by": "landmark_boxes",
-  "nms.output_box": "median_landmarks",
-  "nms.score_mode": "max",
+  **{f"nms.{k}": lnms.PAPER_LNMS[k] for k in ("group_by", "output_box", "score_mode")},
 }
 DEFAULT = "proposals -> net -> IRP -> L-NMS (default)"
 POSTPROCESSING = {
@@ -62,8 +62,8 @@ def evaluate(an, store, indices, variants, batch_images, min_visible=4):
       dets = an.refine(images, [dict(d) for d in raw], cfg)
       seconds[name] += shared + an.timings["irp"] + an.timings["lnms"]
       for i, d in zip(idx, dets, strict=True):
-        evals[name].update(store.scene_faces(i), d)
-        lenient[name].update(store.scene_faces(i), d)
+        evals[name].update({"faces": store.scene_faces(i)}, d)
+        lenient[name].update({"faces": store.scene_faces(i)}, d)
   out = {}
   for name, ev in evals.items():
     res = ev.result()

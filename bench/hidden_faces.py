@@ -70,8 +70,8 @@ def score_both(an, store, every_face, batch_images=8) -> dict:
   for start in range(0, len(store), batch_images):
     idx = range(start, min(len(store), start + batch_images))
     for i, dets in zip(idx, an.detect([store.images[i] for i in idx]), strict=True):
-      evals["1.1.0 labels"].update(store.scene_faces(i), dets)
-      evals["1.0.0 labels (every drawn face)"].update(every_face.scene_faces(i), dets)
+      evals["1.1.0 labels"].update({"faces": store.scene_faces(i)}, dets)
+      evals["1.0.0 labels (every drawn face)"].update({"faces": every_face.scene_faces(i)}, dets)
   keys = ("detection/ap", "detection/recall", "detection/false_positives_per_image")
   return {name: {k: ev.result()[k] for k in keys} for name, ev in evals.items()}
 

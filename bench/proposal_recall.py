@@ -24,10 +24,7 @@ import numpy as np
 from hyperface_jax.data import boxes as box_lib
 from hyperface_jax.data import scene_store
 from hyperface_jax.inference import config as config_lib
-from hyperface_jax.inference import (
-  fast_proposals,  # noqa: F401  (registers "learned")
-  proposals,
-)
+from hyperface_jax.inference import proposals
 
 IOU_LEVELS = (0.5, 0.7)
 

@@ -2,10 +2,10 @@ r"""HyperFace-AlexNet, CPU variant on synth_faces (the `make demo` job).
 
   python -m hyperface_jax.main --config=configs/demo.py --workdir=runs/demo
 
-About 12 minutes of training (1600 steps) on a 2-core CPU, 13 min 48 s for the whole
-fresh-clone `make demo`; the README shows the results table it printed: landmark NME 0.067
-(mean shape 0.157), pose MAE 8.6 deg (mean pose 18.3), gender accuracy 0.850 (majority
-0.527), region detection AP 0.996; full-image pipeline: docs/inference.md.
+About 12 minutes of training (1600 steps) on a 2-core CPU, 13 min 16 s for the whole
+fresh-clone `make demo`; the README shows the results table it printed: landmark NME 0.065
+(mean shape 0.157), pose MAE 8.3 deg (mean pose 18.3), gender accuracy 0.867 (majority
+0.527), region detection AP 0.998; full-image pipeline: docs/inference.md.
 
 Same network as configs/hyperface_alexnet.py, scaled down, with the choices that make
 training from scratch in minutes work (each is a config field, documented here):

@@ -23,8 +23,9 @@ Variants:
 
 import ml_collections
 
+# No model import here: configs import no JAX (registry.MODELS finds "fast_proposal_net"
+# in hyperface_jax.models when the training loop asks for it).
 from hyperface_jax import config_lib
-from hyperface_jax.models import fast_proposal_net  # noqa: F401  (registers the model)
 
 
 def get_config(arg=None):
@@ -32,7 +33,6 @@ def get_config(arg=None):
   c.model_name = "fast_proposal_net"
   c.model = ml_collections.ConfigDict(dict(width=1.0, norm="batch", norm_axis_name="data"))
   c.input_size = 24  # the net's receptive field (one output cell)
-  c.loss_name = "hyperface_present"  # the HyperFace detection loss only (docs/papers.md 1.6)
   c.tasks = ("detection",)
   c.weighting.weights = ml_collections.ConfigDict(dict(detection=1.0))
   c.evaluator.name = "detection_regions"

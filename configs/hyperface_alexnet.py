@@ -3,17 +3,19 @@ r"""HyperFace-AlexNet at paper scale (docs/papers.md section 1.2), for accelerat
   python -m hyperface_jax.main --config=configs/hyperface_alexnet.py \
       --workdir=runs/hyperface_alexnet [--config.model_init=runs/rcnn_face]
 
-Input 227x227, width 1.0 (about 60 M parameters), batch 64, SGD-momentum
-(docs/papers.md 1.7, TK's values), the paper's task weights (1.6). On synth_faces
-(the default data) it reaches the demo's accuracy in a fraction of its steps;
-for AFLW set --config.data.name=aflw once the aflw builder is prepared.
+Input 227x227, width 1.0 (33,821,318 parameters; 32,408,198 with the :bvlc grouped
+convolutions), batch 64, SGD-momentum (docs/papers.md 1.7, TK's values), the paper's task
+weights (1.6). On synth_faces (the default data) it reaches the demo's accuracy in a
+fraction of its steps; for AFLW set --config.data.name=aflw once the aflw builder is
+prepared.
 
 docs/papers.md 1.3: HyperFace's conv1-conv5 come from R-CNN_Face (configs/rcnn_face.py);
 pass its workdir (or a converted AlexNet directory) as --config.model_init: only names
 under "backbone/" are loaded (model_load.prefix_map), fusion and heads keep their random
 init, and a workdir that already holds a checkpoint resumes from it instead.
 Variants:
-  :bvlc  grouped convolutions for porting BVLC AlexNet weights.
+  :bvlc  grouped convolutions and BVLC's input normalization (data.normalize="caffe_bgr":
+         BGR, 0-255, minus the ILSVRC-2012 mean) for porting BVLC AlexNet weights.
   :cpu   the demo's settings (configs/demo.py: 99 px, width 0.5, BatchNorm, Adam) for
          300 steps, to run stage 2 after configs/rcnn_face.py:cpu (docs/surgery.md).
 """
@@ -28,6 +30,9 @@ def get_config(arg=None):
   c.model_load.prefix_map = (("backbone/", "backbone/"),)
   if arg == "bvlc":
     c.model.conv_groups = 2  # docs/papers.md 1.2 note: BVLC AlexNet groups
+    # What converted BVLC weights expect (BGR, 0-255, minus the ILSVRC-2012 mean;
+    # docs/pretrained.md); model_init refuses a converted directory recording another mode.
+    c.data.normalize = "caffe_bgr"
   elif arg == "cpu":
     # configs/demo.py's choices (documented there), with 300 steps.
     c.total_steps = 300

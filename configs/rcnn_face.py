@@ -10,7 +10,9 @@ this network from ImageNet AlexNet; do the same with a converted BVLC AlexNet
 keeps fc6-fc8 freshly initialised: the classifier has 2 classes, not 1000).
 
 Variants:
-  :bvlc  grouped convolutions (conv_groups=2) to load BVLC AlexNet weights.
+  :bvlc  grouped convolutions (conv_groups=2) and BVLC's input normalization
+         (data.normalize="caffe_bgr": BGR, 0-255, minus the ILSVRC-2012 mean) to load
+         BVLC AlexNet weights.
   :cpu   a few minutes on a 2-core CPU on synth_faces, the settings of configs/demo.py
          (99 px, width 0.5, BatchNorm, Adam), 300 steps; docs/surgery.md lists its
          numbers and the stage-2 command (configs/hyperface_alexnet.py:cpu).
@@ -41,13 +43,15 @@ def get_config(arg=None):
       fc7=512,
     )
   )
-  c.loss_name = "hyperface_present"  # the HyperFace detection loss (docs/papers.md 1.6) only
   c.tasks = ("detection",)
   c.weighting.weights = ml_collections.ConfigDict(dict(detection=1.0))
   c.evaluator.name = "detection_regions"
   c.data.positive_fraction = 0.5
   if arg == "bvlc":
     c.model.conv_groups = 2  # docs/papers.md 1.2 note: BVLC AlexNet groups
+    # What converted BVLC weights expect (BGR, 0-255, minus the ILSVRC-2012 mean;
+    # docs/pretrained.md); model_init refuses a converted directory recording another mode.
+    c.data.normalize = "caffe_bgr"
     c.model_load.dont_load = ("classifier/.*",)  # 1000-class fc layers are not used
   elif arg == "cpu":
     c.total_steps = 300

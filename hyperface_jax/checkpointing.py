@@ -3,8 +3,15 @@
 Orbax's CheckpointManager writes each step into a temporary directory and
 renames it only once complete, so a crash mid-save never corrupts the last
 good checkpoint; on restart the half-written temporary is ignored.
-Restores always go into a full abstract target (docs/design.md traps: restoring
-into an empty or partial target silently skips subtrees).
+Two ways back:
+  * `Checkpointer.restore`: the whole train state, into a full abstract target
+    (docs/design.md traps: restoring into an empty or partial target silently skips
+    subtrees); the train loop resumes with it.
+  * `restore_variables`: only the model variables (params + model_state) of a run, the
+    ONE path of everything that runs or reuses a model without training it (inference,
+    model_init, surgery): the target is the checkpoint's own metadata of those two
+    subtrees, so it needs neither the model nor the optimiser that wrote it, and the
+    arrays come back exactly as saved.
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ from typing import Any, Dict, Optional
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+_ITEM = "default"  # the directory of the one item CheckpointManager saves per step
+_VARIABLE_KEYS = ("params", "model_state")  # the model variables of a train state
 
 
 class Checkpointer:
@@ -65,22 +75,24 @@ def resolve_checkpoint(path: str, step: Optional[int] = None) -> str:
   """The orbax item directory of a run's checkpoint.
 
   Args:
-    path: a workdir (holding `checkpoints/`), its `checkpoints/` directory, or one
-      step directory `checkpoints/<step>`.
+    path: a workdir (holding `checkpoints/`), its `checkpoints/` directory, one step
+      directory `checkpoints/<step>`, or that step's item directory `<step>/default`.
     step: the step to use with a workdir or checkpoints directory (latest if None).
 
   Returns:
     The `.../<step>/default` directory that `restore_variables` reads.
   """
   path = os.path.abspath(path)
-  if os.path.isdir(os.path.join(path, "default")):
-    return os.path.join(path, "default")
+  if os.path.basename(path) == _ITEM and os.path.basename(os.path.dirname(path)).isdigit():
+    return path
+  if os.path.isdir(os.path.join(path, _ITEM)):
+    return os.path.join(path, _ITEM)
   directory = os.path.join(path, "checkpoints")
   directory = directory if os.path.isdir(directory) else path
   steps = sorted(
     int(d)
     for d in (os.listdir(directory) if os.path.isdir(directory) else [])
-    if d.isdigit() and os.path.isdir(os.path.join(directory, d, "default"))
+    if d.isdigit() and os.path.isdir(os.path.join(directory, d, _ITEM))
   )
   if not steps:
     raise FileNotFoundError(
@@ -89,16 +101,22 @@ def resolve_checkpoint(path: str, step: Optional[int] = None) -> str:
     )
   if step is not None and step not in steps:
     raise FileNotFoundError(f"No step {step} in {directory!r}; steps there: {steps}.")
-  return os.path.join(directory, str(steps[-1] if step is None else step), "default")
+  return os.path.join(directory, str(steps[-1] if step is None else step), _ITEM)
+
+
+def checkpoint_step(item: str) -> int:
+  """The step of a `resolve_checkpoint` item directory (`.../<step>/default`)."""
+  return int(os.path.basename(os.path.dirname(os.path.abspath(item))))
 
 
 def restore_variables(path: str, step: Optional[int] = None) -> Dict[str, Any]:
-  """Reads only the model variables of another run's train state, as numpy.
+  """Reads only the model variables of a run's train state, as numpy, exactly as saved.
 
-  Unlike `Checkpointer.restore` this needs no target of the same structure (the
-  other run may be another model with another optimiser): the target is built
-  from the checkpoint's own metadata, restricted to `params` and `model_state`,
-  and restored with orbax's partial restore (the optimiser state is not read).
+  Unlike `Checkpointer.restore` this needs no target of the same structure (the run may
+  be another model with another optimiser): the target is the checkpoint's own metadata
+  of the `params` and `model_state` subtrees, restored with orbax's partial restore (the
+  optimiser and weighting states are not read). Every saved leaf of the two subtrees
+  comes back (checked), with its saved dtype and bits (tests/test_restore_variables.py).
 
   Args:
     path: see `resolve_checkpoint`.
@@ -106,23 +124,30 @@ def restore_variables(path: str, step: Optional[int] = None) -> Dict[str, Any]:
 
   Returns:
     {"params": tree, <collection>: tree, ...} (model_state's collections, e.g.
-    batch_stats), nested dicts of numpy arrays.
+    batch_stats), nested dicts of numpy arrays. `checkpoint_step(resolve_checkpoint(path,
+    step))` is the step read.
   """
   item = resolve_checkpoint(path, step)
   checkpointer = ocp.PyTreeCheckpointer()
   metadata = checkpointer.metadata(item).item_metadata
-  missing = [k for k in ("params", "model_state") if k not in metadata]
+  missing = [k for k in _VARIABLE_KEYS if k not in metadata]
   if missing:
     raise KeyError(
       f"Checkpoint {item!r} is not a hyperface_jax train state: it lacks "
       f"{missing} (top-level keys: {sorted(metadata)})."
     )
-  target = {
-    k: jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), metadata[k])
-    for k in ("params", "model_state")
-  }
+  target = {k: metadata[k] for k in _VARIABLE_KEYS}
   restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)
   restored = checkpointer.restore(
     item, args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args, partial_restore=True)
   )
+  # A partial restore silently skips what its target lacks (docs/design.md traps): the
+  # target is the saved subtrees' own metadata, so every saved leaf must be back.
+  want = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(target)}
+  got = {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(restored)}
+  if want != got:
+    raise ValueError(
+      f"Restoring the variables of {item!r} returned other arrays than saved: missing "
+      f"{sorted(want - got)[:5]}, unexpected {sorted(got - want)[:5]}."
+    )
   return {"params": restored["params"], **dict(restored["model_state"] or {})}

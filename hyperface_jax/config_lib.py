@@ -9,7 +9,52 @@ from __future__ import annotations
 
 import ml_collections
 
-from hyperface_jax.losses import HYPERFACE_LOSS_WEIGHTS
+from hyperface_jax.data import sampling  # numpy only: configs import no JAX
+
+# docs/papers.md section 1.6: lambda_D = 1, lambda_L = 5, lambda_V = 0.5, lambda_P = 5,
+# lambda_G = 2 (CNBLOG; MAH hyperparams.py). A plain dict here so that configs import no
+# JAX; hyperface_jax.losses re-exports it.
+HYPERFACE_LOSS_WEIGHTS = {
+  "detection": 1.0,
+  "landmarks": 5.0,
+  "visibility": 0.5,
+  "pose": 5.0,
+  "gender": 2.0,
+}
+
+
+# Task weighting (hyperface_jax/weighting/, docs/weighting.md). `name` picks the scheme and
+# `weights` are the configured coefficients (static, tcdcn_*, pcgrad use them); the other
+# keys are rules shared by every scheme and one sub-dict per scheme, read only when that
+# scheme is named: --config.weighting.name=tcdcn_early_stop --config.weighting.tcdcn_early_stop.k=3
+# Values the papers leave open are documented defaults (docstrings of the schemes).
+WEIGHTING_DEFAULTS = dict(
+  # A task's head parameters ("/" names, re.fullmatch, {task} = the escaped task name):
+  # frozen bit for bit once the task stops (models/heads.py: fc_<task>1, fc_<task>2 under
+  # a "heads..." module: heads, heads_local, heads_global).
+  head_pattern=r"(.*/)?heads[^/]*/fc_{task}[12]/.*",
+  # The shared parameters (per-task gradients of PCGrad): all outside "heads..." modules.
+  shared=r"(?!(.*/)?heads[^/]*/).*",
+  tcdcn_early_stop=dict(k=5, epsilon=1.0, main_task="landmarks"),
+  tcdcn_dynamic=dict(main_task="landmarks", eta=1.0, min_factor=0.0, max_factor=1.0),
+  uncertainty=dict(optimizer="adam", lr=0.01, init_log_var=0.0, scale=1.0),
+  gradnorm=dict(
+    alpha=1.5,
+    optimizer="adam",
+    lr=0.01,
+    layer="fusion/fc_full/.*",
+    parametrization="renormalize",
+    initial_loss_steps=1,
+    min_weight=0.0,
+  ),
+  dwa=dict(temperature=2.0, interval=100),
+  famo=dict(optimizer="adam", lr=0.025, gamma=0.001, min_loss=0.0, epsilon=1e-8, same_batch=True),
+)
+
+
+def weighting_config(weights, name: str = "static") -> ml_collections.ConfigDict:
+  """`config.weighting`: the scheme `name`, coefficients `weights`, WEIGHTING_DEFAULTS."""
+  return ml_collections.ConfigDict(dict(name=name, weights=dict(weights), **WEIGHTING_DEFAULTS))
 
 
 def hyperface_base() -> ml_collections.ConfigDict:
@@ -41,9 +86,8 @@ def hyperface_base() -> ml_collections.ConfigDict:
   )
   c.input_size = 227  # docs/papers.md 1.1: proposals resized to 227x227
 
-  c.loss_name = "hyperface"
   c.tasks = ("detection", "landmarks", "visibility", "pose", "gender")
-  c.weighting = ml_collections.ConfigDict(dict(name="static", weights=dict(HYPERFACE_LOSS_WEIGHTS)))
+  c.weighting = weighting_config(HYPERFACE_LOSS_WEIGHTS)
 
   # docs/papers.md 1.7: SGD; lr/momentum are TK's (the paper's are unknown).
   c.optim = ml_collections.ConfigDict(
@@ -72,6 +116,9 @@ def hyperface_base() -> ml_collections.ConfigDict:
       train_split="train",
       eval_split="validation",
       test_split="test",
+      # Several datasets mixed in one run (data/inputs.py): a tuple of dicts, each with
+      # "name", "weight" and optional overrides of the keys above; () = `name` alone.
+      sources=(),
       max_train_scenes=None,
       max_eval_scenes=None,
       regions_per_scene=4,
@@ -80,30 +127,11 @@ def hyperface_base() -> ml_collections.ConfigDict:
       # docs/papers.md 1.4: face/non-face regions balanced (TK alternates classes).
       positive_fraction=0.5,
       normalize="minus_half",
-      # Region sampling around/away from faces (data/sampling.py DEFAULT_SAMPLING;
-      # docs/papers.md 1.4 leaves it open: the paper uses selective search regions).
-      sampling=dict(
-        scale_range=(0.6, 1.6),
-        shift_range=0.25,
-        near_fraction=0.5,
-        near_scale_range=None,
-        near_shift_range=None,
-        negative_source="random",
-        window_min_side=32.0,
-        window_max_side_fraction=1.0,
-        window_scale_step=1.3,
-        window_stride_fraction=0.3,
-        window_border_fraction=0.4,
-      ),
-      # docs/papers.md 1.4: per-task IoU rules.
-      thresholds=dict(
-        detection_positive=0.5,
-        detection_negative=0.35,
-        landmarks=0.35,
-        visibility=0.35,
-        pose=0.5,
-        gender=0.5,
-      ),
+      # Region sampling around/away from faces (docs/papers.md 1.4 leaves it open: the
+      # paper uses selective search regions); the defaults are data/sampling.py's.
+      sampling=dict(sampling.DEFAULT_SAMPLING),
+      # docs/papers.md 1.4: per-task IoU rules (data/sampling.py DEFAULT_THRESHOLDS).
+      thresholds=dict(sampling.DEFAULT_THRESHOLDS),
     )
   )
   c.evaluator = ml_collections.ConfigDict(dict(name="hyperface_regions"))

@@ -68,7 +68,7 @@ def main(argv) -> None:
   logging.info(
     "JAX %s, %d process(es), devices: %s", jax.__version__, jax.process_count(), jax.devices()
   )
-  from hyperface_jax import surgery  # pylint: disable=g-import-not-at-top
+  from hyperface_jax import model_init, surgery  # pylint: disable=g-import-not-at-top
 
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
@@ -76,7 +76,7 @@ def main(argv) -> None:
     logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
-  except (surgery.ParamMismatchError, FileNotFoundError) as e:
+  except (surgery.ParamMismatchError, model_init.NormalizeMismatchError, FileNotFoundError) as e:
     # config.model_init problems (wrong shapes, unknown names, a missing directory) are
     # the user's input: one message listing the names, no traceback.
     logging.error("%s", e)

@@ -19,7 +19,11 @@ run restores its own checkpoint and never reads `model_init` again.
   * batch_stats: also load the non-parameter collections (BatchNorm running
     statistics), with the same rules (documented default True);
   * step: which step of a run (None = latest).
-Every mismatch raises `surgery.ParamMismatchError` listing the names.
+Every mismatch raises `surgery.ParamMismatchError` listing the names. A converted
+directory records the input normalization its weights expect (converted.json
+"normalization.preprocess_mode", e.g. "caffe_bgr" for BVLC Caffe, "imagenet" for
+torchvision); a run whose `config.data.normalize` differs is refused before anything is
+loaded (`check_normalize`).
 """
 
 from __future__ import annotations
@@ -60,22 +64,68 @@ def read_converted(directory: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
   variables = surgery.unflatten(flat)
   if "params" not in variables:
     raise ValueError(f"{path} holds no 'params/...' arrays; collections: {sorted(variables)}.")
-  meta = {}
+  return variables, read_converted_meta(directory)
+
+
+def read_converted_meta(directory: str) -> Dict[str, Any]:
+  """converted.json of a converted-weights directory, or {} when it has none."""
   meta_path = os.path.join(directory, CONVERTED_META)
-  if os.path.exists(meta_path):
-    with open(meta_path) as f:
-      meta = json.load(f)
-  return variables, meta
+  if not os.path.exists(meta_path):
+    return {}
+  with open(meta_path) as f:
+    return json.load(f)
 
 
-def read_variables(path: str, step=None) -> Tuple[Dict[str, Any], str]:
-  """Variables {collection: tree} of a converted directory or a run, and a description."""
+class NormalizeMismatchError(ValueError):
+  """Converted weights expect another input normalization than config.data.normalize."""
+
+
+def check_normalize(directory: str, meta: Dict[str, Any], normalize: str) -> None:
+  """Refuses converted weights whose recorded input normalization is not `normalize`.
+
+  Args:
+    directory: the converted-weights directory (named in the message).
+    meta: its converted.json content ({} when absent).
+    normalize: the run's `config.data.normalize`.
+
+  Raises:
+    NormalizeMismatchError: naming both modes and the config key to change.
+  """
+  recorded = (meta.get("normalization") or {}).get("preprocess_mode")
+  if recorded is None:
+    logging.warning(
+      "model_init: %s records no input normalization (converted.json "
+      "normalization.preprocess_mode); config.data.normalize=%r is not checked.",
+      directory,
+      normalize,
+    )
+    return
+  if recorded != normalize:
+    what = f"{meta.get('format', '?')} {meta.get('arch', '?')}"
+    raise NormalizeMismatchError(
+      f"config.model_init: the converted {what} weights in {directory} expect input "
+      f"normalized with {recorded!r} (converted.json normalization.preprocess_mode), but "
+      f"config.data.normalize is {normalize!r}. Set --config.data.normalize={recorded} "
+      "(the :bvlc variants of configs/hyperface_alexnet.py and configs/rcnn_face.py use "
+      "'caffe_bgr'; torchvision weights need 'imagenet'), or load weights converted for "
+      f"{normalize!r} (docs/pretrained.md)."
+    )
+
+
+def read_variables(path: str, step=None, normalize=None) -> Tuple[Dict[str, Any], str]:
+  """Variables {collection: tree} of a converted directory or a run, and a description.
+
+  With `normalize` (the run's config.data.normalize), a converted directory recording
+  another input normalization is refused (`check_normalize`).
+  """
   if not os.path.exists(path):
     raise FileNotFoundError(
       f"config.model_init: {path!r} does not exist (expected a "
       "converted-weights directory or a workdir/checkpoint)."
     )
   if os.path.isfile(os.path.join(path, CONVERTED_FILE)):
+    if normalize is not None:
+      check_normalize(path, read_converted_meta(path), normalize)  # before the arrays
     variables, meta = read_converted(path)
     source = meta.get("source", {})
     source = source.get("file", source) if isinstance(source, dict) else source
@@ -135,7 +185,9 @@ def initialise_from(state, config, sharding):
     of SGD-momentum / Adam do not depend on the parameter values).
   """
   load_config = config.get("model_load") or {}
-  variables, description = read_variables(config.model_init, load_config.get("step"))
+  variables, description = read_variables(
+    config.model_init, load_config.get("step"), normalize=config.data.normalize
+  )
   host = jax.tree.map(np.asarray, (state.params, dict(state.model_state)))
   params, model_state, reports = merge_variables(variables, *host, load_config, context=description)
   for collection, report in reports.items():

@@ -8,8 +8,11 @@ MomentumSGD (lr 0.01, momentum 0.9) with weight decay 5e-4 (Caffe AlexNet).
 
 from __future__ import annotations
 
-from typing import Sequence
+import re
+from typing import Dict, Optional, Sequence
 
+import jax
+import jax.numpy as jnp
 import optax
 
 from hyperface_jax import surgery
@@ -90,3 +93,72 @@ def with_frozen(
   """
   labels = lambda params: surgery.label_tree(params, {"frozen": tuple(freeze)}, default="trained")
   return optax.multi_transform({"trained": optimizer, "frozen": optax.set_to_zero()}, labels)
+
+
+def head_owners(params, tasks: Sequence[str], head_pattern: str) -> Dict[str, Optional[str]]:
+  """{"/" parameter name: the task whose head it belongs to, or None}.
+
+  A task's head is every parameter whose name fully matches `head_pattern` with `{task}`
+  replaced by the escaped task name (config.weighting.head_pattern; the default matches
+  models/heads.py's fc_<task>1 / fc_<task>2 under a "heads..." module).
+
+  Args:
+    params: the parameter tree (nested dicts).
+    tasks: task names.
+    head_pattern: the regex with `{task}`.
+
+  Returns:
+    The owner of every parameter, in `surgery.flatten` order.
+
+  Raises:
+    ValueError: a task's pattern matches no parameter, or a parameter matches two tasks.
+  """
+  if "{task}" not in head_pattern:
+    raise ValueError(f"weighting.head_pattern {head_pattern!r} must contain '{{task}}'.")
+  names = list(surgery.flatten(params))
+  patterns = {t: re.compile(head_pattern.replace("{task}", re.escape(t))) for t in tasks}
+  owners: Dict[str, Optional[str]] = {}
+  for name in names:
+    hits = [t for t, p in patterns.items() if p.fullmatch(name)]
+    if len(hits) > 1:
+      raise ValueError(f"weighting.head_pattern: parameter {name!r} matches the heads of {hits}.")
+    owners[name] = hits[0] if hits else None
+  headless = [t for t in tasks if t not in owners.values()]
+  if headless:
+    raise ValueError(
+      f"weighting.head_pattern {head_pattern!r} matches no parameter of task(s) {headless}, "
+      f"so a stopped task's head could not be frozen; names look like {names[-4:]}."
+    )
+  return owners
+
+
+def freeze_stopped_heads(old_params, new_params, updates, active, head_pattern: str):
+  """Keeps the heads of stopped tasks (`active[task]` == 0) bit for bit.
+
+  The optimiser's updates of those parameters are zeroed and their old values are
+  selected (not old + 0, which would turn -0.0 into +0.0): with weight decay and momentum
+  a zero loss weight alone still moves a head. The optimiser state keeps evolving; nothing
+  reads it while the task stays stopped.
+
+  Args:
+    old_params: the parameters before the step.
+    new_params: `optax.apply_updates(old_params, updates)`.
+    updates: the optimiser's updates.
+    active: {task: scalar, 1 training, 0 stopped}.
+    head_pattern: see `head_owners`.
+
+  Returns:
+    (params, updates) with the stopped heads' entries replaced.
+  """
+  owners = head_owners(old_params, tuple(active), head_pattern)
+  frozen = {n: jnp.asarray(active[t]) <= 0 for n, t in owners.items() if t is not None}
+  name = lambda path: "/".join(str(getattr(k, "key", k)) for k in path)
+
+  def pick(path, x, alt):
+    n = name(path)
+    return jnp.where(frozen[n], alt, x) if n in frozen else x
+
+  params = jax.tree_util.tree_map_with_path(pick, new_params, old_params)
+  zeros = jax.tree.map(jnp.zeros_like, updates)
+  updates = jax.tree_util.tree_map_with_path(pick, updates, zeros)
+  return params, updates

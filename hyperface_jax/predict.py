@@ -24,80 +24,128 @@ Unreadable inputs are listed at the end and do not stop the others.
 Exit status: 0 all inputs done, 1 some failed (listed on stderr), 2 usage error (bad flag,
 missing input, a workdir without a model, an unknown --config key).
 
-argparse, not absl: `main(argv)` is called in-process by tests and notebooks, and absl
-keeps one global flag set per process.
+Flags are absl flags, as in hyperface_jax.main, but on this module's own `FLAGS`
+(an `absl.flags.FlagValues`), not absl's global set: `main(argv)` is called in-process by
+tests and notebooks, any number of times, and parses `argv` afresh each time. The
+`--config.KEY=VALUE` analyzer settings are taken out of argv before the flags are parsed.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+import types
 from typing import Callable, List, Optional, Sequence, Tuple
+
+from absl import app, flags
 
 from hyperface_jax import viz
 from hyperface_jax.inference import config as config_lib
 from hyperface_jax.inference import image_io, outputs, video
 
 BATCH_SIZE = 8  # documented default: images per analyzer call
+_HELP_ARGS = ("-h", "-help", "--help", "--helpshort", "--helpfull", "-?")
+
+FLAGS = flags.FlagValues()  # this tool's own flags (see the module doc)
+_WORKDIR = flags.DEFINE_string(
+  "workdir", None, "Training workdir (config.json, checkpoints/).", flag_values=FLAGS
+)
+_INPUT = flags.DEFINE_string("input", None, "An image, a folder or a video.", flag_values=FLAGS)
+_OUTPUT = flags.DEFINE_string("output", None, "Output folder (created).", flag_values=FLAGS)
+_STEP = flags.DEFINE_integer(
+  "step", None, "Checkpoint step (default: the latest).", flag_values=FLAGS
+)
+_BATCH_SIZE = flags.DEFINE_integer(
+  "batch_size", BATCH_SIZE, "Images (or video frames) per analyzer call.", flag_values=FLAGS
+)
+_MIN_SIDE = flags.DEFINE_integer(
+  "min_side",
+  None,
+  "Upscale images whose shorter side is below this (default: the model's input size).",
+  flag_values=FLAGS,
+)
+_MAX_SIDE = flags.DEFINE_integer(
+  "max_side",
+  image_io.DEFAULT_MAX_SIDE,
+  "Downscale images whose longer side is above this.",
+  flag_values=FLAGS,
+)
+_SMOOTH = flags.DEFINE_float(
+  "smooth",
+  0.0,
+  "Videos: weight of the past in the landmark moving average over tracked faces, in "
+  "[0, 1) (0: off).",
+  flag_values=FLAGS,
+)
+_RECURSIVE = flags.DEFINE_bool(
+  "recursive",
+  True,
+  "Walk sub-folders of a folder input; --norecursive (or --no-recursive): the top level only.",
+  flag_values=FLAGS,
+)
+flags.mark_flags_as_required(["workdir", "input", "output"], flag_values=FLAGS)
 
 
-def parse_args(argv: Sequence[str]) -> Tuple[argparse.Namespace, dict]:
-  """Flags and the `--config.KEY=VALUE` analyzer overrides; SystemExit(2) on a bad one."""
-  parser = argparse.ArgumentParser(
-    prog="python -m hyperface_jax.predict",
-    description=__doc__.split("\n\n")[0],
-    epilog="Analyzer settings (inference/config.py) as --config.KEY=VALUE, e.g. "
-    "--config.proposals.name=haar --config.nms.top_k=3.",
+class UsageError(ValueError):
+  """A bad command line; the message is printed as `error: ...` (exit status 2)."""
+
+
+def usage() -> str:
+  """The help text: the module doc, this tool's flags and the --config.KEY=VALUE note."""
+  return (
+    f"{__doc__}\n{FLAGS.get_help()}\n\nAnalyzer settings (inference/config.py) as "
+    "--config.KEY=VALUE, e.g. --config.proposals.name=haar --config.nms.top_k=3."
   )
-  parser.add_argument(
-    "--workdir", required=True, help="training workdir (config.json, checkpoints/)"
+
+
+def parse_args(argv: Sequence[str]) -> Tuple[types.SimpleNamespace, dict]:
+  """Flags and the `--config.KEY=VALUE` analyzer overrides of argv = [program, ...].
+
+  Returns:
+    (namespace with workdir, input, output, step, batch_size, min_side, max_side, smooth,
+    recursive; {KEY: value} overrides).
+
+  Raises:
+    UsageError: a bad, unknown or missing flag, or a positional argument.
+  """
+  argv = list(argv)
+  rest, overrides = argv[:1], {}
+  for item in argv[1:]:
+    if item.startswith("--config."):
+      key, sep, value = item.partition("=")
+      if not sep or len(key) <= len("--config."):
+        raise UsageError(
+          f"unrecognised argument {item!r}; analyzer settings are written --config.KEY=VALUE"
+        )
+      overrides[key[len("--config.") :]] = config_lib.parse_value(value)
+    else:
+      rest.append("--norecursive" if item == "--no-recursive" else item)  # argparse spelling
+  for name in list(FLAGS):  # every call starts from the defaults (also after an error)
+    FLAGS[name].unparse()
+  try:
+    unparsed = FLAGS(rest, known_only=True)
+  except flags.Error as e:
+    raise UsageError(str(e)) from None
+  if len(unparsed) > 1:
+    item = unparsed[1]
+    raise UsageError(
+      f"unrecognised argument {item!r}; analyzer settings are written --config.KEY=VALUE"
+    )
+  args = types.SimpleNamespace(
+    workdir=_WORKDIR.value,
+    input=_INPUT.value,
+    output=_OUTPUT.value,
+    step=_STEP.value,
+    batch_size=_BATCH_SIZE.value,
+    min_side=_MIN_SIDE.value,
+    max_side=_MAX_SIDE.value,
+    smooth=_SMOOTH.value,
+    recursive=_RECURSIVE.value,
   )
-  parser.add_argument("--input", required=True, help="an image, a folder or a video")
-  parser.add_argument("--output", required=True, help="output folder (created)")
-  parser.add_argument("--step", type=int, default=None, help="checkpoint step (latest)")
-  parser.add_argument(
-    "--batch_size", type=int, default=BATCH_SIZE, help="images (or video frames) per analyzer call"
-  )
-  parser.add_argument(
-    "--min_side",
-    type=int,
-    default=None,
-    help="upscale images whose shorter side is below this (default: the model's input size)",
-  )
-  parser.add_argument(
-    "--max_side",
-    type=int,
-    default=image_io.DEFAULT_MAX_SIDE,
-    help="downscale images whose longer side is above this",
-  )
-  parser.add_argument(
-    "--smooth",
-    type=float,
-    default=0.0,
-    help="videos: weight of the "
-    "past in the landmark moving average over tracked faces, in [0, 1) "
-    "(0: off)",
-  )
-  parser.add_argument(
-    "--recursive",
-    action=argparse.BooleanOptionalAction,
-    default=True,
-    help="walk sub-folders of a folder input",
-  )
-  args, rest = parser.parse_known_args(argv)
-  overrides = {}
-  for item in rest:
-    key, sep, value = item.partition("=")
-    if not key.startswith("--config.") or not sep or len(key) <= len("--config."):
-      parser.error(
-        f"unrecognised argument {item!r}; analyzer settings are written --config.KEY=VALUE"
-      )
-    overrides[key[len("--config.") :]] = config_lib.parse_value(value)
   if args.batch_size < 1:
-    parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
+    raise UsageError(f"--batch_size must be >= 1, got {args.batch_size}")
   if not 0.0 <= args.smooth < 1.0:
-    parser.error(f"--smooth must be in [0, 1), got {args.smooth}")
+    raise UsageError(f"--smooth must be in [0, 1), got {args.smooth}")
   return args, overrides
 
 
@@ -215,12 +263,21 @@ def _default_factory(workdir: str, step: Optional[int], overrides: dict):
 def main(
   argv: Optional[Sequence[str]] = None, analyzer_factory: Callable = _default_factory
 ) -> int:
-  """Runs the CLI; returns the exit status (0 fine, 1 some inputs failed, 2 usage error)."""
-  argv = sys.argv[1:] if argv is None else list(argv)
+  """Runs the CLI; returns the exit status (0 fine, 1 some inputs failed, 2 usage error).
+
+  Args:
+    argv: [program, flags...] as absl passes it (None: sys.argv).
+    analyzer_factory: (workdir, step, overrides) -> analyzer (tests pass a fake one).
+  """
+  argv = list(sys.argv if argv is None else argv)
+  if any(a in _HELP_ARGS for a in argv[1:]):
+    print(usage())
+    return 0
   try:
     args, overrides = parse_args(argv)
-  except SystemExit as e:  # argparse has printed the usage error
-    return int(e.code or 0)
+  except UsageError as e:
+    print(f"error: {e}\nUsage: python -m hyperface_jax.predict --help", file=sys.stderr)
+    return 2
   if not os.path.exists(args.input):
     print(f"error: --input {args.input} does not exist", file=sys.stderr)
     return 2
@@ -260,6 +317,18 @@ def main(
   return 0
 
 
+def _parse_absl_flags(argv):
+  """app.run's parser: absl's own flags (--verbosity, --logtostderr, ...) only; this
+  tool's flags (and --help) stay in argv for `main`."""
+  help_args = [a for a in argv[1:] if a in _HELP_ARGS]
+  rest = flags.FLAGS([a for a in argv if a not in help_args], known_only=True)
+  return rest + help_args
+
+
+def _run(argv) -> None:
+  sys.exit(main(argv))
+
+
 if __name__ == "__main__":
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  sys.exit(main())
+  app.run(_run, flags_parser=_parse_absl_flags)

@@ -51,12 +51,12 @@ def check_batch_size(global_batch_size: int, mesh: Mesh, name: str = "batch_size
 
 
 def global_batch(mesh: Mesh, local_batch: dict) -> dict:
-  """Assembles this host's rows of every array into global data-sharded arrays."""
+  """Assembles this host's rows of every array into global data-sharded arrays (nested
+  dicts too: the face-pair input {"faces", "cues"} of data/pairs.py)."""
   sharding = data_sharded(mesh)
-  return {
-    k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
-    for k, v in local_batch.items()
-  }
+  return jax.tree.map(
+    lambda v: jax.make_array_from_process_local_data(sharding, np.asarray(v)), local_batch
+  )
 
 
 def replicate(mesh: Mesh, tree: Any) -> Any:

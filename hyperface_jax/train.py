@@ -7,7 +7,7 @@ model, losses, weighting, data and evaluator are chosen by name.
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import time
 from typing import Any, Dict
@@ -16,9 +16,18 @@ import jax
 import numpy as np
 from absl import logging
 
-from hyperface_jax import checkpointing, model_init, optim, registry, sharding, steps, weighting
-from hyperface_jax import losses as _losses  # noqa: F401  (registers losses)
-from hyperface_jax import models as _models  # noqa: F401  (registers models)
+from hyperface_jax import (
+  atomic_io,
+  bridging,
+  checkpointing,
+  model_init,
+  optim,
+  registry,
+  sharding,
+  steps,
+  tasks,
+  weighting,
+)
 from hyperface_jax.data import inputs
 from hyperface_jax.evaluation import runner
 from hyperface_jax.metric_writer import MetricWriter
@@ -46,37 +55,33 @@ def _check_finite(step: int, metrics: Dict[str, Any]) -> None:
 
 
 def build(config, mesh):
-  """Model, loss function, optimiser, weighting and the abstract train state."""
+  """Model, loss function, optimiser, weighting and the abstract train state.
+
+  The loss is the declared loss of every task in `config.tasks` (hyperface_jax/tasks.py);
+  the model must output each of them with the declared shape (checked at trace time).
+  """
+  del mesh  # the state is replicated; kept for a sharded-state variant
   model = registry.MODELS.get(config.model_name)(**config.model)
-  tasks = tuple(config.tasks)
-  loss_fn = _checked_tasks(registry.LOSSES.get(config.loss_name), tasks)
+  task_list = tasks.resolve(config.tasks)
+  loss_fn = functools.partial(tasks.compute_losses, task_list)
   optimizer = optim.make_optimizer(config, config.total_steps)
-  weigher = weighting.make_weighting(config.weighting, tasks)
+  names = tuple(t.name for t in task_list)
+  weigher = weighting.make_weighting(config.weighting, names)
   image_shape = (1, config.input_size, config.input_size, 3)
-  init = lambda rng: steps.init_state(model, optimizer, weigher, tasks, rng, image_shape)
+  init = lambda rng: steps.init_state(model, optimizer, weigher, names, rng, image_shape)
   return model, loss_fn, optimizer, weigher, init
 
 
-def _checked_tasks(loss_fn, tasks):
-  """Wraps `loss_fn` to fail at trace time if its tasks differ from config.tasks."""
-
-  def checked(outputs, batch):
-    result = loss_fn(outputs, batch)
-    if set(result) != set(tasks):
-      raise ValueError(
-        f"The loss computed tasks {sorted(result)} but config.tasks is {sorted(tasks)} "
-        f"(model outputs: {sorted(outputs)}); set config.tasks, config.loss_name and "
-        "config.weighting.weights to match the model's heads."
-      )
-    return result
-
-  return checked
+def prng_key(config) -> jax.Array:
+  """The run's root key with the config's generator (`config.prng_impl`), without
+  changing JAX's global default (a library must not)."""
+  return jax.random.PRNGKey(config.seed, impl=config.get("prng_impl"))
 
 
 def restore_or_init(config, mesh, init, ckpt: checkpointing.Checkpointer):
   """Restores the latest checkpoint or initialises (shape first, then jitted init),
   then loads `config.model_init` into a fresh state (model_init.py)."""
-  rng = jax.random.PRNGKey(config.seed)
+  rng = prng_key(config)
   abstract = jax.eval_shape(init, rng)
   repl = sharding.replicated(mesh)
   if ckpt.latest_step() is not None:
@@ -98,7 +103,6 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, float]:
     The flat final results (also written to `workdir/results.json`).
   """
   os.makedirs(workdir, exist_ok=True)
-  jax.config.update("jax_default_prng_impl", config.prng_impl)
   mesh = sharding.make_mesh()
   local_batch = sharding.check_batch_size(config.batch_size, mesh)
   sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
@@ -108,14 +112,22 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, float]:
   model, loss_fn, optimizer, weigher, init = build(config, mesh)
   ckpt = checkpointing.Checkpointer(workdir, max_to_keep=config.keep_checkpoints)
   state = restore_or_init(config, mesh, init, ckpt)
+  # docs/papers.md 3.3: bridging templates, fitted once and stored beside the checkpoints.
+  state = bridging.attach(config, workdir, state, sharding.replicated(mesh))
   start = int(state.step)
   writer = MetricWriter(workdir, resume_step=start)
 
   train_step = steps.make_train_step(
-    mesh, model=model, loss_fn=loss_fn, optimizer=optimizer, weighting=weigher, seed=config.seed
+    mesh,
+    model=model,
+    loss_fn=loss_fn,
+    optimizer=optimizer,
+    weighting=weigher,
+    seed=config.seed,
+    prng_impl=config.get("prng_impl"),
   )
   eval_step = steps.make_eval_step(mesh, model=model, loss_fn=loss_fn)
-  validator = runner.Evaluation(mesh, eval_step, data.validation, config)
+  validator = runner.validation(mesh, eval_step, data, config)  # regions, or face pairs
 
   make_batch = lambda step: sharding.global_batch(mesh, data.train_batch(step, local_batch))
   t0, last_step = time.time(), start
@@ -147,7 +159,8 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, float]:
         val_losses={
           t: jax.device_put(np.float32(v), sharding.replicated(mesh)) for t, v in val_losses.items()
         },
-        val_valid=jax.device_put(np.float32(1.0), sharding.replicated(mesh)),
+        # Counts evaluations: a weighting acts once per fresh result (weighting/).
+        val_count=jax.device_put(np.int32(int(state.val_count) + 1), sharding.replicated(mesh)),
       )
       writer.write(step, {f"val/loss/{t}": v for t, v in val_losses.items()})
     if step % config.checkpoint_every == 0 or step == config.total_steps:
@@ -160,16 +173,6 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, float]:
 
 
 def _write_config(config, workdir: str) -> None:
-  path = os.path.join(workdir, "config.json")
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
-  os.replace(tmp, path)
-
-
-def write_json_atomic(path: str, payload: Any) -> None:
-  """Writes JSON to a temporary name, then renames (never half-written)."""
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(payload, f, indent=2, sort_keys=True, allow_nan=True)
-  os.replace(tmp, path)
+  atomic_io.write_text_atomic(
+    os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2)
+  )

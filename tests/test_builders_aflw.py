@@ -163,11 +163,15 @@ def test_prepare_cli_passes_manual_dir(tmp_path, monkeypatch, capsys):
 
   root = _write(tmp_path, fx.standard_images())
   monkeypatch.setattr(aflw_split, "read_face_ids", lambda path=None: [40500])
-  assert prepare.main(["aflw", f"--data_dir={tmp_path / 'd'}", f"--manual_dir={root}"]) == 0
+  argv = ["prepare", "aflw", f"--data_dir={tmp_path / 'd'}", f"--manual_dir={root}"]
+  assert prepare.main(argv) == 0
   out = capsys.readouterr().out
   assert "'train': 2" in out and "'test': 1" in out
+  assert prepare.main(argv) == 0  # said, not skipped silently
+  assert capsys.readouterr().out.startswith("already prepared, nothing built: aflw (default)")
   assert (
-    prepare.main(["aflw", f"--data_dir={tmp_path / 'd2'}", f"--manual_dir={tmp_path}"]) == 2
+    prepare.main(["prepare", "aflw", f"--data_dir={tmp_path / 'd2'}", f"--manual_dir={tmp_path}"])
+    == 2
   )  # no aflw.sqlite: clean error
   assert "aflw.sqlite" in capsys.readouterr().err
 
@@ -202,3 +206,36 @@ def test_listed_ids_missing_from_the_users_copy(tmp_path, monkeypatch):
   assert b.info.metadata["test_faces_missing"] == [99999]
   assert list(examples_by_filename(b, "test")) == ["2/image13457.jpg"]
   assert b.info.splits["train"].num_examples == 2
+
+
+def test_subset_smaller_than_the_test_rule_says_what_to_do(tmp_path, monkeypatch, capsys):
+  """3 images / 4 faces: the 1000-face test rule would leave no train image."""
+  from hyperface_jax.data import inputs, prepare
+
+  root = _write(tmp_path, fx.standard_images())
+  monkeypatch.setattr(aflw_split, "read_face_ids", lambda path=None: [])  # the rule applies
+  with pytest.raises(aflw.SplitTooSmall) as err:
+    build("aflw", root, tmp_path / "d")
+  message = str(err.value)
+  assert "has 4 faces in 3 images" in message
+  assert ">= 1000 test faces, which leaves 0 images for the train split" in message
+  assert "--test_faces=1" in message and "builder_config" in message
+  monkeypatch.setattr(aflw_split, "read_face_ids", lambda path=None: [123456789])
+  with pytest.raises(aflw.SplitTooSmall, match="none of the test faces listed"):
+    build("aflw", root, tmp_path / "d2")
+  # The config option: the same rule with a 1-face test split builds both splits (and
+  # ignores the repository list, saying so in the metadata).
+  config = aflw.AflwConfig.make(test_faces=1)
+  assert config.name == "test1" and aflw.AflwConfig.make().name == "default"
+  assert inputs.builder_kwargs(dict(name="aflw", builder_config=dict(test_faces=1))) == {
+    "config": config
+  }
+  argv = ["prepare", "aflw", f"--data_dir={tmp_path / 'd3'}", f"--manual_dir={root}"]
+  assert prepare.main([*argv, "--test_faces=1"]) == 0
+  assert "aflw (test1)" in capsys.readouterr().out
+  builder = tfds.builder("aflw", data_dir=str(tmp_path / "d3"), config=config)
+  assert {k: v.num_examples for k, v in builder.info.splits.items()} == {"test": 1, "train": 2}
+  assert builder.info.metadata["test_faces_source"].startswith("aflw_split rule")
+  assert builder.info.metadata["test_faces_rule_size"] == 1
+  with pytest.raises(ValueError, match="test_faces must be >= 1"):
+    aflw.AflwConfig.make(test_faces=0)

@@ -55,7 +55,7 @@ def test_crop_builders_share_one_feature_spec():
 
 
 def test_prepare_builds_mtfl_and_registers_all_builders(tmp_path):
-  import hyperface_jax.data  # noqa: F401  (the package import registers every builder)
+  from hyperface_jax.data import builders  # noqa: F401  (the package import registers every builder)
 
   for name in ("celeba", "mafl", "mtfl", "lfwa", "expw", "social_relation"):
     assert tfds.builder_cls(name).__module__ == f"hyperface_jax.data.builders.{name}"

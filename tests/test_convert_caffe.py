@@ -49,7 +49,13 @@ def test_grouped_alexnet_matches_numpy(tmp_path, lrn_first):
     hidden=[32, 32],
     num_classes=10,
   )
-  assert meta["normalization"]["channel_order"] == "BGR"
+  assert meta["normalization"] == dict(
+    channel_order="BGR",
+    input_range=[0.0, 255.0],
+    mean=[104.00698793, 116.66876762, 122.67891434],  # BVLC ILSVRC-2012 mean, B, G, R
+    std=[1.0, 1.0, 1.0],
+    preprocess_mode="caffe_bgr",
+  )
   assert meta["report"]["ignored"]["relu1"] == "ReLU layer without weights"
   model, variables = load_converted(str(tmp_path / "out"))
   assert variables["params"]["backbone"]["conv2"]["kernel"].shape == (5, 5, 4, 16)
@@ -112,3 +118,17 @@ def test_unknown_layer_and_wrong_blob_are_named(tmp_path):
   ):
     convert_file("caffe", "alexnet", str(path), str(tmp_path / "o2"))
   assert not (tmp_path / "o2").exists()
+
+
+def test_recorded_normalization_is_what_its_preprocess_mode_computes():
+  """converted.json's channel order, range, mean and std describe `preprocess_mode` exactly."""
+  from hyperface_jax.convert.collect import NORMALISATION
+
+  rgb = np.array([[[10, 128, 250], [0, 255, 77]]], np.uint8)
+  for fmt, norm in NORMALISATION.items():
+    x = rgb.astype(np.float64) * norm["input_range"][1] / 255.0
+    if norm["channel_order"] == "BGR":
+      x = x[..., ::-1]
+    want = (x - np.array(norm["mean"])) / np.array(norm["std"])
+    got = preprocess.normalize(rgb, norm["preprocess_mode"])
+    np.testing.assert_allclose(got, want, atol=1e-4, err_msg=fmt)

@@ -7,13 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch  # a hard test dependency: `make test` installs requirements-torch.lock
+import torch_reference as tr  # tests/ is on sys.path under pytest
 
-torch = pytest.importorskip("torch")
-
-import torch_reference as tr  # noqa: E402  (tests/ is on sys.path under pytest)
-
-from hyperface_jax.convert import ConversionError, convert_file, load_converted  # noqa: E402
-from hyperface_jax.convert.collect import dense_kernel  # noqa: E402
+from hyperface_jax.convert import ConversionError, convert_file, load_converted
+from hyperface_jax.convert.collect import dense_kernel
 
 
 def convert_and_compare(tmp_path, arch, net, size, seed=0):
@@ -63,8 +61,13 @@ def test_resnet50_matches_torch(tmp_path):
     report["mapped"]["layer4.2.bn3.running_var"] == "batch_stats/backbone/res5c/bn_branch2c/var"
   )
   assert report["missing"] == [] and report["unexpected"] == []
-  normalization = meta["normalization"]
-  assert normalization["channel_order"] == "RGB" and normalization["std"][0] == 0.229
+  assert meta["normalization"] == dict(
+    channel_order="RGB",
+    input_range=[0.0, 1.0],
+    mean=[0.485, 0.456, 0.406],
+    std=[0.229, 0.224, 0.225],
+    preprocess_mode="imagenet",
+  )
   on_disk = json.loads((tmp_path / "resnet50_flax" / "converted.json").read_text())
   assert on_disk["source"]["file"] == "resnet50.pth" and len(on_disk["source"]["sha256"]) == 64
   with np.load(tmp_path / "resnet50_flax" / "variables.npz") as data:

@@ -105,15 +105,20 @@ def test_flip_consistency_with_mirrored_scene():
 def test_normalize_modes():
   px = np.array([[[0, 128, 255]]], np.uint8)
   np.testing.assert_allclose(preprocess.normalize(px), [[[-0.5, 128 / 255 - 0.5, 0.5]]], atol=1e-6)
+  # torchvision: RGB / 255, minus (0.485, 0.456, 0.406), over (0.229, 0.224, 0.225), by hand:
+  # R (0 - 0.485) / 0.229, G (0.50196078 - 0.456) / 0.224, B (1 - 0.406) / 0.225.
   np.testing.assert_allclose(
-    preprocess.normalize(px, "imagenet"),
-    [[[-0.485 / 0.229, (128 / 255 - 0.456) / 0.224, (1 - 0.406) / 0.225]]],
-    atol=1e-5,
+    preprocess.normalize(px, "imagenet"), [[[-2.11790393, 0.20518207, 2.64]]], atol=1e-5
   )
+  # BVLC Caffe: channels reversed to B, G, R = 255, 128, 0, kept in 0-255, minus the
+  # ILSVRC-2012 per-channel means 104.00698793, 116.66876762, 122.67891434.
   np.testing.assert_allclose(
-    preprocess.normalize(px, "caffe_bgr"), [[[255 - 103.939, 128 - 116.779, 0 - 123.68]]], atol=1e-4
+    preprocess.normalize(px, "caffe_bgr"), [[[150.99301207, 11.33123238, -122.67891434]]], atol=1e-4
   )
-  assert preprocess.normalize(px).dtype == np.float32
+  grey = preprocess.normalize(np.full((2, 1, 1, 3), 117, np.uint8), "caffe_bgr")
+  np.testing.assert_allclose(grey[0, 0, 0], [12.99301207, 0.33123238, -5.67891434], atol=1e-4)
+  for mode in preprocess.NORMALIZE_MODES:
+    assert preprocess.normalize(px, mode).dtype == np.float32, mode
   with pytest.raises(ValueError, match="minus_half"):
     preprocess.normalize(px, "bgr")
 
@@ -245,7 +250,8 @@ def test_store_layout_and_bad_inputs(store):
 
 
 def test_from_tfds_roundtrip_and_missing_split(tmp_path):
-  tfds = pytest.importorskip("tensorflow_datasets")
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (heavy; here only)
+
   scenes = [make_scene(0, (20, 30), [[2, 3, 10, 10]]), make_scene(1, (16, 16), [])]
 
   class TinyScenes(tfds.core.GeneratorBasedBuilder):

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from hyperface_jax.data import face_model as fm
-from hyperface_jax.data import schemes
-from hyperface_jax.inference import face_rect
+from hyperface_jax.data import face_rect, schemes
 
 
 def test_rotation_round_trip_and_orthonormal():

@@ -1,14 +1,28 @@
 """Freezing by regex (optim.with_frozen): frozen params bit-for-bit unchanged by training."""
 
+import functools
+
 import jax
 import ml_collections
 import numpy as np
 import optax
 import pytest
 
-from hyperface_jax import losses, models, optim, registry, sharding, steps, surgery, weighting  # noqa: F401
+from hyperface_jax import (  # noqa: F401
+  losses,
+  models,
+  optim,
+  registry,
+  sharding,
+  steps,
+  surgery,
+  tasks,
+  weighting,
+)
 
 FREEZE = ("backbone/.*",)
+
+HYPERFACE = tasks.resolve(tuple(losses.HYPERFACE_LOSS_WEIGHTS))
 
 
 def _config(freeze=FREEZE):
@@ -44,14 +58,19 @@ def trained():
   model = registry.MODELS.get("hyperface_alexnet")(
     width=0.125, dropout=0.0, norm="batch", norm_axis_name="data"
   )
-  tasks = tuple(losses.HYPERFACE_LOSS_WEIGHTS)
+  names = tuple(losses.HYPERFACE_LOSS_WEIGHTS)
   opt = optim.make_optimizer(_config(), 10)
-  weigher = weighting.static(losses.HYPERFACE_LOSS_WEIGHTS, tasks)
-  init = lambda rng: steps.init_state(model, opt, weigher, tasks, rng, (1, 67, 67, 3))
+  weigher = weighting.static(losses.HYPERFACE_LOSS_WEIGHTS, names)
+  init = lambda rng: steps.init_state(model, opt, weigher, names, rng, (1, 67, 67, 3))
   state = sharding.replicate(mesh, jax.jit(init)(jax.random.PRNGKey(0)))
   before = sharding.to_host({"params": state.params, **state.model_state})
   step = steps.make_train_step(
-    mesh, model=model, loss_fn=losses.hyperface_losses, optimizer=opt, weighting=weigher, seed=0
+    mesh,
+    model=model,
+    loss_fn=functools.partial(tasks.compute_losses, HYPERFACE),
+    optimizer=opt,
+    weighting=weigher,
+    seed=0,
   )
   rng = np.random.default_rng(0)
   for _ in range(3):

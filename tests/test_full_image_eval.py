@@ -26,6 +26,11 @@ def _faces(boxes, valid_box=None, vis=None, pose=None, gender=None):
   }
 
 
+def _batch(*args, **kwargs):
+  """One image's `batch` of the "images" contract: only `faces` is read."""
+  return {"faces": _faces(*args, **kwargs)}
+
+
 def _dets(boxes, scores, offset=None, pose=None, p_female=None):
   n = len(boxes)
   lm = np.zeros((n, 21, 2)) + _LM + (0 if offset is None else np.asarray(offset)[:, None, :])
@@ -47,7 +52,7 @@ def test_hand_worked_ap_nme_pose_gender():
   vis = np.ones((2, 21))
   vis[0, :11] = 0  # only 10 visible points on face 0; they alone count in its NME
   ev.update(
-    _faces([[0, 0, 10, 10], [20, 20, 10, 10]], vis=vis, gender=[1, 0], pose=[[0, 0, 0], [0, 0, 0]]),
+    _batch([[0, 0, 10, 10], [20, 20, 10, 10]], vis=vis, gender=[1, 0], pose=[[0, 0, 0], [0, 0, 0]]),
     _dets(
       [[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 10, 10]],
       [0.9, 0.8, 0.7],
@@ -57,7 +62,7 @@ def test_hand_worked_ap_nme_pose_gender():
     ),
   )
   # Image 2: one face, one far false positive with the highest score.
-  ev.update(_faces([[0, 0, 20, 20]]), _dets([[50, 50, 10, 10]], [0.95]))
+  ev.update(_batch([[0, 0, 20, 20]]), _dets([[50, 50, 10, 10]], [0.95]))
   r = ev.result()
   # Ranked: 0.95 F, 0.9 T, 0.8 F, 0.7 T; 3 faces. Precision 0, 1/2, 1/3, 1/2 at recall
   # 0, 1/3, 1/3, 2/3 -> envelope 1/2 on both recall steps -> AP = 2/3 * 1/2 = 1/3.
@@ -74,7 +79,7 @@ def test_hand_worked_ap_nme_pose_gender():
 
 def test_invalid_ground_truth_is_ignored_not_a_false_positive():
   ev = full_image.FullImageEvaluator()
-  faces = _faces([[0, 0, 10, 10], [40, 40, 10, 10]], valid_box=[True, False])
+  faces = _batch([[0, 0, 10, 10], [40, 40, 10, 10]], valid_box=[True, False])
   matched = ev.update(faces, _dets([[40, 40, 10, 10], [0, 0, 10, 10]], [0.9, 0.8]))
   np.testing.assert_array_equal(matched, [-1, 0])
   r = ev.result()
@@ -84,7 +89,7 @@ def test_invalid_ground_truth_is_ignored_not_a_false_positive():
 
 def test_no_detections_gives_zero_ap_and_no_face_metrics():
   ev = full_image.FullImageEvaluator()
-  ev.update(_faces([[0, 0, 10, 10]]), _dets(np.zeros((0, 4)), np.zeros(0)))
+  ev.update(_batch([[0, 0, 10, 10]]), _dets(np.zeros((0, 4)), np.zeros(0)))
   r = ev.result()
   assert r["detection/ap"] == 0.0 and "landmarks/nme" not in r
 
@@ -92,7 +97,7 @@ def test_no_detections_gives_zero_ap_and_no_face_metrics():
 def test_min_visible_landmarks_ignores_hidden_faces():
   vis = np.ones((2, 21))
   vis[1, 2:] = 0  # face 1 shows only 2 landmarks
-  faces = _faces([[0, 0, 10, 10], [40, 40, 10, 10]], vis=vis)
+  faces = _batch([[0, 0, 10, 10], [40, 40, 10, 10]], vis=vis)
   dets = _dets([[40, 40, 10, 10], [0, 0, 10, 10]], [0.9, 0.8])
   strict = full_image.FullImageEvaluator()
   strict.update(faces, _dets(np.zeros((0, 4)), np.zeros(0)))
@@ -104,3 +109,19 @@ def test_min_visible_landmarks_ignores_hidden_faces():
   lenient.reset()
   lenient.update(faces, dets)
   np.testing.assert_allclose(lenient.result()["detection/ap"], 1.0)
+
+
+def test_follows_the_contract_and_plots(tmp_path):
+  from hyperface_jax.evaluation import contract
+
+  contract.check(full_image.FullImageEvaluator, "hyperface_full_image")
+  ev = full_image.FullImageEvaluator()
+  assert ev.inputs == "images"
+  ev.update(_batch([[0, 0, 10, 10]]), _dets([[0, 0, 10, 10], [30, 30, 5, 5]], [0.9, 0.4]))
+  assert "detection" in ev.protocol()
+  (path,) = ev.plots(str(tmp_path))
+  assert path == str(tmp_path / "pr_curve.png") and (tmp_path / "pr_curve.png").stat().st_size
+  empty = full_image.FullImageEvaluator()
+  no_faces = {"faces": {"box": np.zeros((0, 4)), "valid": {"box": np.zeros(0, bool)}}}
+  empty.update(no_faces, _dets(np.zeros((0, 4)), np.zeros(0)))
+  assert "detection/ap" not in empty.result()  # no counted face: left out, not NaN

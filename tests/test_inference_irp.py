@@ -3,8 +3,8 @@
 import numpy as np
 
 from hyperface_jax.data import boxes as box_lib
-from hyperface_jax.data import render
-from hyperface_jax.inference import face_rect, face_rect_batched, irp
+from hyperface_jax.data import face_rect, face_rect_batched, render
+from hyperface_jax.inference import irp
 
 TRUE_BOX = np.array([40.0, 40.0, 50.0, 50.0])
 

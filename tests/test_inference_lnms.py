@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from hyperface_jax.data import boxes as box_lib
-from hyperface_jax.data import render
-from hyperface_jax.inference import face_rect, lnms
+from hyperface_jax.data import face_rect, render
+from hyperface_jax.inference import lnms
 
 # A 21-point "face" spread over a 20 x 20 square at the origin.
 _TEMPLATE = np.stack([np.linspace(0, 20, 21), np.tile([0.0, 20.0, 10.0], 7)], 1)

@@ -25,6 +25,13 @@ def _config(**load):
   return c
 
 
+def _bvlc_configs():
+  sys.path.insert(0, REPO)
+  from configs import hyperface_alexnet, rcnn_face  # pylint: disable=g-import-not-at-top
+
+  return [hyperface_alexnet.get_config("bvlc"), rcnn_face.get_config("bvlc")]
+
+
 def _fresh(config, workdir):
   """restore_or_init as the train loop calls it (shape-first init, then model_init)."""
   mesh = sharding.make_mesh()
@@ -61,7 +68,7 @@ def _load(state, model_init, **load):
   )
 
 
-def _write_converted(directory, variables, extra=None):
+def _write_converted(directory, variables, extra=None, normalization=None):
   flat = surgery.flatten(variables)
   flat.update(extra or {})
   np.savez(os.path.join(directory, "variables.npz"), **flat)
@@ -73,7 +80,7 @@ def _write_converted(directory, variables, extra=None):
         "model_name": "hyperface_alexnet",
         "model": {},
         "source": {"file": "fixture"},
-        "normalization": {},
+        "normalization": normalization or {},
         "report": {},
       },
       f,
@@ -183,6 +190,26 @@ def test_wrong_shape_and_unknown_key_fail_listing_the_names(reference, tmp_path)
     _load(state, tmp_path)
 
 
+def test_converted_weights_with_another_normalization_are_refused(reference, tmp_path):
+  _, state, _, other, _ = reference
+  directory = str(tmp_path / "bgr")
+  os.makedirs(directory)
+  _write_converted(directory, other, normalization={"preprocess_mode": "caffe_bgr"})
+  config = _config()
+  config.model_init = directory
+  assert config.data.normalize == "minus_half"
+  replicated = sharding.replicated(sharding.make_mesh())
+  with pytest.raises(model_init_lib.NormalizeMismatchError) as info:
+    model_init_lib.initialise_from(state, config, replicated)
+  message = str(info.value)
+  assert "'caffe_bgr'" in message and "'minus_half'" in message and directory in message
+  assert "--config.data.normalize=caffe_bgr" in message
+  # The recorded mode in config.data.normalize: loaded as usual.
+  config.data.normalize = "caffe_bgr"
+  got = _variables(model_init_lib.initialise_from(state, config, replicated))
+  _assert_trees_equal(got, other)
+
+
 def test_caffe_converted_alexnet_transplants_into_hyperface(tmp_path):
   """Helper C's real converter output (a narrow BVLC-layout caffemodel) -> HyperFace backbone."""
   import caffe_fixture  # pylint: disable=g-import-not-at-top  (tests/ is on sys.path)
@@ -200,7 +227,12 @@ def test_caffe_converted_alexnet_transplants_into_hyperface(tmp_path):
   abstract = jax.eval_shape(
     lambda: model.init(jax.random.PRNGKey(0), np.zeros((1, 67, 67, 3), np.float32))
   )
-  loaded, description = model_init_lib.read_variables(directory)
+  # The :bvlc configs normalize as the converter recorded; the default does not.
+  with pytest.raises(ValueError, match="expect input normalized with 'caffe_bgr'"):
+    model_init_lib.read_variables(directory, normalize="minus_half")
+  bvlc = _bvlc_configs()
+  assert {c.data.normalize for c in bvlc} == {"caffe_bgr"}
+  loaded, description = model_init_lib.read_variables(directory, normalize=bvlc[0].data.normalize)
   params, _, reports = model_init_lib.merge_variables(
     loaded,
     abstract["params"],

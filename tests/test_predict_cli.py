@@ -48,6 +48,11 @@ class FakeAnalyzer:
     return out
 
 
+def _main(args, **kwargs):
+  """predict.main as absl calls it: argv[0] is the program name."""
+  return predict.main(["predict", *args], **kwargs)
+
+
 def _fake_factory(record):
   def factory(workdir, step, overrides):
     record.update(workdir=workdir, step=step, overrides=overrides)
@@ -84,7 +89,7 @@ def test_folder_good_files_processed_bad_ones_listed(tmp_path, capsys):
   Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(src / "tiny.png")
   (src / ".hidden.png").write_bytes(b"skipped")
   record = {}
-  status = predict.main(
+  status = _main(
     [
       f"--workdir={tmp_path}/wd",
       f"--input={src}",
@@ -135,7 +140,7 @@ def test_folder_good_files_processed_bad_ones_listed(tmp_path, capsys):
 def test_single_image_exit_0_and_config_overrides(tmp_path):
   Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(tmp_path / "one.png")
   record = {}
-  status = predict.main(
+  status = _main(
     [
       "--workdir",
       "W",
@@ -162,24 +167,21 @@ def test_usage_errors_exit_2(tmp_path, capsys):
   Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(tmp_path / "one.png")
   base = ["--workdir=W", f"--input={tmp_path}/one.png", f"--output={tmp_path}/o"]
   factory = _fake_factory({})
-  assert predict.main(base[1:], analyzer_factory=factory) == 2
+  assert _main(base[1:], analyzer_factory=factory) == 2
   assert "--workdir" in capsys.readouterr().err
-  assert predict.main(base + ["--bogus=1"], analyzer_factory=factory) == 2
+  assert _main(base + ["--bogus=1"], analyzer_factory=factory) == 2
   assert "unrecognised argument '--bogus=1'" in capsys.readouterr().err
-  assert predict.main(base + ["--smooth=1.5"], analyzer_factory=factory) == 2
+  assert _main(base + ["--smooth=1.5"], analyzer_factory=factory) == 2
   assert "--smooth must be in [0, 1), got 1.5" in capsys.readouterr().err
   assert (
-    predict.main(
-      ["--workdir=W", f"--input={tmp_path}/nope", "--output=o"], analyzer_factory=factory
-    )
-    == 2
+    _main(["--workdir=W", f"--input={tmp_path}/nope", "--output=o"], analyzer_factory=factory) == 2
   )
   assert f"error: --input {tmp_path}/nope does not exist" in capsys.readouterr().err
 
   def missing(workdir, step, overrides):
     raise FileNotFoundError(f"{workdir}/config.json not found")
 
-  assert predict.main(base, analyzer_factory=missing) == 2
+  assert _main(base, analyzer_factory=missing) == 2
   assert (
     "cannot build the analyzer from --workdir W: W/config.json not found" in capsys.readouterr().err
   )
@@ -198,7 +200,7 @@ def test_video_annotated_and_jsonl_with_smoothing(tmp_path, capsys):
   values = [0, 100, 200, 100, 0]  # landmark x = 20 + value / 10 in the fake analyzer
   _write_video(tmp_path / "clip.avi", values)
   out = tmp_path / "out"
-  status = predict.main(
+  status = _main(
     [
       "--workdir=W",
       f"--input={tmp_path}/clip.avi",
@@ -235,7 +237,7 @@ def test_video_annotated_and_jsonl_with_smoothing(tmp_path, capsys):
 def test_unopenable_video_is_reported_and_leaves_nothing(tmp_path, capsys):
   (tmp_path / "broken.mp4").write_bytes(b"\x00\x01 this is no video " * 50)
   out = tmp_path / "out"
-  status = predict.main(
+  status = _main(
     ["--workdir=W", f"--input={tmp_path}/broken.mp4", f"--output={out}"],
     analyzer_factory=_fake_factory({}),
   )
@@ -270,7 +272,7 @@ def test_real_analyzer_on_a_smoke_model(smoke_workdir, tmp_path, capsys):
   src.mkdir()
   rng = np.random.default_rng(3)
   Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(src / "x.png")
-  status = predict.main(
+  status = _main(
     [
       f"--workdir={smoke_workdir}",
       f"--input={src}",
@@ -293,7 +295,7 @@ def test_real_analyzer_on_a_smoke_model(smoke_workdir, tmp_path, capsys):
     x, y, w, h = face["box"]
     assert -w < x < 50 and -h < y < 40  # in original (50 x 40) pixels, not network ones
   assert (tmp_path / "out" / "x.png").is_file()
-  status = predict.main(
+  status = _main(
     [
       f"--workdir={smoke_workdir}",
       f"--input={src}",
@@ -346,7 +348,7 @@ def test_an_analyzer_error_fails_its_batch_only(tmp_path, capsys):
         raise RuntimeError("boom")
       return super().__call__(images)
 
-  status = predict.main(
+  status = _main(
     [
       "--workdir=W",
       f"--input={tmp_path}",
@@ -359,3 +361,26 @@ def test_an_analyzer_error_fails_its_batch_only(tmp_path, capsys):
   assert status == 1
   assert f"{tmp_path}/1.png: analysis failed: RuntimeError: boom" in capsys.readouterr().err
   assert sorted(os.listdir(tmp_path / "o")) == ["0.json", "0.png", "2.json", "2.png"]
+
+
+def test_absl_flags_parsed_afresh_on_every_call(capsys):
+  base = ["predict", "--workdir=W", "--input=I", "--output=O"]
+  args, overrides = predict.parse_args(base + ["--batch_size=3", "--norecursive", "--step=4"])
+  assert (args.batch_size, args.recursive, args.step, overrides) == (3, False, 4, {})
+  args, _ = predict.parse_args(base)  # defaults again, nothing left from the last call
+  assert (args.batch_size, args.recursive, args.step, args.min_side) == (8, True, None, None)
+  for spelling in ("--no-recursive", "--recursive=false"):  # argparse's spelling still works
+    assert predict.parse_args(base + [spelling])[0].recursive is False
+  args, _ = predict.parse_args(["predict", "--workdir", "W", "--input", "I", "--output", "O"])
+  assert (args.workdir, args.input, args.output) == ("W", "I", "O")
+  for bad, words in (
+    (["--batch_size=0"], "--batch_size must be >= 1, got 0"),
+    (["extra"], "unrecognised argument 'extra'"),
+    (["--config.=3"], "analyzer settings are written --config.KEY=VALUE"),
+    (["--batch_size=two"], "batch_size"),
+  ):
+    with pytest.raises(predict.UsageError, match=words):
+      predict.parse_args(base + bad)
+  assert _main(["--help"]) == 0
+  out = capsys.readouterr().out
+  assert "--workdir" in out and "--[no]recursive" in out and "--config.KEY=VALUE" in out

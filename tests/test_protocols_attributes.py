@@ -47,3 +47,16 @@ def test_gender_from_male_attribute_when_no_gender_head():
     {"attributes": np.zeros((3, 40), int), "gender": np.array([0, 0, 1])}, {"attributes": logits}
   )
   assert ev.result()["gender/accuracy"] == pytest.approx(2 / 3)
+
+
+def test_valid_flags_and_attribute_plot(tmp_path):
+  labels = np.zeros((2, 40), int)
+  logits = np.full((2, 40), -1.0)
+  logits[1] = 1.0  # row 1 all wrong, but its attributes are not valid
+  ev = protocols_attributes.FaceAttributeEvaluator(dataset="lfwa")
+  ev.update(
+    {"attributes": labels, "valid/attributes": np.array([True, False])}, {"attributes": logits}
+  )
+  r = ev.result()
+  assert r["count/attributes"] == 1 and r["attributes/mean_accuracy"] == 1.0
+  assert ev.plots(str(tmp_path)) == [str(tmp_path / "attributes.png")]

@@ -4,10 +4,19 @@ import numpy as np
 import pytest
 
 from hyperface_jax import registry
-from hyperface_jax.evaluation import (
-  detection,
-  protocols_detection,  # noqa: F401  (registers)
-)
+from hyperface_jax.evaluation import contract, detection, protocols_detection
+
+
+def _image(gt_boxes, boxes, scores, gt_ignore=None, ellipses=None, filename="img"):
+  """(batch, outputs) of one image in the "images" contract (evaluation/contract.py)."""
+  gt = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
+  faces = {"box": gt, "valid": {"box": np.ones(len(gt), bool)}}
+  if gt_ignore is not None:
+    faces["ignore"] = np.asarray(gt_ignore, bool)
+  if ellipses is not None:
+    faces["ellipse"] = np.asarray(ellipses, np.float64)
+  outputs = {"box": np.asarray(boxes, np.float64).reshape(-1, 4), "score": np.asarray(scores)}
+  return {"faces": faces, "image/filename": filename}, outputs
 
 
 def _ap_by_integration(scores, is_tp, num_gt, grid=200001):
@@ -61,12 +70,16 @@ def test_average_precision_hand_worked_and_integrated():
 
 def test_voc_evaluator_pools_images():
   ev = registry.EVALUATORS.get("voc_detection_ap")()
-  ev.update([[0, 0, 10, 10], [50, 50, 10, 10]], [0.9, 0.8], [[0, 0, 10, 10]])
+  contract.check(type(ev), "voc_detection_ap")
+  assert ev.inputs == "images"
+  ev.update(*_image([[0, 0, 10, 10]], [[0, 0, 10, 10], [50, 50, 10, 10]], [0.9, 0.8]))
   ev.update(
-    [[0, 0, 10, 10]],
-    [0.7],
-    [[0, 0, 10, 10], [30, 30, 8, 8], [60, 60, 9, 9]],
-    gt_ignore=[False, False, True],
+    *_image(
+      [[0, 0, 10, 10], [30, 30, 8, 8], [60, 60, 9, 9]],
+      [[0, 0, 10, 10]],
+      [0.7],
+      gt_ignore=[False, False, True],
+    )
   )
   r = ev.result()
   # pooled: 0.9 TP, 0.8 FP, 0.7 TP with 3 counted faces -> same as the hand-worked 5/9
@@ -88,10 +101,14 @@ def test_ellipse_overlap_analytic():
 
 def test_fddb_roc_hand_worked():
   ev = registry.EVALUATORS.get("fddb_discrete_roc")(false_positive_points=(0, 1, 2))
+  contract.check(type(ev), "fddb_discrete_roc")
   face = [20, 10, 0, 50, 50]  # the 40 x 20 box [30, 40] matches it (~0.79)
   good, bad = [30, 40, 40, 20], [0, 0, 10, 10]
-  ev.update([good, bad, good], [0.9, 0.8, 0.3], [face])  # 2nd "good" is a duplicate
-  ev.update([bad, good], [0.95, 0.5], [face, [5, 5, 0, 200, 200]])
+  # 2nd "good" is a duplicate
+  ev.update(*_image(np.zeros((1, 4)), [good, bad, good], [0.9, 0.8, 0.3], ellipses=[face]))
+  ev.update(
+    *_image(np.zeros((2, 4)), [bad, good], [0.95, 0.5], ellipses=[face, [5, 5, 0, 200, 200]])
+  )
   fp, tpr, thr = ev.curve()
   # thresholds 0.95 (FP), 0.9 (TP), 0.8 (FP), 0.5 (TP), 0.3 (duplicate -> FP); 3 faces
   np.testing.assert_allclose(thr, [0.95, 0.9, 0.8, 0.5, 0.3])
@@ -134,3 +151,55 @@ def test_fddb_match_counts_equal_brute_force():
     weights = np.where(overlap > 0.5, overlap, 0.0)
     for k in range(5):
       assert counts[k] == _brute_force_tp(weights[:, order[:k]]), (overlap, scores, k)
+
+
+def test_voc_toolbox_size_rules():
+  ev = protocols_detection.VocDetectionEvaluator(min_face_size=30, min_detection_size=21)
+  # face 1 (20 px) is ignored; the 20 x 20 detection is dropped, the 22 x 5 one kept (FP).
+  ev.update(
+    *_image(
+      [[0, 0, 40, 40], [100, 0, 20, 20]],
+      [[0, 0, 40, 40], [100, 0, 20, 20], [60, 60, 22, 5], [101, 0, 20, 22]],
+      [0.5, 0.9, 0.8, 0.7],
+    )
+  )
+  r = ev.result()
+  # [101, 0, 20, 22] (0.7) hits the ignored face: removed. Ranked 0.8 FP, 0.5 TP -> AP 1/2.
+  assert r["count/faces"] == 1 and r["count/detections"] == 2
+  assert r["detection/ap"] == pytest.approx(0.5)
+  assert "w or h < 30 px are ignored" in ev.protocol()["detection/ap"]
+
+
+def test_voc_box_calibration_hand_worked():
+  # Detections 20 % too large and shifted right by 1/12 of their size: after one round of
+  # calibration (mean offset tx = -1/12, scale 10/12) the third one, at IoU 0.40 before,
+  # overlaps its face at 0.54 and becomes a true positive.
+  ev = protocols_detection.VocDetectionEvaluator(calibration_iterations=2)
+  ev.update(*_image([[0, 0, 10, 10]], [[0, -1, 12, 12]], [0.9]))  # IoU 100/144
+  ev.update(*_image([[100, 100, 20, 20]], [[100, 98, 24, 24]], [0.8]))
+  ev.update(*_image([[0, 0, 10, 10]], [[3, -1, 12, 12]], [0.7]))  # IoU 70/174
+  r = ev.result()
+  assert r["detection/ap"] == pytest.approx(2 / 3)  # TP, TP, FP over 3 faces
+  assert r["detection/ap_calibrated"] == pytest.approx(1.0)
+  assert r["detection/calibration/x"] == pytest.approx(-1 / 12)
+  assert r["detection/calibration/y"] == pytest.approx(0.0)
+  assert r["detection/calibration/w"] == pytest.approx(10 / 12)
+  assert "detection/ap_calibrated" in ev.protocol()
+  assert set(ev.curves()) == {"AP", "calibrated AP"}
+  # One iteration = one matching without any move: the plain AP.
+  one = protocols_detection.VocDetectionEvaluator(calibration_iterations=1)
+  for args in ev._images:  # pylint: disable=protected-access
+    one._images.append(args)  # pylint: disable=protected-access
+  assert one.result()["detection/ap_calibrated"] == pytest.approx(2 / 3)
+
+
+def test_plots_are_written(tmp_path):
+  ev = protocols_detection.VocDetectionEvaluator()
+  ev.update(*_image([[0, 0, 10, 10]], [[0, 0, 10, 10], [50, 50, 5, 5]], [0.9, 0.3]))
+  assert ev.plots(str(tmp_path)) == [str(tmp_path / "pr_curve.png")]
+  roc = protocols_detection.FddbRocEvaluator()
+  roc.update(*_image(np.zeros((1, 4)), [[30, 40, 40, 20]], [0.9], ellipses=[[20, 10, 0, 50, 50]]))
+  assert roc.plots(str(tmp_path)) == [str(tmp_path / "discrete_roc.png")]
+  assert (tmp_path / "discrete_roc.png").stat().st_size > 0
+  with pytest.raises(KeyError, match="ellipse"):
+    roc.update(*_image(np.zeros((1, 4)), [], []))

@@ -1,6 +1,8 @@
 """Tests of the 5-point (MAFL/MTFL) evaluator on a hand-worked example (values derived by
 hand in the comments, not by the evaluator's formulas)."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -72,3 +74,13 @@ def test_landmarks5_rejects_coincident_eyes_and_counts_mask():
     {"landmarks5": np.stack([PRED_A, PRED_B])},
   )
   assert ev.result()["landmarks5/nme"] == pytest.approx(0.05)
+
+
+def test_landmarks5_valid_flags_and_ced_plot(tmp_path):
+  batch, outputs = _batch()
+  batch["valid/landmarks5"] = np.array([True, False, True, True])  # drops face B
+  ev = protocols_faces5.Landmarks5Evaluator()
+  ev.update(batch, outputs)
+  assert ev.result()["landmarks5/nme"] == pytest.approx((0.15 + 0.1375) / 2)
+  assert ev.plots(str(tmp_path)) == [str(tmp_path / "ced.png")]
+  assert os.path.getsize(tmp_path / "ced.png") > 0

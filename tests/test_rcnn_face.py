@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from hyperface_jax import checkpointing, losses, registry, sharding, surgery, train
+from hyperface_jax import checkpointing, registry, sharding, surgery, tasks, train
 from hyperface_jax.data import inputs
 from hyperface_jax.evaluation import metrics
 
@@ -50,31 +50,28 @@ def test_only_detection_is_predicted_and_lost():
     "detection_mask": np.array([1, 1, 0, 1], np.float32),
     "example_mask": np.ones(4, np.float32),
   }  # no labels of other tasks needed
-  result = losses.hyperface_present_losses(out, batch)
+  result = tasks.compute_losses(tasks.resolve(("detection",)), out, batch)
   assert list(result) == ["detection"]
   logits = np.asarray(out["detection"], np.float64)
   log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
   expected = -(log_p[0, 1] + log_p[1, 0] + log_p[3, 1])  # row 2 masked out
   np.testing.assert_allclose(result["detection"][0], expected, rtol=1e-5)
   assert float(result["detection"][1]) == 3.0
-  with pytest.raises(ValueError, match="contain no HyperFace task"):
-    losses.hyperface_present_losses({"age": out["detection"]}, batch)
 
 
-def test_loss_tasks_must_equal_config_tasks():
-  checked = train._checked_tasks(losses.hyperface_present_losses, ("detection", "pose"))
+def test_configured_tasks_need_model_outputs():
   outputs = {"detection": np.zeros((2, 2), np.float32)}
   batch = {
     "detection": np.zeros(2, np.int32),
     "detection_mask": np.ones(2, np.float32),
     "example_mask": np.ones(2, np.float32),
+    "pose": np.zeros((2, 3), np.float32),
+    "pose_mask": np.ones(2, np.float32),
   }
   with pytest.raises(
-    ValueError,
-    match=r"computed tasks \['detection'\] but config.tasks is "
-    r"\['detection', 'pose'\]",
+    ValueError, match=r"Task 'pose' has no model output; the model returns \['detection'\]"
   ):
-    checked(outputs, batch)
+    tasks.compute_losses(tasks.resolve(("detection", "pose")), outputs, batch)
 
 
 def test_detection_evaluator_reads_only_detection():

@@ -1,5 +1,7 @@
 """The data-parallel train step: exact, device-count independent, weights logged."""
 
+import functools
+
 import jax
 import ml_collections
 import numpy as np
@@ -12,8 +14,11 @@ from hyperface_jax import (
   registry,
   sharding,
   steps,
+  tasks,
   weighting,
 )
+
+HYPERFACE = tasks.resolve(tuple(losses.HYPERFACE_LOSS_WEIGHTS))
 
 
 def _config():
@@ -53,13 +58,18 @@ def _model(axis_name="data"):
 def _run(num_devices, batches):
   mesh = sharding.make_mesh(jax.devices()[:num_devices])
   model = _model()
-  tasks = tuple(losses.HYPERFACE_LOSS_WEIGHTS)
+  names = tuple(losses.HYPERFACE_LOSS_WEIGHTS)
   opt = optim.make_optimizer(_config(), 10)
-  weigher = weighting.static(losses.HYPERFACE_LOSS_WEIGHTS, tasks)
-  init = lambda rng: steps.init_state(model, opt, weigher, tasks, rng, (1, 67, 67, 3))
+  weigher = weighting.static(losses.HYPERFACE_LOSS_WEIGHTS, names)
+  init = lambda rng: steps.init_state(model, opt, weigher, names, rng, (1, 67, 67, 3))
   state = sharding.replicate(mesh, jax.jit(init)(jax.random.PRNGKey(0)))
   step = steps.make_train_step(
-    mesh, model=model, loss_fn=losses.hyperface_losses, optimizer=opt, weighting=weigher, seed=0
+    mesh,
+    model=model,
+    loss_fn=functools.partial(tasks.compute_losses, HYPERFACE),
+    optimizer=opt,
+    weighting=weigher,
+    seed=0,
   )
   metrics = []
   for b in batches:
@@ -112,7 +122,7 @@ def test_losses_are_exact_global_masked_means(runs):
   batch = batches[0]
   out, _ = model.apply(variables, batch["image"], train=True, mutable=["batch_stats"])
   total = 0.0
-  for task, (s, c) in losses.hyperface_losses(out, batch).items():
+  for task, (s, c) in tasks.compute_losses(HYPERFACE, out, batch).items():
     ref = float(s) / max(float(c), 1.0)
     np.testing.assert_allclose(m[f"train/loss/{task}"], ref, rtol=1e-4)
     assert m[f"train/count/{task}"] == float(c)

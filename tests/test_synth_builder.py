@@ -93,8 +93,41 @@ def test_crop_builder(tmp_path):
 
 
 def test_prepare_unknown_name_lists_registered(tmp_path, capsys):
-  assert prepare.main(["no_such_set", f"--data_dir={tmp_path}"]) == 2
+  assert prepare.main(["prepare", "no_such_set", f"--data_dir={tmp_path}"]) == 2
   err = capsys.readouterr().err
   assert "synth_faces" in err and "synth_face_crops" in err
   with pytest.raises(ValueError, match="train_size"):
     sf.SynthFacesConfig.make(train_size=-1)
+
+
+def test_prepare_cli_flags_and_already_prepared(tmp_path, capsys):
+  """absl flags, NAME positional; a second run says the dataset exists instead of skipping
+  silently; flag combinations that cannot apply are errors naming the flag."""
+  sizes = ["--train_size=2", "--validation_size=1", "--test_size=1", "--image_size=64"]
+  argv = ["prepare", "synth_faces", f"--data_dir={tmp_path}", *sizes]
+  assert prepare.main(argv) == 0
+  out = capsys.readouterr().out
+  assert "\nbuilt synth_faces (t2_v1_te1_s0_i64)" in out and "'train': 2" in out  # after TFDS's
+  assert prepare.main(argv) == 0
+  out = capsys.readouterr().out
+  assert out.startswith("already prepared, nothing built: synth_faces") and "Delete" in out
+  # Each call starts from the flag defaults: ["mtfl"] right after ["mtfl", "--train_size=3"]
+  # fails on its manual directory, not on a leftover --train_size.
+  cases = [
+    (["synth_faces", f"--manual_dir={tmp_path}"], "drop --manual_dir"),
+    (["mtfl", "--train_size=3"], "--train_size: not a config flag of 'mtfl'"),
+    (["celeba/in_the_wild", "--test_faces=3"], "give either 'celeba/in_the_wild' or"),
+    (["celeba/no_such_config"], "has no config 'no_such_config'"),
+    (["mtfl"], "downloads/manual (no --manual_dir was given"),
+    (["mtfl", f"--manual_dir={tmp_path / 'nowhere'}"], "nowhere does not exist"),
+    ([], "expected exactly one dataset NAME"),
+    (["synth_faces", "aflw"], "got ['synth_faces', 'aflw']"),
+    (["synth_faces", "--no_such_flag=1"], "no_such_flag"),
+  ]
+  for args, words in cases:
+    data_dir = [] if any(a.startswith("--data_dir") for a in args) else [f"--data_dir={tmp_path}"]
+    assert prepare.main(["prepare", *args, *data_dir]) == 2, args
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err, (args, err)
+  assert prepare.main(["prepare", "synth_faces"]) == 2  # --data_dir is required
+  assert "--data_dir" in capsys.readouterr().err

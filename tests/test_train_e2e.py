@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -70,6 +71,33 @@ def test_smoke_run_writes_every_output(full_run):
   assert any("val/loss/pose" in r for r in records)
   assert os.listdir(os.path.join(workdir, "tensorboard"))
   assert checkpointing.Checkpointer(workdir).latest_step() == 6
+
+
+def test_variables_restore_equals_the_train_state_restore_bit_for_bit(full_run, data_dir):
+  """The one variables-restore path (checkpointing.restore_variables: inference, model_init,
+  surgery) returns exactly the params and model_state of the full train-state restore."""
+  from hyperface_jax import sharding  # pylint: disable=g-import-not-at-top
+  from hyperface_jax.inference import batched  # pylint: disable=g-import-not-at-top
+
+  workdir, _ = full_run
+  config = _smoke_config(data_dir)
+  mesh = sharding.make_mesh()
+  *_, init = train.build(config, mesh)
+  ckpt = checkpointing.Checkpointer(workdir)
+  state = train.restore_or_init(config, mesh, init, ckpt)  # the full state, latest step
+  ckpt.close()
+  want = sharding.to_host({"params": state.params, **state.model_state})
+  _, loaded, step = batched.load_variables(batched.load_workdir_config(workdir), workdir)
+  assert step == int(state.step) == 6
+  for got in (checkpointing.restore_variables(workdir), loaded):
+    flat_got, flat_want = (
+      {jax.tree_util.keystr(p): np.asarray(x) for p, x in jax.tree_util.tree_leaves_with_path(t)}
+      for t in (got, want)
+    )
+    assert sorted(flat_got) == sorted(flat_want)
+    for name, x in flat_want.items():
+      y = flat_got[name]
+      assert (y.dtype, y.shape) == (x.dtype, x.shape) and y.tobytes() == x.tobytes(), name
 
 
 class _Crash(Exception):

@@ -6,22 +6,27 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-# The normalization each source framework's ImageNet weights expect (converted.json).
+from hyperface_jax.data import preprocess
+
+# The normalization each source framework's ImageNet weights expect (converted.json
+# "normalization"); `preprocess_mode` is the matching data.preprocess.normalize mode, which
+# model_init.py requires config.data.normalize to equal when it loads the directory.
 NORMALISATION = {
   # torchvision: RGB in [0, 1], then (x - mean) / std (torchvision.models docs).
   "torchvision": dict(
     channel_order="RGB",
     input_range=[0.0, 1.0],
-    mean=[0.485, 0.456, 0.406],
-    std=[0.229, 0.224, 0.225],
+    mean=list(preprocess.IMAGENET_MEAN),
+    std=list(preprocess.IMAGENET_STD),
     preprocess_mode="imagenet",
   ),
   # Caffe (BVLC AlexNet / CaffeNet, Kaiming He's ResNets): BGR in [0, 255] minus the mean
-  # image (ilsvrc_2012_mean / ResNet_mean.binaryproto); its per-channel means stand in.
+  # image (ilsvrc_2012_mean / ResNet_mean.binaryproto); the per-channel means of BVLC's
+  # ilsvrc_2012_mean stand in for it.
   "caffe": dict(
     channel_order="BGR",
     input_range=[0.0, 255.0],
-    mean=[103.939, 116.779, 123.68],
+    mean=list(preprocess.CAFFE_BGR_MEAN),
     std=[1.0, 1.0, 1.0],
     preprocess_mode="caffe_bgr",
   ),

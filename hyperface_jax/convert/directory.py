@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hyperface_jax import models as _models  # noqa: F401  (registers the classifiers)
 from hyperface_jax import registry
 from hyperface_jax.surgery import flatten, unflatten
 

@@ -145,6 +145,44 @@ def box_from_points(points, mask=None):
   return corners_to_xywh(corners)
 
 
+def denormalize_landmarks(points, region):
+  """Region-normalized points -> scene pixels (inverse of docs/papers.md section 1.5).
+
+  The labels of a region hold its landmarks as ((x - cx) / w, (y - cy) / h), (cx, cy) the
+  region centre (data/sampling.py label_regions); the network predicts the same form.
+
+  Args:
+    points: [N, K, 2] ((x - cx) / w, (y - cy) / h) with (cx, cy) the region centre.
+    region: [N, 4] region x, y, w, h in pixels.
+
+  Returns:
+    float64 [N, K, 2] pixels.
+  """
+  points = np.asarray(points, np.float64)
+  region = np.asarray(region, np.float64)
+  size = region[:, None, 2:4]
+  centre = region[:, None, 0:2] + 0.5 * size
+  return points * size + centre
+
+
+# The sliding-window pyramid of the test-time pipeline (inference/config.py
+# proposals.sliding_window) and of the training-time window negatives (data/sampling.py
+# DEFAULT_SAMPLING window_*), defined here only. Documented defaults, measured on 300
+# synth_faces test scenes (docs/inference.md): the demo model accepts regions of 0.8-1.3x
+# the face side shifted by 0.15 of it (configs/demo.py), so a 1.3 pyramid step and a 0.3
+# stride suffice, and windows reaching 0.4 of their side past the image edge put a window
+# with IoU > 0.6 on every face (760 windows per 160 px scene); kept inside the image they
+# reach only 84 % of the faces at IoU > 0.5, because 60 % of the faces are cut by the image
+# border (a face box partly outside the image, as in AFLW).
+DEFAULT_WINDOWS = {
+  "min_side": 32.0,  # smallest window side in pixels
+  "max_side_fraction": 1.0,  # largest side as a fraction of min(H, W)
+  "scale_step": 1.3,  # ratio between pyramid levels
+  "stride_fraction": 0.3,  # step between windows as a fraction of the side
+  "border_fraction": 0.4,  # how far windows reach past the image edge (x side)
+}
+
+
 def window_sides(image_hw, min_side=24.0, max_side_fraction=1.0, scale_step=1.25):
   """Pyramid of window sides min_side * scale_step^k up to max_side_fraction * min(H, W)."""
   if scale_step <= 1.0 or min_side <= 0:

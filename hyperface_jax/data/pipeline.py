@@ -20,12 +20,14 @@ docs/design.md "drop_remainder").
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import List, Optional
 
 import numpy as np
 
 from hyperface_jax.data import preprocess, sampling
-from hyperface_jax.data.scene_store import SceneStore  # noqa: F401  (re-export)
+from hyperface_jax.data.scene_store import SceneStore
 
 _TRAIN, _EVAL = 0, 1  # stream tags so train and eval draws never coincide
 
@@ -42,6 +44,7 @@ def _labelled_crops(
   sampling_config,
   fill,
   flip_prob=None,
+  task_names=sampling.DEFAULT_TASK_NAMES,
 ):
   """Samples, labels, (flips) and crops `num` regions of scene `index`."""
   image = store.images[index]
@@ -55,16 +58,14 @@ def _labelled_crops(
     positive_fraction,
     sampling_config,
   )
-  labels = sampling.label_regions(regions, faces, thresholds)
+  labels = sampling.label_regions(regions, faces, thresholds, task_names)
   labels["scene_index"] = np.full(num, index, np.int32)
   flip = None
   if flip_prob is not None:
     # Random horizontal flip (docs/papers.md section 1.4, TK): the crop is sampled
     # mirrored (same pixels as preprocess.flip_batch, no extra copy).
     flip = rng.random(num) < flip_prob
-    flipped = preprocess.flip_labels(
-      {k: labels[k][flip] for k in ("landmarks", "visibility", "pose")}
-    )
+    flipped = preprocess.flip_labels({k: v[flip] for k, v in labels.items()})
     for k, v in flipped.items():
       labels[k][flip] = v
     labels["flipped"] = flip.astype(np.int32)
@@ -91,6 +92,27 @@ def _concat(parts):
   return {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
 
 
+@dataclasses.dataclass
+class Source:
+  """A training dataset of a (possibly mixed) run: its scenes, its share of the slots
+  (`weight`, relative) and optional per-dataset sampling settings (None: the run's)."""
+
+  store: SceneStore
+  weight: float = 1.0
+  positive_fraction: Optional[float] = None
+  sampling_config: Optional[dict] = None
+  name: str = ""
+
+
+def _as_sources(store) -> List[Source]:
+  if isinstance(store, SceneStore):
+    return [Source(store)]
+  srcs = list(store)
+  if not srcs or not all(isinstance(s, Source) for s in srcs):
+    raise TypeError("train_batch needs a SceneStore or a non-empty list of pipeline.Source.")
+  return srcs
+
+
 def train_batch(
   store,
   *,
@@ -108,11 +130,14 @@ def train_batch(
   sampling_config=None,
   fill=0,
   return_uint8=False,
+  task_names=sampling.DEFAULT_TASK_NAMES,
 ):
   """This host's part of the global training batch of `step`.
 
   Args:
-    store: SceneStore of the training split.
+    store: SceneStore of the training split, or a list of `Source` (several datasets
+      mixed: each slot of `regions_per_scene` rows draws its source by weight, then a
+      scene of it).
     seed: int >= 0, the run's data seed.
     step: int >= 0, the training step.
     batch_size: GLOBAL batch size (divisible by process_count).
@@ -126,6 +151,7 @@ def train_batch(
     sampling_config: overrides of sampling.DEFAULT_SAMPLING.
     fill: crop border value.
     return_uint8: also return the uint8 crops as "image_uint8" (visualisation).
+    task_names: the tasks labelled (hyperface_jax/tasks.py; default HyperFace's five).
 
   Returns:
     dict of numpy arrays with batch_size // process_count rows: the region-batch
@@ -143,20 +169,28 @@ def train_batch(
   start, stop = process_index * local, (process_index + 1) * local
   first, last = start // regions_per_scene, math.ceil(stop / regions_per_scene)
   crops, parts = [], []
+  srcs = _as_sources(store)
+  weights = np.array([s.weight for s in srcs], np.float64)
+  weights = weights / weights.sum()
   for slot in range(first, last):
     rng = np.random.default_rng([seed, _TRAIN, step, slot])
-    index = int(rng.integers(0, len(store)))
+    # One source: no extra draw, so single-dataset batches keep their streams.
+    src = srcs[0] if len(srcs) == 1 else srcs[int(rng.choice(len(srcs), p=weights))]
+    index = int(rng.integers(0, len(src.store)))
     c, lab = _labelled_crops(
-      store,
+      src.store,
       index,
       rng,
       regions_per_scene,
       image_size=image_size,
       thresholds=thresholds,
-      positive_fraction=positive_fraction,
-      sampling_config=sampling_config,
+      positive_fraction=(
+        positive_fraction if src.positive_fraction is None else src.positive_fraction
+      ),
+      sampling_config=sampling_config if src.sampling_config is None else src.sampling_config,
       fill=fill,
       flip_prob=flip_prob,
+      task_names=task_names,
     )
     crops.append(c)
     parts.append(lab)
@@ -178,6 +212,7 @@ def eval_regions(
   sampling_config=None,
   fill=0,
   return_uint8=False,
+  task_names=sampling.DEFAULT_TASK_NAMES,
 ):
   """A fixed labelled region set over all scenes of `store` (no flips).
 
@@ -189,6 +224,7 @@ def eval_regions(
     normalize: mode for "image", or None to keep only "image_uint8" (saves 4x
       memory; `iterate_batches(..., normalize=mode)` then normalizes per batch).
     return_uint8: also keep "image_uint8".
+    task_names: the tasks labelled (as in `train_batch`).
 
   Returns:
     dict of numpy arrays with len(store) * regions_per_scene rows, keys as in
@@ -207,6 +243,7 @@ def eval_regions(
       positive_fraction=positive_fraction,
       sampling_config=sampling_config,
       fill=fill,
+      task_names=task_names,
     )
     crops.append(c)
     parts.append(lab)

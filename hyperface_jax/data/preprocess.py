@@ -15,15 +15,27 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from hyperface_jax.data import schemes
+from hyperface_jax import registry
 
-# ImageNet RGB statistics (torchvision convention) for the "imagenet" mode.
-_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-_IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
-# Caffe AlexNet/VGG BGR pixel means (0-255), explicit option only (docs/design.md section 6).
-_CAFFE_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
+# ImageNet RGB statistics (torchvision convention, torchvision.models docs) for the
+# "imagenet" mode: RGB in [0, 1], then (x - mean) / std.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# BVLC reference models (bvlc_alexnet, bvlc_reference_caffenet) for the "caffe_bgr" mode:
+# BGR in [0, 255] minus the per-channel means (B, G, R) of Caffe's ILSVRC-2012 mean image
+# (caffe/python/caffe/imagenet/ilsvrc_2012_mean.npy, as in Caffe's classification example).
+CAFFE_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)
+_IMAGENET_MEAN = np.array(IMAGENET_MEAN, np.float32)
+_IMAGENET_STD = np.array(IMAGENET_STD, np.float32)
+_CAFFE_BGR_MEAN = np.array(CAFFE_BGR_MEAN, np.float32)
+# ITU-R BT.601 luma weights (R, G, B) for the "grey" mode (TCDCN's grey input,
+# docs/papers.md section 2.1); they sum to 1, so grey keeps the "minus_half" scale.
+BT601_LUMA = (0.299, 0.587, 0.114)
+_BT601_LUMA = np.array(BT601_LUMA, np.float32)
 
-NORMALIZE_MODES = ("minus_half", "imagenet", "caffe_bgr")
+# Every mode `normalize` accepts (config.data.normalize; converted weights record theirs in
+# converted.json "normalization.preprocess_mode", which model_init.py checks).
+NORMALIZE_MODES = ("minus_half", "imagenet", "caffe_bgr", "grey")
 
 
 def crop_and_resize(image, regions, size, fill=0, flip=None):
@@ -77,33 +89,24 @@ def crop_and_resize(image, regions, size, fill=0, flip=None):
 
 
 def flip_labels(labels):
-  """Mirrors region labels horizontally (docs/papers.md section 1.13).
+  """Mirrors region labels (or model outputs, which use the same names) horizontally.
 
-  Landmarks and visibility are permuted with schemes.AFLW21_FLIP and the
-  normalized x negated (exact: the region is mirrored about its centre); roll
-  and yaw are negated, pitch unchanged. Other keys (masks, detection, gender, and
-  the scene-pixel metadata region/face_box, which keep describing the original
-  scene) are returned unchanged.
+  Every declared task's flip rule (hyperface_jax/tasks.py) applies to its keys present in
+  `labels`: AFLW-21 landmarks and visibility are permuted with schemes.AFLW21_FLIP and the
+  normalized x negated (exact: the region is mirrored about its centre, docs/papers.md
+  section 1.13), 5- and 68-point schemes likewise; roll and yaw are negated, pitch
+  unchanged. Other keys (masks, detection, gender, and the scene-pixel metadata
+  region/face_box, which keep describing the original scene) are returned unchanged.
 
   Args:
-    labels: dict of [N, ...] arrays; "landmarks" [N, 21, 2], "visibility"
-      [N, 21] and "pose" [N, 3] are transformed when present.
+    labels: dict of [N, ...] arrays.
 
   Returns:
     A new dict; the input is not modified.
   """
-  out = dict(labels)
-  perm = schemes.AFLW21_FLIP
-  if "landmarks" in labels:
-    lm = np.asarray(labels["landmarks"])[:, perm].copy()
-    lm[..., 0] = -lm[..., 0]
-    out["landmarks"] = lm
-  if "visibility" in labels:
-    out["visibility"] = np.asarray(labels["visibility"])[:, perm].copy()
-  if "pose" in labels:
-    pose = np.asarray(labels["pose"])
-    out["pose"] = pose * np.array([-1, 1, -1], pose.dtype)  # roll, pitch, yaw
-  return out
+  from hyperface_jax import tasks  # pylint: disable=g-import-not-at-top
+
+  return tasks.flip_labels(tasks.resolve(registry.TASKS.names()), labels)
 
 
 def flip_batch(crops, labels):
@@ -122,10 +125,19 @@ def flip_batch(crops, labels):
 def normalize(images, mode="minus_half"):
   """uint8 RGB images -> float32 model input.
 
-  Modes: "minus_half" x / 255 - 0.5 (documented default, docs/papers.md section 1.2
-  note); "imagenet" (x / 255 - mean) / std with RGB ImageNet statistics;
-  "caffe_bgr" channels reversed to BGR and Caffe means subtracted, 0-255 range
-  (explicit option only, for imported Caffe weights).
+  Modes:
+    "minus_half": x / 255 - 0.5, RGB (documented default for from-scratch training,
+      docs/papers.md section 1.2 note).
+    "imagenet": (x / 255 - IMAGENET_MEAN) / IMAGENET_STD, RGB: what torchvision's
+      ImageNet weights expect (converted torchvision weights record this mode).
+    "caffe_bgr": channels reversed to BGR, 0-255 range, minus CAFFE_BGR_MEAN (B, G, R)
+      = 104.00698793, 116.66876762, 122.67891434: what BVLC Caffe AlexNet / CaffeNet
+      weights expect (converted Caffe weights record this mode; the :bvlc configs use it).
+    "grey": luma Y = 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601, BT601_LUMA) of the uint8
+      values, then Y / 255 - 0.5 (the "minus_half" scale), written into all 3 channels:
+      every caller keeps its 3-channel contract (training init, pipeline, inference,
+      report crops) and a grey model (models/tcdcn.py, 1 input channel) reads one luma
+      channel. TCDCN's 40x40 grey input, docs/papers.md section 2.1.
 
   Args:
     images: uint8 [..., 3] RGB.
@@ -140,12 +152,16 @@ def normalize(images, mode="minus_half"):
   if mode not in NORMALIZE_MODES:
     raise ValueError(f"Unknown normalize mode {mode!r}; expected one of {NORMALIZE_MODES}.")
   if mode == "caffe_bgr":
-    return x[..., ::-1] - _CAFFE_BGR_MEAN
+    return x[..., ::-1].astype(np.float32) - _CAFFE_BGR_MEAN
   x = x.astype(np.float32)  # a fresh array, so the in-place ops below are safe
   x *= np.float32(1 / 255)
   if mode == "minus_half":
     x -= np.float32(0.5)
     return x
+  if mode == "grey":
+    y = x @ _BT601_LUMA  # float32 luma in [0, 1]
+    y -= np.float32(0.5)
+    return np.repeat(y[..., None], 3, axis=-1)
   if mode == "imagenet":
     x -= _IMAGENET_MEAN
     x /= _IMAGENET_STD

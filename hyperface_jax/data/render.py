@@ -29,12 +29,11 @@ import cv2
 import numpy as np
 
 from hyperface_jax.data import face_model as fm
+from hyperface_jax.data import face_rect, schemes
 from hyperface_jax.data import render_background as rb
 from hyperface_jax.data import render_draw as rd
 from hyperface_jax.data import render_params as rp
 from hyperface_jax.data import render_relations as rr
-from hyperface_jax.data import schemes
-from hyperface_jax.inference import face_rect
 
 BOX_MARGIN = 0.2  # documented default: near-profile ears stick out by up to ~16 % of the side
 VALID_KEYS = ("box", "landmarks", "visibility", "pose", "gender")

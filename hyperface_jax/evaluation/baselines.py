@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hyperface_jax import registry, tasks
+
 _KEYS = (
   "example_mask",
   "detection",
@@ -36,6 +38,22 @@ def _masked_mean(values, weight):
     return (values * weight).sum(axis=0) / total
 
 
+def _with_absent_tasks(regions):
+  """A run without some HyperFace task (e.g. R-CNN_Face: detection only) has no labels for
+  it: those rows get zero masks, so its statistic is the documented fallback (0 = region
+  centre, zero pose, class 0, visibility 1) and no metric of it is reported."""
+  n = len(next(iter(np.asarray(v) for k, v in regions.items() if k in _KEYS)))
+  out = dict(regions)
+  out.setdefault("example_mask", np.ones(n, np.float32))
+  shapes = {"detection": (), "landmarks": (21, 2), "visibility": (21,), "pose": (3,), "gender": ()}
+  for key, shape in shapes.items():
+    if f"{key}_mask" not in out:
+      out[f"{key}_mask"] = np.zeros(n, np.float32)
+    if key not in out:
+      out[key] = np.zeros((n,) + shape, np.int64 if shape == () else np.float32)
+  return out
+
+
 def baseline_stats(regions) -> dict[str, np.ndarray]:
   """Trivial-baseline statistics from TRAINING regions (mean over masked rows).
 
@@ -49,12 +67,15 @@ def baseline_stats(regions) -> dict[str, np.ndarray]:
     mean_landmarks [21, 2] (region-normalized; per point over rows where the
     point is visible, falling back to 0 = region centre for never-visible
     points), mean_pose [3] radians, majority_gender int, mean_visibility [21],
-    majority_detection int.
+    majority_detection int, and task_constants ({task: constant prediction} of every
+    declared task in the regions, `task_constants`).
   """
+  constants = task_constants(regions)
   if isinstance(regions, (list, tuple)):
     keys = [k for k in _KEYS if k in regions[0]]  # skip images: not needed, large
     regions = {k: np.concatenate([np.asarray(r[k]) for r in regions]) for k in keys}
-  n = np.asarray(regions["detection"]).shape[0]
+  regions = _with_absent_tasks(regions)
+  n = np.asarray(regions["example_mask"]).shape[0]
   example = np.asarray(regions.get("example_mask", np.ones(n))) > 0.5
   lm_rows = masked_rows(regions, "landmarks_mask", example).astype(np.float64)
   vis = np.asarray(regions["visibility"], np.float64)
@@ -83,4 +104,56 @@ def baseline_stats(regions) -> dict[str, np.ndarray]:
     "majority_gender": majority_gender,
     "mean_visibility": mean_visibility.astype(np.float32),
     "majority_detection": majority_detection,
+    "task_constants": constants,
   }
+
+
+def task_constants(regions) -> dict[str, np.ndarray]:
+  """The trivial constant prediction of every declared task present in `regions`.
+
+  For each registered task (hyperface_jax/tasks.py) whose labels and `<task>_mask` are in
+  the regions, from the rows with example_mask and the task's mask 1, by its loss:
+    softmax_cross_entropy: one-hot logits of the majority class (ties: the lower class);
+    sigmoid_cross_entropy: logits +1 / -1 per output, the output's majority (ties: -1);
+    visibility_weighted_l2: the mean shape, per point over the rows where it is visible
+      (0 = region centre for a never-visible point);
+    mean_squared_error: the mean label.
+  Evaluators score these with the task's own `metrics` (baseline/<task>/<metric>).
+
+  Args:
+    regions: a region dict of numpy arrays or a list of them (concatenated).
+  Returns:
+    {task: float32 array of the task's output_shape}; tasks without a labelled row or with
+    another loss are left out.
+  """
+  if isinstance(regions, (list, tuple)):
+    keys = [k for k in regions[0] if not k.startswith("image")]
+    regions = {k: np.concatenate([np.asarray(r[k]) for r in regions]) for k in keys}
+  first = next(iter(regions.values()))
+  n = np.asarray(first).shape[0]
+  example = np.asarray(regions.get("example_mask", np.ones(n))) > 0.5
+  out = {}
+  for name in registry.TASKS.names():
+    task = tasks.get(name)
+    if task.mask_key not in regions or any(k not in regions for k in task.labels):
+      continue
+    rows = masked_rows(regions, task.mask_key, example)
+    if not rows.any():
+      continue
+    labels = [np.asarray(regions[k])[rows] for k in task.labels]
+    shape = tuple(task.output_shape)
+    if task.loss == "softmax_cross_entropy":
+      counts = np.bincount(labels[0].astype(np.int64).reshape(-1), minlength=shape[-1])
+      const = np.eye(shape[-1], dtype=np.float32)[int(counts.argmax())]
+    elif task.loss == "sigmoid_cross_entropy":
+      positive = (labels[0] > 0).mean(axis=0)
+      const = np.where(positive > 0.5, 1.0, -1.0)
+    elif task.loss == "visibility_weighted_l2":
+      points, vis = labels[0].astype(np.float64), (labels[1] > 0.5)[..., None]
+      const = np.nan_to_num(_masked_mean(points, vis.astype(np.float64)))
+    elif task.loss == "mean_squared_error":
+      const = labels[0].astype(np.float64).mean(axis=0)
+    else:
+      continue
+    out[name] = np.asarray(const, np.float32).reshape(shape)
+  return out

@@ -21,8 +21,10 @@ import itertools
 import numpy as np
 
 from hyperface_jax import registry
+from hyperface_jax.data.boxes import denormalize_landmarks  # re-exported (__all__)
 from hyperface_jax.evaluation import metrics
 from hyperface_jax.evaluation.baselines import baseline_stats, masked_rows
+from hyperface_jax.evaluation.task_metrics import TaskMetricsEvaluator
 
 __all__ = [
   "DEFAULT_YAW_BINS",
@@ -50,23 +52,6 @@ TASKS = ("landmarks", "visibility", "pose", "gender", "detection")
 DEFAULT_YAW_BINS = (0.0, 30.0, 60.0, 90.0)
 
 
-def denormalize_landmarks(points, region):
-  """Region-normalized points -> scene pixels (inverse of docs/papers.md section 1.5).
-
-  Args:
-    points: [N, K, 2] ((x - cx) / w, (y - cy) / h) with (cx, cy) the region centre.
-    region: [N, 4] region x, y, w, h in pixels.
-
-  Returns:
-    [N, K, 2] pixels.
-  """
-  points = np.asarray(points, np.float64)
-  region = np.asarray(region, np.float64)
-  size = region[:, None, 2:4]
-  centre = region[:, None, 0:2] + 0.5 * size
-  return points * size + centre
-
-
 def _softmax1(logits):
   """Probability of class 1 from [N, 2] logits (numerically stable)."""
   logits = np.asarray(logits, np.float64)
@@ -85,6 +70,8 @@ class HyperFaceRegionEvaluator:
   pose and only rows whose pose_mask is 1 (rows with landmarks but no pose go
   into `landmarks/nme` only); |yaw| beyond the last edge joins the last bin.
   """
+
+  inputs = "regions"
 
   def __init__(
     self,
@@ -106,6 +93,7 @@ class HyperFaceRegionEvaluator:
     self.auc_limit = float(auc_limit)
     self.visibility_threshold = float(visibility_threshold)
     self._baselines = None
+    self._others = TaskMetricsEvaluator(exclude=TASKS)
     if baselines is not None:
       self.set_baselines(**baselines)
     self.reset()
@@ -117,8 +105,11 @@ class HyperFaceRegionEvaluator:
     majority_gender,
     mean_visibility,
     majority_detection: int | None = None,
+    task_constants: dict | None = None,
   ):
-    """Sets trivial-baseline statistics (see `baseline_stats`)."""
+    """Sets trivial-baseline statistics (see `baseline_stats`); `task_constants` go to
+    the generic evaluator of the other tasks (baseline/<task>/<metric>)."""
+    self._others.set_baselines(task_constants=task_constants)
     mean_landmarks = np.asarray(mean_landmarks, np.float64)
     mean_visibility = np.asarray(mean_visibility, np.float64)
     mean_pose = np.asarray(mean_pose, np.float64)
@@ -143,6 +134,7 @@ class HyperFaceRegionEvaluator:
     self._parts = {}
     self._count_examples = 0
     self._kept = 0
+    self._others.reset()
 
   def _add(self, key, value):
     self._parts.setdefault(key, []).append(np.asarray(value))
@@ -152,8 +144,13 @@ class HyperFaceRegionEvaluator:
     example = np.asarray(batch["example_mask"]) > 0.5
     self._count_examples += int(example.sum())
     self._keep(batch, outputs, example)
-    rows = masked_rows(batch, "landmarks_mask", example)
-    if rows.any():
+    self._others.update(batch, outputs)  # tasks other than HyperFace's five
+
+    def present(task):  # a run may have any subset of the five tasks
+      return f"{task}_mask" in batch and task in outputs
+
+    rows = masked_rows(batch, "landmarks_mask", example) if present("landmarks") else None
+    if rows is not None and rows.any():
       face = np.asarray(batch["face_box"], np.float64)[rows]
       side = np.sqrt(face[:, 2] * face[:, 3])
       if np.any(~(side > 0)):
@@ -166,8 +163,9 @@ class HyperFaceRegionEvaluator:
       pred = denormalize_landmarks(np.asarray(outputs["landmarks"])[rows], region)
       visible = np.asarray(batch["visibility"])[rows]
       self._add("landmarks/errors", metrics.nme(pred, target, visible, side))
-      pose_ok = (np.asarray(batch["pose_mask"]) > 0.5)[rows]
-      yaw = np.degrees(np.abs(np.asarray(batch["pose"], np.float64)[rows, 2]))
+      pose_ok = (np.asarray(batch.get("pose_mask", np.zeros(len(example)))) > 0.5)[rows]
+      pose = np.asarray(batch.get("pose", np.zeros((len(example), 3))), np.float64)
+      yaw = np.degrees(np.abs(pose[rows, 2]))
       self._add("landmarks/abs_yaw_deg", np.where(pose_ok, yaw, np.nan))
       # Kept so that baselines set after `update` still apply, and for the report.
       for key, value in (
@@ -178,18 +176,20 @@ class HyperFaceRegionEvaluator:
         ("face_size", side),
       ):
         self._add(f"landmarks/{key}", value)
-    rows = masked_rows(batch, "visibility_mask", example)
-    self._add("visibility/pred", np.asarray(outputs["visibility"], np.float64)[rows])
-    self._add("visibility/target", np.asarray(batch["visibility"], np.float64)[rows])
-    rows = masked_rows(batch, "pose_mask", example)
-    self._add("pose/pred", np.asarray(outputs["pose"], np.float64)[rows])
-    self._add("pose/target", np.asarray(batch["pose"], np.float64)[rows])
-    rows = masked_rows(batch, "gender_mask", example)
-    self._add("gender/p_female", _softmax1(np.asarray(outputs["gender"])[rows]))
-    self._add("gender/label", np.asarray(batch["gender"]).astype(np.int64)[rows])
-    rows = masked_rows(batch, "detection_mask", example)
-    self._add("detection/score", _softmax1(np.asarray(outputs["detection"])[rows]))
-    self._add("detection/label", np.asarray(batch["detection"]).astype(np.int64)[rows])
+    rows_of = {t: masked_rows(batch, f"{t}_mask", example) for t in TASKS if present(t)}
+    for key, source, fn in (
+      ("visibility/pred", outputs, lambda v: np.asarray(v["visibility"], np.float64)),
+      ("visibility/target", batch, lambda v: np.asarray(v["visibility"], np.float64)),
+      ("pose/pred", outputs, lambda v: np.asarray(v["pose"], np.float64)),
+      ("pose/target", batch, lambda v: np.asarray(v["pose"], np.float64)),
+      ("gender/p_female", outputs, lambda v: _softmax1(v["gender"])),
+      ("gender/label", batch, lambda v: np.asarray(v["gender"]).astype(np.int64)),
+      ("detection/score", outputs, lambda v: _softmax1(v["detection"])),
+      ("detection/label", batch, lambda v: np.asarray(v["detection"]).astype(np.int64)),
+    ):
+      task = key.split("/")[0]
+      if task in rows_of:
+        self._add(key, fn(source)[rows_of[task]])
 
   def _keep(self, batch, outputs, example):
     """Keeps the first `keep_examples` real rows whole (for the report's crops)."""
@@ -229,7 +229,7 @@ class HyperFaceRegionEvaluator:
   def protocol(self) -> dict[str, str]:
     """Human-readable protocol notes, written under "protocol" in results.json."""
     bins = ", ".join(f"[{a:g}, {b:g})" for a, b in itertools.pairwise(self.yaw_bins))
-    return {
+    return self._others.protocol() | {
       "landmarks/nme": (
         "docs/papers.md 1.12 (face-size NME) on regions: predictions and targets "
         "de-normalized to scene pixels with `region`; Euclidean error per point "
@@ -321,6 +321,7 @@ class HyperFaceRegionEvaluator:
         out["baseline/detection/accuracy"] = metrics.accuracy(
           np.full_like(labels, base["majority_detection"]), labels
         )
+    out.update(self._others.result())
     # JSON has no NaN: a metric that is undefined (e.g. AP without positives) is left out.
     return {k: float(v) for k, v in out.items() if np.isfinite(v)}
 

@@ -16,16 +16,24 @@ nor a false positive); each task uses only faces whose label is valid. With
 labelled) are ignored the same way, like PASCAL VOC's "difficult" objects: on synth_faces
 these are faces hidden by occluders or turned almost fully away (documented option,
 default 0 = every face counts; docs/inference.md reports both).
+
+Contract (evaluation/contract.py): `inputs = "images"`, one image per `update(batch,
+outputs)`: batch["faces"] is the image's ground truth in the scene schema (other batch keys,
+`image` and `image/filename` from evaluation/image_runner.py, are not read) and outputs its
+detections (inference/analyzer.py `FaceAnalyzer.detect`). `plots(out_dir)` writes the
+precision-recall curve.
 """
 
 from __future__ import annotations
 
-from typing import Dict
+import os
+from typing import Dict, List
 
 import numpy as np
 
 from hyperface_jax import registry
 from hyperface_jax.evaluation import detection, metrics
+from hyperface_jax.evaluation import detection_plots as plots
 
 _SCORED = ("landmarks", "visibility", "pose", "gender")
 
@@ -36,9 +44,11 @@ class FullImageEvaluator:
 
   Usage:
     ev = FullImageEvaluator(); ev.reset()
-    for scene_faces, dets in ...: ev.update(scene_faces, dets)
+    for batch, dets in image_runner.image_pairs(analyzer, store): ev.update(batch, dets)
     ev.result()  # {"detection/ap": ..., "landmarks/nme": ..., ...}
   """
+
+  inputs = "images"
 
   def __init__(
     self,
@@ -55,18 +65,19 @@ class FullImageEvaluator:
     self._scores, self._tp, self._num_gt, self._images = [], [], 0, 0
     self._pairs = {t: {"pred": [], "true": [], "aux": []} for t in _SCORED}
 
-  def update(self, faces: Dict, dets: Dict[str, np.ndarray]) -> np.ndarray:
+  def update(self, batch: Dict, dets: Dict[str, np.ndarray]) -> np.ndarray:
     """Adds one image.
 
     Args:
-      faces: the image's ground truth in the scene schema (box [F, 4], landmarks
-        [F, 21, 2], visibility [F, 21], pose [F, 3], gender [F], valid {name: [F]}).
+      batch: {"faces": the image's ground truth in the scene schema (box [F, 4], landmarks
+        [F, 21, 2], visibility [F, 21], pose [F, 3], gender [F], valid {name: [F]})}.
       dets: detections "box" [N, 4], "score" [N] and, for the face tasks, "landmarks"
         [N, 21, 2], "visibility" [N, 21], "pose" [N, 3], "p_female" [N].
 
     Returns:
       matched ground-truth index per detection [N] (-1 = false positive).
     """
+    faces = batch["faces"]
     gt_boxes = np.asarray(faces["box"], np.float64).reshape(-1, 4)
     valid = {k: np.asarray(v, bool).reshape(-1) for k, v in faces["valid"].items()}
     ignore = ~valid["box"] | (gt_boxes[:, 2] <= 0) | (gt_boxes[:, 3] <= 0)
@@ -104,10 +115,45 @@ class FullImageEvaluator:
     self._pairs[task]["true"].append(np.asarray(true, np.float64))
     self._pairs[task]["aux"].append(aux)
 
-  def result(self) -> Dict[str, float]:
-    """Flat metrics; a task with no matched labelled face is left out (count 0)."""
+  def _pooled(self):
     scores = np.concatenate(self._scores) if self._scores else np.zeros(0)
     tp = np.concatenate(self._tp) if self._tp else np.zeros(0, bool)
+    return scores, tp
+
+  def protocol(self) -> Dict[str, str]:
+    hidden = (
+      f" Faces with fewer than {self.min_visible_landmarks} visible landmarks are ignored."
+      if self.min_visible_landmarks > 0
+      else ""
+    )
+    return {
+      "detection": (
+        "Full test-time pipeline (docs/papers.md 1.8) per image; PASCAL VOC greedy matching "
+        f"at IoU >= {self.iou_threshold:g} (evaluation/detection.py), AP = all-point "
+        "interpolated over detections pooled from all images; faces without a valid box are "
+        "ignored (neither TP nor FP)." + hidden + " Units: fraction (x100 = %)."
+      ),
+      "landmarks/nme": (
+        "On true-positive detections only: mean over the visible true points of the point "
+        "error / sqrt(w * h) of the ground-truth box (the region evaluator's normalizer)."
+      ),
+      "pose": "On true positives: mean absolute roll/pitch/yaw error in degrees.",
+      "gender/accuracy": "On true positives with a gender label: p_female >= 0.5 = female.",
+      "visibility/accuracy": (
+        f"On true positives: predicted visibility > {self.visibility_threshold:g} against "
+        "the true visibility of all 21 points."
+      ),
+    }
+
+  def plots(self, out_dir: str) -> List[str]:
+    """Writes `pr_curve.png` (precision against recall of the pooled detections)."""
+    curve = plots.precision_recall(*self._pooled(), self._num_gt)
+    return [plots.pr_curve_png(os.path.join(out_dir, "pr_curve.png"), {"AP": curve})]
+
+  def result(self) -> Dict[str, float]:
+    """Flat metrics; a task with no matched labelled face, and AP without any counted
+    face, are left out (contract: no NaN)."""
+    scores, tp = self._pooled()
     out = {
       "detection/ap": detection.average_precision_voc(scores, tp, self._num_gt),
       "detection/recall": float(tp.sum()) / max(self._num_gt, 1),
@@ -124,7 +170,8 @@ class FullImageEvaluator:
         np.stack(p["landmarks"]["pred"]), np.stack(p["landmarks"]["true"]), vis, side
       )
       err = err[np.isfinite(err)]
-      out["landmarks/nme"] = float(err.mean()) if len(err) else float("nan")
+      if len(err):
+        out["landmarks/nme"] = float(err.mean())
       out["count/landmarks"] = float(len(err))
     if p["visibility"]["pred"]:
       out["visibility/accuracy"] = metrics.visibility_accuracy(
@@ -141,4 +188,4 @@ class FullImageEvaluator:
       pred = (np.array(p["gender"]["pred"]) >= 0.5).astype(np.int64)
       out["gender/accuracy"] = metrics.accuracy(pred, np.array(p["gender"]["true"], np.int64))
       out["count/gender"] = float(len(pred))
-    return out
+    return {k: v for k, v in out.items() if not np.isnan(v)}

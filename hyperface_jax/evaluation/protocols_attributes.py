@@ -6,10 +6,13 @@ Registered as evaluator "face_attributes":
   ev = EVALUATORS.get("face_attributes")(dataset="celeba")
   ev.reset(); ev.update(batch, outputs) ...; ev.result(); ev.protocol()
 
+`inputs = "faces"` (evaluation/contract.py): rows from evaluation/face_runner.py
+`face_pairs`, one per face cropped by its box (CelebA: the box derived from the 5 points or
+list_bbox_celeba.txt; LFWA has no boxes: the benchmark supplies a fixed central box).
 Batch keys (numpy, one row per face): `attributes` [B, 40] in 0/1 (celeba_lists.
-CELEBA_ATTRIBUTES order) with optional `attributes_mask` [B]; `gender` [B] (0 male,
-1 female, -1 unknown) with optional `gender_mask` [B]; optional `example_mask` [B]
-(padding). Outputs: `attributes` [B, 40] logits (positive when logit > threshold, i.e.
+CELEBA_ATTRIBUTES order) with optional `attributes_mask` / `valid/attributes` [B];
+`gender` [B] (0 male, 1 female, -1 unknown) with optional `gender_mask` /
+`valid/gender` [B]; optional `example_mask` [B] (padding). Outputs: `attributes` [B, 40] logits (positive when logit > threshold, i.e.
 sigmoid > 0.5 for threshold 0) and/or `gender` [B, 2] logits (class 1 = female; argmax).
 Without a gender output, gender is read from the `Male` attribute logit (female when
 Male is predicted negative). Results: gender accuracy, the accuracy of each attribute and
@@ -20,18 +23,20 @@ predictor, since it peeks at the test labels; shows what an accuracy is worth).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from hyperface_jax import registry
 from hyperface_jax.data.builders.celeba_lists import ATTRIBUTE_INDEX, CELEBA_ATTRIBUTES
-from hyperface_jax.evaluation import metrics
+from hyperface_jax.evaluation import ced_plot, metrics
 
 _MALE = ATTRIBUTE_INDEX["Male"]
 
 
 def _rows(batch, key, n):
   rows = np.ones(n, bool)
-  for k in ("example_mask", key):
+  for k in ("example_mask", f"{key}_mask", f"valid/{key}"):
     if k in batch:
       rows &= np.asarray(batch[k]).reshape(-1) > 0.5
   return rows
@@ -40,6 +45,8 @@ def _rows(batch, key, n):
 @registry.EVALUATORS.register("face_attributes")
 class FaceAttributeEvaluator:
   """Accumulates attribute / gender predictions; reports accuracies (module doc)."""
+
+  inputs = "faces"
 
   def __init__(self, threshold: float = 0.0, dataset: str = "celeba"):
     """Args: logit threshold of a positive attribute, dataset name for the protocol."""
@@ -60,7 +67,7 @@ class FaceAttributeEvaluator:
         raise ValueError(
           f"attributes: expected [B, 40] labels and logits, got {true.shape} and {logits.shape}."
         )
-      rows = _rows(batch, "attributes_mask", len(true))
+      rows = _rows(batch, "attributes", len(true))
       self._attr_true.append(true[rows])
       self._attr_pred.append((logits[rows] > self.threshold).astype(np.int64))
     if "gender" in batch:
@@ -71,7 +78,7 @@ class FaceAttributeEvaluator:
         pred = (np.asarray(outputs["attributes"])[:, _MALE] <= self.threshold).astype(np.int64)
       else:
         return
-      rows = _rows(batch, "gender_mask", len(true)) & (true >= 0)
+      rows = _rows(batch, "gender", len(true)) & (true >= 0)
       self._g_true.append(true[rows])
       self._g_pred.append(pred[rows])
 
@@ -119,3 +126,16 @@ class FaceAttributeEvaluator:
       ),
       "subset": f"every face of the evaluated {self.dataset} split.",
     }
+
+  def plots(self, out_dir: str) -> list:
+    """attributes.png: accuracy of each of the 40 attributes; returns [paths]."""
+    r = self.result()
+    prefix = "attributes/accuracy/"
+    values = {k[len(prefix) :]: v for k, v in r.items() if k.startswith(prefix)}
+    path = ced_plot.plot_bars(
+      values,
+      os.path.join(out_dir, "attributes.png"),
+      "accuracy",
+      title=f"{self.dataset}: mean {r.get('attributes/mean_accuracy', float('nan')):.3f}",
+    )
+    return [path] if path else []

@@ -5,11 +5,15 @@ Registered as evaluator "landmarks5_interocular":
   ev = EVALUATORS.get("landmarks5_interocular")(dataset="mafl")
   ev.reset(); ev.update(batch, outputs) ...; ev.result(); ev.protocol()
 
-Batch keys (numpy, one row per face crop): `landmarks5` [B, 5, 2] true points (pixels, or
-region-normalized when `region` [B, 4] is given: then both truth and prediction are
-de-normalized to pixels first, evaluators.denormalize_landmarks), optional
-`visibility5` [B, 5] (points with 0 are not scored), `landmarks5_mask` [B] and
-`example_mask` [B] (padding). Outputs: `landmarks5` [B, 5, 2] in the same units.
+`inputs = "faces"` (evaluation/contract.py): rows from evaluation/face_runner.py
+`face_pairs`, one per annotated face cropped by its box. Batch keys (numpy):
+`landmarks5` [B, 5, 2] true pixels, optional `visibility5` [B, 5] (points with 0 are not
+scored), `valid/landmarks5`, `landmarks5_mask` [B] and `example_mask` [B] (padding).
+Outputs: `landmarks5` [B, 5, 2] pixels (for a model without a 5-point head, derived by
+face_runner from its AFLW-21 or iBUG-68 output; `derived/landmarks5` says how and the
+protocol repeats it). Region batches also work: with `region` [B, 4] in the batch the truth
+and prediction are region-normalized and de-normalized to pixels first
+(boxes.denormalize_landmarks).
 
 Error of a point = Euclidean distance / inter-ocular distance, where inter-ocular =
 distance between the TRUE LEFT- and RIGHT-EYE CENTRES (points 0 and 1 of the 5-point scheme,
@@ -23,12 +27,14 @@ is reported two ways, because the literature uses both: per FACE (NME > threshol
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from hyperface_jax import registry
 from hyperface_jax.data import schemes
-from hyperface_jax.evaluation import metrics
-from hyperface_jax.evaluation.evaluators import denormalize_landmarks
+from hyperface_jax.data.boxes import denormalize_landmarks
+from hyperface_jax.evaluation import ced_plot, face_runner, metrics
 
 PREFIX = "landmarks5"
 
@@ -43,6 +49,8 @@ def interocular(points5) -> np.ndarray:
 class Landmarks5Evaluator:
   """Accumulates 5-point predictions; reports NME by inter-ocular distance (module doc)."""
 
+  inputs = "faces"
+
   def __init__(self, failure_threshold: float = 0.1, dataset: str = "mafl"):
     """Args: the failure threshold (fraction of the inter-ocular distance) and the dataset
     name written into the protocol (mafl, mtfl, ...)."""
@@ -55,9 +63,16 @@ class Landmarks5Evaluator:
   def reset(self):
     """Forgets everything accumulated by `update`."""
     self._point_errors, self._visible, self._nme = [], [], []
+    self._derived = {}
 
   def update(self, batch: dict, outputs: dict):
     """Adds one batch of faces (keys in the module docstring)."""
+    if "landmarks5" not in outputs:
+      raise ValueError(
+        "landmarks5_interocular: the model has no 'landmarks5' output (nor landmarks or "
+        f"landmarks68 to derive it from, face_runner.DERIVATIONS); outputs: {sorted(outputs)}."
+      )
+    self._derived.update(face_runner.derivation_notes(outputs, PREFIX))
     target = np.asarray(batch["landmarks5"], np.float64)
     pred = np.asarray(outputs["landmarks5"], np.float64)
     if target.shape != pred.shape or target.shape[1:] != (5, 2):
@@ -65,7 +80,7 @@ class Landmarks5Evaluator:
         f"landmarks5: expected [B, 5, 2] truth and prediction, got {target.shape} and {pred.shape}."
       )
     rows = np.ones(len(target), bool)
-    for key in ("example_mask", "landmarks5_mask"):
+    for key in ("example_mask", "landmarks5_mask", "valid/landmarks5"):
       if key in batch:
         rows &= np.asarray(batch[key]).reshape(-1) > 0.5
     visible = np.asarray(batch.get("visibility5", np.ones(target.shape[:2])), np.float64)
@@ -128,5 +143,23 @@ class Landmarks5Evaluator:
         f"points of the fraction of faces whose point error > {t} (TCDCN ECCV'14 "
         "per-landmark failure rates); auc = area under the CED on [0, threshold]."
       ),
-      f"{PREFIX}/subset": f"every scored face of the evaluated {self.dataset} split.",
+      f"{PREFIX}/subset": (
+        f"every scored face of the evaluated {self.dataset} split, cropped by its face box "
+        "(MTFL/MAFL boxes derived from the 5 true points, data/builders/face_crops.py "
+        "box_from_five)."
+      ),
+      **self._derived,
     }
+
+  def plots(self, out_dir: str) -> list:
+    """ced.png: CED of the per-face NME and of each point's error; returns [paths]."""
+    arr = self.arrays()
+    points = {name: arr["point_errors"][:, k] for k, name in enumerate(schemes.FIVE_NAMES)}
+    path = ced_plot.plot_ced(
+      [("per face (mean of the 5 points)", {"model": arr["nme"]}), ("per point", points)],
+      os.path.join(out_dir, "ced.png"),
+      "error / inter-ocular distance",
+      limit=self.failure_threshold,
+      title=f"{self.dataset} 5 points",
+    )
+    return [path] if path else []

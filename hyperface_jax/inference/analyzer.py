@@ -21,7 +21,6 @@ import numpy as np
 
 from hyperface_jax.inference import batched, irp, lnms, proposals
 from hyperface_jax.inference import config as config_lib
-from hyperface_jax.inference import fast_proposals as _fast  # noqa: F401  (registers "learned")
 
 STAGES = ("proposals", "network", "irp", "lnms")
 

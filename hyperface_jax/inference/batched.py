@@ -24,10 +24,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from hyperface_jax import checkpointing, registry, sharding, train
-from hyperface_jax import models as _models  # noqa: F401  (registers models)
+from hyperface_jax import registry
 from hyperface_jax.data import preprocess
-from hyperface_jax.evaluation.evaluators import denormalize_landmarks
+from hyperface_jax.data.boxes import denormalize_landmarks
 
 
 def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
@@ -48,27 +47,23 @@ def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
 def load_variables(config, workdir: str, step: Optional[int] = None):
   """Restores the model variables (params + e.g. batch_stats) of a training workdir.
 
-  Restores the full train state into its abstract target (docs/design.md trap: never into a
-  partial target) on one device, and keeps only params and model_state.
+  Reads only the params and model_state of the checkpoint (checkpointing.restore_variables,
+  the restore path shared with model_init and surgery: no train state, optimiser or loss
+  is built) and puts them on one device.
 
   Returns:
     (model built with the saved config, variables dict, checkpoint step restored).
   """
-  mesh = sharding.make_mesh()
-  _, _, _, _, init = train.build(config, mesh)
-  abstract = jax.eval_shape(init, jax.random.PRNGKey(config.seed))
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  target = checkpointing.abstract_with_sharding(abstract, device)
-  ckpt = checkpointing.Checkpointer(workdir)
-  try:
-    if ckpt.latest_step() is None:
-      raise FileNotFoundError(f"No checkpoint in {ckpt.directory}.")
-    step = ckpt.latest_step() if step is None else int(step)
-    state = ckpt.restore(target, step=step)
-  finally:
-    ckpt.close()
-  model = inference_model(config)
-  return model, {"params": state.params, **state.model_state}, step
+  from hyperface_jax import checkpointing  # orbax: only when a checkpoint is read
+
+  item = checkpointing.resolve_checkpoint(workdir, None if step is None else int(step))
+  variables = checkpointing.restore_variables(item)
+  device = jax.local_devices()[0]
+  return (
+    inference_model(config),
+    jax.device_put(variables, device),
+    checkpointing.checkpoint_step(item),
+  )
 
 
 def inference_model(config):

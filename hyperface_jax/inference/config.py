@@ -13,6 +13,9 @@ from typing import Any, Mapping, Sequence
 
 import ml_collections
 
+from hyperface_jax.data import boxes as box_lib
+from hyperface_jax.inference import lnms
+
 
 def inference_config() -> ml_collections.ConfigDict:
   """The pipeline defaults: proposals -> network -> IRP -> L-NMS (docs/papers.md 1.8)."""
@@ -23,22 +26,10 @@ def inference_config() -> ml_collections.ConfigDict:
   # second model, and on synth_faces as accurate as the learned proposals (AP 0.941 both)
   # and better than selective search (0.835) (docs/inference.md ablation).
   c.proposals.name = "sliding_window"
-  c.proposals.sliding_window = ml_collections.ConfigDict(
-    dict(
-      # Documented defaults, measured on 300 synth_faces test scenes (docs/inference.md):
-      # the demo model accepts regions of 0.8-1.3x the face side shifted by 0.15 of it
-      # (configs/demo.py), so a 1.3 pyramid step and a 0.3 stride suffice, and windows
-      # reaching 0.4 of their side past the image edge put a window with IoU > 0.6 on
-      # every face (760 windows per 160 px scene); kept inside the image they reach
-      # only 84 % of the faces at IoU > 0.5, because 60 % of the faces are cut by the
-      # image border (a face box partly outside the image, as in AFLW).
-      min_side=32.0,  # smallest window side in pixels
-      max_side_fraction=1.0,  # largest side as a fraction of min(H, W)
-      scale_step=1.3,  # ratio between pyramid levels
-      stride_fraction=0.3,  # step between windows as a fraction of the side
-      border_fraction=0.4,
-    )
-  )  # how far windows reach past the image edge (x side)
+  # min_side, max_side_fraction, scale_step, stride_fraction, border_fraction: documented
+  # defaults shared with the training-time window negatives (data/boxes.py DEFAULT_WINDOWS,
+  # where the measurements behind them are noted).
+  c.proposals.sliding_window = ml_collections.ConfigDict(dict(box_lib.DEFAULT_WINDOWS))
   c.proposals.selective_search = ml_collections.ConfigDict(
     dict(
       mode="fast",  # "fast" | "quality" (OpenCV ximgproc strategies)
@@ -87,31 +78,31 @@ def inference_config() -> ml_collections.ConfigDict:
       tie_tolerance=1e-3,
     )
   )  # new box wins at score >= old - this (irp.py: saturated scores)
+  # The paper's L-NMS (inference/lnms.py PAPER_LNMS, which also holds top_k, the final
+  # score_threshold and the visibility_threshold of the L-NMS boxes) with four documented
+  # defaults of ours below.
   c.nms = ml_collections.ConfigDict(
-    dict(
-      method="lnms",  # "lnms" (docs/papers.md 1.8 step 4) | "plain" (box NMS) | "none"
+    {
+      **lnms.PAPER_LNMS,
+      "method": "lnms",  # "lnms" (docs/papers.md 1.8 step 4) | "plain" (box NMS) | "none"
       # Grouping IoU: docs/papers.md 1.8 suggests 0.5 [?] (TK 0.2 on its sqrt overlap, STY
       # 0.2); 0.3 measured best on synth_faces validation scenes (docs/inference.md).
-      iou_threshold=0.3,
-      top_k=5,  # docs/papers.md 1.8 suggests K = 5 [?]
+      "iou_threshold": 0.3,
       # The three L-NMS choices below are documented defaults picked on 100 synth_faces
-      # VALIDATION scenes (docs/inference.md); the paper's exact L-NMS is
-      # group_by="landmark_boxes", output_box="median_landmarks", score_mode="max".
+      # VALIDATION scenes (docs/inference.md), instead of the paper's (PAPER_LNMS).
       # Grouping on the detections' own (IRP) boxes and voting their boxes found more
       # faces (recall 0.93 vs 0.88: the box of the median landmarks misses more faces at
       # IoU 0.5) with fewer false positives, while the medians of the top-K still give
       # the better landmarks, pose and gender of docs/papers.md 1.8 step 4.4; the top-K mean
       # score ranks faces seen by many windows above lone confident windows.
-      group_by="boxes",  # grouping IoU on "boxes" | "landmark_boxes" | "either"
-      output_box="vote",  # "vote" | "leader" | "median_landmarks" (FaceRectCalculator)
+      "group_by": "boxes",  # grouping IoU on "boxes" | "landmark_boxes" | "either"
+      "output_box": "vote",  # "vote" | "leader" | "median_landmarks" (FaceRectCalculator)
       # Group score: "top_k_mean" | "max" (inference/lnms.py) | "auto" = "max" for the
       # proposal generators that give one box per face (proposals.ONE_BOX_PER_FACE: haar),
       # where a top-K mean would cap a sure face at 1/K, else "top_k_mean".
-      score_mode="auto",
-      score_threshold=0.5,  # final detections (TK final det > 0.5)
-      visibility_threshold=0.5,
-    )
-  )  # landmarks counted as visible for the L-NMS boxes
+      "score_mode": "auto",
+    }
+  )
   c.max_faces = 32  # rows of the padded output (faces beyond are dropped, best kept)
   return c
 

@@ -2,7 +2,7 @@
 
 For every candidate whose face score is at least `score_threshold`, a new, better-fitting
 box is computed from its predicted landmarks with the AFLW FaceRectCalculator (docs/papers.md
-1.9, inference/face_rect.py); the network runs again on the new boxes -- of all images
+1.9, data/face_rect.py); the network runs again on the new boxes -- of all images
 together, in the same fixed-size batches -- and each candidate keeps whichever of the old
 and new box has the higher face score, with that box's predictions. Candidates below the
 threshold are dropped (TK keeps det > 0.25 between stages, docs/papers.md 1.8). The number of
@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from hyperface_jax.inference import face_rect_batched
+from hyperface_jax.data import face_rect_batched
 from hyperface_jax.inference.lnms import Detections, select
 
 # Network: (images, list of regions [N_i, 4]) -> list of detection dicts (batched.py).

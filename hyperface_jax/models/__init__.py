@@ -1,9 +1,5 @@
-"""Flax Linen models; importing this package registers them in registry.MODELS."""
+"""Flax Linen models, registered in registry.MODELS by name.
 
-from hyperface_jax.models import (
-  classifiers,  # noqa: F401  (resnet50/101/152, alexnet_*)
-  fast_proposal_net,  # noqa: F401  ("fast_proposal_net", Fast-HyperFace proposals)
-  hyperface,  # noqa: F401  (registers "hyperface_alexnet")
-  hyperface_resnet,  # noqa: F401  ("hyperface_resnet")
-  rcnn_face,  # noqa: F401  ("rcnn_face_alexnet")
-)
+No module is imported here: `registry.MODELS.get(name)` imports every module of this
+package on its first miss (registry.py), so a new model module registers by being here.
+"""

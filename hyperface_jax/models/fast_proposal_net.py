@@ -6,7 +6,7 @@ face detector" ([?] which one, docs/papers.md 1.11 and section 7 item 4). Docume
 cascade-CNN / MTCNN-P-Net-style fully-convolutional net. Trained on S x S region crops
 (S = 24 by default) it outputs "detection" logits [B, 2], exactly like HyperFace's
 detection head, so it trains through the ONE training loop with the HyperFace detection
-loss (losses.py "hyperface_present") and IoU labels (docs/papers.md 1.4). Applied to a whole
+loss (the declared detection task, tasks.py) and IoU labels (docs/papers.md 1.4). Applied to a whole
 image it outputs a dense score map "detection_map" [B, h, w, 2] in which cell (i, j) scores
 the S x S window at (STRIDE * j, STRIDE * i): inference/fast_proposals.py runs it over an
 image pyramid.

@@ -8,34 +8,32 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from hyperface_jax import registry
 from hyperface_jax.models.alexnet import relu_init
 
 DEFAULT_TASKS = ("detection", "landmarks", "visibility", "pose", "gender")
 
 
 def task_output_shape(task: str, num_landmarks: int = 21) -> Tuple[int, ...]:
-  """Per-example output shape of a built-in task (docs/papers.md section 1.2, rows 15-19).
+  """Per-example output shape of a declared task (hyperface_jax/tasks.py).
 
   Args:
-    task: one of DEFAULT_TASKS.
-    num_landmarks: landmark count of the landmarks/visibility heads.
+    task: a registered task name (registry.TASKS), e.g. "landmarks".
+    num_landmarks: point count of the AFLW "landmarks" / "visibility" heads when it
+      differs from the declared 21 (a model-surgery experiment; the labels stay 21).
 
   Returns:
     Shape without the batch axis, e.g. (21, 2) for "landmarks".
   """
-  shapes = {
-    "detection": (2,),  # face / non-face logits, index 1 = face
-    "landmarks": (num_landmarks, 2),  # 42 outputs at 21 points, reshaped to (x, y)
-    "visibility": (num_landmarks,),
-    "pose": (3,),  # roll, pitch, yaw
-    "gender": (2,),  # logits, index 1 = female
-  }
-  if task not in shapes:
+  if task not in registry.TASKS:
     raise ValueError(
-      f"Unknown HyperFace task {task!r}; built-in tasks: {sorted(shapes)} "
-      f"(add others through TaskHeads.extra_tasks)."
+      f"Unknown HyperFace task {task!r}: no declaration in hyperface_jax/tasks.py; declared "
+      f"tasks: {list(registry.TASKS.names())} (or add a head through extra_tasks)."
     )
-  return shapes[task]
+  shape = tuple(registry.TASKS.get(task).output_shape)
+  if task in ("landmarks", "visibility") and num_landmarks != shape[0]:
+    shape = (num_landmarks,) + shape[1:]
+  return shape
 
 
 class TaskHeads(nn.Module):

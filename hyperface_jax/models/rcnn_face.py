@@ -55,7 +55,7 @@ class RCNNFaceAlexNet(nn.Module):
 
     Returns:
       {"detection": float32 [B, 2] logits}: only the detection task, so the HyperFace
-      loss and evaluator compute nothing else (losses.hyperface_present_losses,
+      loss and evaluator compute nothing else (config.tasks = ("detection",),
       evaluation/detection_regions.py).
     """
     feats = AlexNetBackbone(

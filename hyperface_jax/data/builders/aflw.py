@@ -26,10 +26,21 @@ naming "<sqlite>:<table>:<rowid>".
 
 Splits: "test" = images holding the fixed HyperFace test faces (aflw_split.py), "train" =
 the other images. Published size: 21,997 images / 25,993 faces in total (docs/papers.md 5.1).
+
+Builder config (`AflwConfig`): `test_faces`, the number of faces the test rule takes
+(default 1000, the paper's; config "default" uses the repository list when it has ids).
+Another value applies aflw_split's rule with that many faces to the user's database
+(config name "test<N>"), e.g. for a subset of AFLW that has too few faces for 1000 test
+faces and a train split:
+  python -m hyperface_jax.data.prepare aflw --test_faces=100 --data_dir=D --manual_dir=M
+and, to train on it, `config.data.builder_config = {"test_faces": 100}`. A database whose
+faces cannot fill both splits by the rule (or that holds none of the listed test faces)
+raises `SplitTooSmall` saying how many faces and images it has and what the rule needs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Dict, Iterator, List, Optional, Set, Tuple
@@ -65,6 +76,69 @@ LEFT JOIN FaceMetaData m ON m.face_id = f.face_id
 LEFT JOIN FeatureCoords c ON c.face_id = f.face_id
 ORDER BY fi.filepath, f.face_id, c.feature_id, c.rowid
 """
+
+
+class SplitTooSmall(ValueError):
+  """The database has too few faces for the test-split rule (or none of the listed ones)."""
+
+
+@dataclasses.dataclass
+class AflwConfig(tfds.core.BuilderConfig):
+  """How many faces the HyperFace test split takes (aflw_split.py rule)."""
+
+  test_faces: int = aflw_split.DEFAULT_NUM_FACES
+
+  @classmethod
+  def make(cls, test_faces=aflw_split.DEFAULT_NUM_FACES):
+    """Config "default" (1000 faces, the paper's) or "test<N>" for another test size."""
+    if int(test_faces) < 1:
+      raise ValueError(f"test_faces must be >= 1, got {test_faces}")
+    test_faces = int(test_faces)
+    name = "default" if test_faces == aflw_split.DEFAULT_NUM_FACES else f"test{test_faces}"
+    return cls(name=name, version=_VERSION, test_faces=test_faces)
+
+
+def check_split_sizes(images, test_ids, test_faces: int, source: str, sqlite_path: str) -> None:
+  """Raises SplitTooSmall unless both splits get at least one image.
+
+  Args:
+    images: filepath -> face_ids (aflw_split.image_face_ids).
+    test_ids: the chosen test face ids.
+    test_faces: the configured test size (AflwConfig.test_faces).
+    source: "list" (the repository's aflw_test_faces.txt) or "rule".
+    sqlite_path: named in the message.
+  """
+  num_faces = sum(len(ids) for ids in images.values())
+  num_test = sum(1 for ids in images.values() if any(f in test_ids for f in ids))
+  num_train = len(images) - num_test
+  if num_test and num_train:
+    return
+  have = f"{sqlite_path} has {num_faces} faces in {len(images)} images"
+  smaller = max(1, num_faces // 10)
+  todo = (
+    f"For a subset of AFLW, build a smaller test split with the rule, e.g. "
+    f"`python -m hyperface_jax.data.prepare aflw --test_faces={smaller} ...` (builder "
+    f"config AflwConfig.make(test_faces={smaller}); train on it with "
+    f"config.data.builder_config = {{'test_faces': {smaller}}})."
+  )
+  if not images:
+    raise SplitTooSmall(
+      f"aflw: {sqlite_path} has no faces (the Faces JOIN FaceImages on file_id is empty); "
+      "nothing to build."
+    )
+  if source == "list":
+    what = (
+      "none of the test faces listed in aflw_test_faces.txt is in it (another AFLW "
+      "release or a subset?), so the test split would be empty"
+      if not num_test
+      else "every one of its images holds a listed test face, so the train split would be empty"
+    )
+    raise SplitTooSmall(f"aflw: {have}; {what}. {todo}")
+  raise SplitTooSmall(
+    f"aflw: {have}, but the test-split rule (aflw_split.py) takes whole images until it has "
+    f">= {test_faces} test faces, which leaves {num_train} images for the train split: the "
+    f"rule needs more than {test_faces} faces (the full AFLW has 25,993). {todo}"
+  )
 
 
 def find_root(manual_dir) -> str:
@@ -227,6 +301,7 @@ class Aflw(tfds.core.GeneratorBasedBuilder):
   """AFLW scenes: images with every face's box, 21 landmarks, pose and gender."""
 
   VERSION = _VERSION
+  BUILDER_CONFIGS = [AflwConfig.make()]
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
     f"Request AFLW at {URL}; extract aflw-db.tar.gz and aflw-images-{{0,2,3}}.tar.gz so "
     "that manual_dir/aflw/data/aflw.sqlite (or manual_dir/aflw.sqlite) and "
@@ -263,17 +338,28 @@ class Aflw(tfds.core.GeneratorBasedBuilder):
           mismatches,
         )
       self.info.metadata["feature_name_mismatches"] = mismatches
-      test_ids = self._test_faces(conn)
+      images = aflw_split.image_face_ids(conn)
+      test_ids, source = self._test_faces(images)
+      check_split_sizes(
+        images,
+        test_ids,
+        self.builder_config.test_faces,
+        source,
+        sqlite_path,
+      )
     return {
       "train": self._generate_examples(root, test_ids, "train"),
       "test": self._generate_examples(root, test_ids, "test"),
     }
 
-  def _test_faces(self, conn) -> Set[int]:
+  def _test_faces(self, images) -> Tuple[Set[int], str]:
+    """(test face ids, "list" or "rule") from the database's filepath -> face_ids."""
+    num_faces = self.builder_config.test_faces
     listed = aflw_split.read_face_ids()
-    available = {f for ids in aflw_split.image_face_ids(conn).values() for f in ids}
+    available = {f for ids in images.values() for f in ids}
     meta = self.info.metadata
-    if listed:
+    meta["test_faces_rule_size"] = num_faces
+    if listed and num_faces == aflw_split.DEFAULT_NUM_FACES:
       missing = sorted(set(listed) - available)
       if missing:
         logging.warning(
@@ -284,16 +370,26 @@ class Aflw(tfds.core.GeneratorBasedBuilder):
         )
       meta["test_faces_source"] = "repository list aflw_test_faces.txt"
       meta["test_faces_missing"] = missing
-      return set(listed) & available
-    rule = aflw_split.select_test_faces(aflw_split.image_face_ids(conn))
-    logging.warning(
-      "aflw: aflw_test_faces.txt lists no ids; applying its rule to this "
-      "database (%d test faces). Commit them with the aflw_split CLI.",
-      len(rule),
-    )
+      return set(listed) & available, "list"
+    rule = aflw_split.select_test_faces(images, num_faces=num_faces)
+    if listed:
+      logging.warning(
+        "aflw: builder config %r takes %d test faces by the aflw_split rule on this "
+        "database instead of the %d listed in aflw_test_faces.txt (%d test faces).",
+        self.builder_config.name,
+        num_faces,
+        len(listed),
+        len(rule),
+      )
+    else:
+      logging.warning(
+        "aflw: aflw_test_faces.txt lists no ids; applying its rule to this "
+        "database (%d test faces). Commit them with the aflw_split CLI.",
+        len(rule),
+      )
     meta["test_faces_source"] = "aflw_split rule applied to this database"
     meta["test_faces_missing"] = []
-    return set(rule)
+    return set(rule), "rule"
 
   def _generate_examples(self, root, test_ids: Set[int], split: str):
     sqlite_path = os.path.join(root, "aflw.sqlite")

@@ -12,6 +12,11 @@ the same faces. Rule that generates it (documented default):
      builder emits one example per image with every face, docs/design.md section 5);
   4. write their face_ids, sorted.
 
+The 1000 is the aflw builder's `AflwConfig.test_faces` (config "default"); another value
+(`prepare aflw --test_faces=N`, config "test<N>") applies this rule with N faces to the
+user's database, e.g. for a subset of AFLW with too few faces for 1000 test faces and a
+train split (the builder then raises `aflw.SplitTooSmall`, saying so).
+
 A user's copy that lacks some listed ids (another AFLW release) still builds: the missing
 ids are counted in the dataset metadata and logged, and the test split is smaller. When the
 repository file holds no ids (it ships empty until someone with the 2012-11-28 database

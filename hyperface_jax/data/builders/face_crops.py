@@ -37,7 +37,7 @@ CROP_VALID_KEYS = manual.VALID_KEYS + (
   "identity",
 )
 # box_from_five (documented default): calibrated on the AFLW mean face (docs/papers.md 5.1) with
-# the AFLW FaceRectCalculator (docs/papers.md 1.9, inference/face_rect.py): a frontal face's
+# the AFLW FaceRectCalculator (docs/papers.md 1.9, data/face_rect.py): a frontal face's
 # box side is 2.58 x the eye-centre distance and 2.32 x the eye-to-mouth distance, and the
 # box centre lies within 0.05 eye-to-mouth distances of the mid-point between the eye
 # centres' mid-point and the mouth corners' mid-point.

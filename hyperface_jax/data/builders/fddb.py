@@ -12,6 +12,8 @@ in the face-scene schema, split `fold01` ... `fold10` (the benchmark's 10-fold p
 each face keeps its ellipse as the extra field `ellipse` [5] and gets a box derived by the
 documented rule `ellipse_to_box`: the axis-aligned bounding rectangle of the ellipse.
 Coordinates are used as stored (FDDB's evaluation rasterises them on the image grid).
+Examples keep the order of the fold file (`disable_shuffling`), which FDDB's
+detection-output file must follow (docs/papers.md section 5.4).
 Published size: 2,845 images, 5,171 faces.
 """
 
@@ -26,7 +28,12 @@ import tensorflow_datasets as tfds
 from hyperface_jax.data.builders import face_crops, manual
 
 URL = "http://vis-www.cs.umass.edu/fddb/"
-_VERSION = tfds.core.Version("1.0.0")
+_VERSION = tfds.core.Version("1.1.0")
+_RELEASE_NOTES = {
+  "1.0.0": "Initial release.",
+  "1.1.0": "Examples keep the order of the fold files (disable_shuffling), which the "
+  "detection-output file of the FDDB evaluation must follow.",
+}
 NUM_FOLDS = 10
 FOLD_FILE = os.path.join("FDDB-folds", "FDDB-fold-{:02d}-ellipseList.txt")
 
@@ -108,6 +115,7 @@ class Fddb(tfds.core.GeneratorBasedBuilder):
   """FDDB images with face ellipses and derived boxes, one split per fold."""
 
   VERSION = _VERSION
+  RELEASE_NOTES = _RELEASE_NOTES
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
     f"Download originalPics.tar.gz and FDDB-folds.tgz from {URL} and extract both into "
     "manual_dir (docs/datasets/fddb.md)."
@@ -120,6 +128,7 @@ class Fddb(tfds.core.GeneratorBasedBuilder):
         face_extra={"ellipse": tfds.features.Tensor(shape=(5,), dtype=np.float32)}
       ),
       homepage=URL,
+      disable_shuffling=True,  # fold-file order (evaluation/protocols_detection.py output)
       metadata=tfds.core.MetadataDict(),
     )
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hyperface_jax.data import face_model, schemes
-from hyperface_jax.inference import face_rect
+from hyperface_jax.data import face_model, face_rect, schemes
 
 _EYE_CORNERS = list(face_rect._EYE_CORNERS)  # LELC, LERC, RELC, RERC (docs/papers.md 1.13)
 

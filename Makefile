@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_STAMP := $(VENV)/.installed-torch
+EXPORT_STAMP := $(VENV)/.installed-export
 DATA_DIR ?= tfds_data
 PYTEST_ARGS ?=
 
@@ -24,7 +25,13 @@ $(STAMP): pyproject.toml requirements.lock
 # torch (CPU build) for the torchvision-conversion tests only; see requirements-torch.lock.
 $(TORCH_STAMP): $(STAMP) requirements-torch.lock
 	$(BIN)/python -m pip install -q -r requirements-torch.lock
+	$(BIN)/python -m pip install -q --no-deps $$(sed -n 's/^# no-deps: //p' requirements-torch.lock)
 	touch $(TORCH_STAMP)
+
+# ONNX / TFLite export and runtimes (hyperface_jax/export); --no-deps: see requirements-export.lock.
+$(EXPORT_STAMP): $(STAMP) requirements-export.lock
+	$(BIN)/python -m pip install -q --no-deps -r requirements-export.lock
+	touch $(EXPORT_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m hyperface_jax.data.prepare synth_faces --data_dir=$(DATA_DIR)
@@ -32,7 +39,7 @@ demo: $(STAMP)
 	$(BIN)/python -m hyperface_jax.main --config=configs/demo.py --workdir=runs/demo \
 	  --config.data.data_dir=$(DATA_DIR)
 
-test: $(STAMP) $(TORCH_STAMP)
+test: $(STAMP) $(TORCH_STAMP) $(EXPORT_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS) tests
 
 LINT_PATHS := hyperface_jax configs tests bench $(wildcard launch)

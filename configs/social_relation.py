@@ -48,7 +48,7 @@ def get_config(arg=None):
     raise ValueError(f"configs/social_relation.py: unknown variant {arg!r}; known: cpu, real.")
   c = config_lib.hyperface_base()
   config_lib.apply_cpu_recipe(c, warmup_steps=100)
-  c.lr = 0.001
+  c.lr = 0.003
   c.model_name = "social_relation"
   c.model = dict(
     attribute_tasks=REAL_TASKS if arg == "real" else SYNTH_TASKS,
@@ -60,7 +60,10 @@ def get_config(arg=None):
     norm_axis_name="data",
     use_cues=True,
     relation_width=256,
-    relation_dropout=0.3,
+    relation_dropout=0.1,
+    # The branch keeps the attribute run's weights (models/social.py); the scratch arm of
+    # bench/social_ablation.py trains it (--config.model.train_branch=True).
+    train_branch=False,
   )
   c.input_size = 48
   c.tasks = ("relations",)

@@ -14,13 +14,14 @@ lower face: nose, mouth and chin (13-15, 17-20); the ears count in the top-level
 only. Which faces build the clusters is [?] in the papers: here every training face of
 the run's sources with valid landmarks (at most `max_faces`, drawn with the seed).
 
-The step runs in `train.train_and_evaluate` at the first start of a run with
-`config.model.bridging.enabled` (`attach`): it reuses `WORKDIR/bridging_templates.npz` if
-present, else copies the file of the `config.model_init` run (the relation network reuses
-its attribute run's templates), else fits. The file is versioned (FORMAT_VERSION, the
-settings in its "meta" entry), written atomically, restored with the run (loaded into the
-model's "bridging" collection at every start, checkpoint or not) and refused, with every
-differing setting named, when it does not match the config.
+The step runs in `train.train_and_evaluate` at every start of a run with
+`config.model.bridging.enabled` (`prepare`, before the checkpoint is restored): it
+reuses `WORKDIR/bridging_templates.npz` if present, else copies the file of the
+`config.model_init` run (the relation network reuses its attribute run's templates), else
+fits. The file is versioned (FORMAT_VERSION, the settings in its "meta" entry), written
+atomically, restored with the run (`attach` loads it into the model's "bridging"
+collection at every start, checkpoint or not) and refused, with every differing setting
+named, when it does not match the config.
 """
 
 from __future__ import annotations
@@ -120,6 +121,9 @@ def save(path: str, arrays: Dict[str, np.ndarray], meta: dict) -> None:
   os.close(fd)
   try:
     np.savez(tmp, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> what open() would give
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
@@ -254,10 +258,10 @@ def prepare(config, workdir: str) -> Optional[Dict[str, np.ndarray]]:
   return arrays
 
 
-def attach(config, workdir: str, state, sharding):
-  """`state` with the run's templates in its model's "bridging" collection (no-op when
-  bridging is off). Called by train.py after restore-or-init, every start."""
-  arrays = prepare(config, workdir)
+def attach(state, arrays: Optional[Dict[str, np.ndarray]], sharding):
+  """`state` with the templates `arrays` (from `prepare`) in its model's "bridging"
+  collection; `state` itself when bridging is off (arrays None). Called by train.py after
+  restore-or-init, at every start."""
   if arrays is None:
     return state
   import jax  # pylint: disable=g-import-not-at-top
@@ -270,7 +274,7 @@ def attach(config, workdir: str, state, sharding):
     value = arrays[name.rsplit("/", 1)[-1]]
     if value.shape != leaf.shape:
       raise TemplateMismatchError(
-        f"{template_path(workdir)}: {name} has shape {value.shape}, the model {leaf.shape}."
+        f"bridging templates: {name} has shape {value.shape}, the model {leaf.shape}."
       )
     new[name] = value
   if not new:

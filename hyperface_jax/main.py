@@ -26,7 +26,7 @@ _MULTIHOST = flags.DEFINE_bool(
   "Call jax.distributed.initialize() "
   "(coordinator from the environment: SLURM, TPU VM, or "
   "JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / "
-  "JAX_PROCESS_ID).",
+  "JAX_PROCESS_ID, as launch/multihost_local.sh sets them).",
 )
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -55,6 +55,21 @@ def parse_flags(argv):
     sys.exit(2)
 
 
+def initialize_distributed() -> None:
+  """`jax.distributed.initialize()` with the process count and id of the environment.
+
+  jax reads JAX_COORDINATOR_ADDRESS itself but not the count and the id (it detects them
+  on SLURM and TPU VMs only), so JAX_NUM_PROCESSES / JAX_PROCESS_ID are passed here.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+
+  kwargs = {}
+  for env, arg in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
+    if os.environ.get(env):
+      kwargs[arg] = int(os.environ[env])
+  jax.distributed.initialize(**kwargs)
+
+
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -62,20 +77,39 @@ def main(argv) -> None:
   import jax  # pylint: disable=g-import-not-at-top
 
   if _MULTIHOST.value:
-    jax.distributed.initialize()
+    initialize_distributed()
   from hyperface_jax import train  # pylint: disable=g-import-not-at-top
 
   logging.info(
     "JAX %s, %d process(es), devices: %s", jax.__version__, jax.process_count(), jax.devices()
   )
-  from hyperface_jax import model_init, surgery  # pylint: disable=g-import-not-at-top
+  from hyperface_jax import (  # pylint: disable=g-import-not-at-top
+    atomic_io,
+    checkpointing,
+    config_checks,
+    model_init,
+    preemption,
+    surgery,
+  )
 
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except train.NonFiniteLossError as e:
+  except preemption.Preempted as e:  # SIGTERM: the checkpoint is saved, a normal stop
+    logging.warning("%s", e)
+    print(e, flush=True)
+    sys.exit(0)
+  except (
+    train.NonFiniteLossError,
+    checkpointing.CheckpointDamagedError,
+    atomic_io.WriteError,
+  ) as e:
     logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
+  except (config_checks.ConfigError, NotADirectoryError) as e:  # bad config, workdir a file
+    logging.error("%s", e)
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   except (surgery.ParamMismatchError, model_init.NormalizeMismatchError, FileNotFoundError) as e:
     # config.model_init problems (wrong shapes, unknown names, a missing directory) are
     # the user's input: one message listing the names, no traceback.

@@ -18,7 +18,11 @@ run restores its own checkpoint and never reads `model_init` again.
     target names under a `to` prefix are loaded, the rest keep their init;
   * batch_stats: also load the non-parameter collections (BatchNorm running
     statistics), with the same rules (documented default True);
-  * step: which step of a run (None = latest).
+  * step: which step of a run (None = latest);
+  * head_init: ((head, rule), ...) applied after loading to linear heads (`apply_head_init`):
+    "zero" (kernel and bias 0) or "mean:<task>" (kernel 0, bias = the task's mean label
+    over the run's first training batches, `training_mean`): a new 68-point head then
+    predicts the training mean shape at step 0 (TCDCN 5 -> 68 points, docs/surgery.md).
 Every mismatch raises `surgery.ParamMismatchError` listing the names. A converted
 directory records the input normalization its weights expect (converted.json
 "normalization.preprocess_mode", e.g. "caffe_bgr" for BVLC Caffe, "imagenet" for
@@ -29,12 +33,12 @@ loaded (`check_normalize`).
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Dict, Tuple
 
 import jax
 import numpy as np
 from absl import logging
+from etils import epath
 
 from hyperface_jax import checkpointing, surgery
 
@@ -52,8 +56,8 @@ def read_converted(directory: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
   Returns:
     ({collection: nested dict of numpy arrays}, converted.json content or {}).
   """
-  path = os.path.join(directory, CONVERTED_FILE)
-  with np.load(path, allow_pickle=False) as npz:
+  path = epath.Path(directory) / CONVERTED_FILE
+  with path.open("rb") as f, np.load(f, allow_pickle=False) as npz:
     flat = {name: npz[name] for name in npz.files}
   bad = [n for n in flat if "/" not in n]
   if bad:
@@ -69,11 +73,10 @@ def read_converted(directory: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
 
 def read_converted_meta(directory: str) -> Dict[str, Any]:
   """converted.json of a converted-weights directory, or {} when it has none."""
-  meta_path = os.path.join(directory, CONVERTED_META)
-  if not os.path.exists(meta_path):
+  meta_path = epath.Path(directory) / CONVERTED_META
+  if not meta_path.exists():
     return {}
-  with open(meta_path) as f:
-    return json.load(f)
+  return json.loads(meta_path.read_text())
 
 
 class NormalizeMismatchError(ValueError):
@@ -118,12 +121,12 @@ def read_variables(path: str, step=None, normalize=None) -> Tuple[Dict[str, Any]
   With `normalize` (the run's config.data.normalize), a converted directory recording
   another input normalization is refused (`check_normalize`).
   """
-  if not os.path.exists(path):
+  if not epath.Path(path).exists():
     raise FileNotFoundError(
       f"config.model_init: {path!r} does not exist (expected a "
       "converted-weights directory or a workdir/checkpoint)."
     )
-  if os.path.isfile(os.path.join(path, CONVERTED_FILE)):
+  if (epath.Path(path) / CONVERTED_FILE).is_file():
     if normalize is not None:
       check_normalize(path, read_converted_meta(path), normalize)  # before the arrays
     variables, meta = read_converted(path)
@@ -192,6 +195,7 @@ def initialise_from(state, config, sharding):
   params, model_state, reports = merge_variables(variables, *host, load_config, context=description)
   for collection, report in reports.items():
     logging.info("model_init %s: %s", collection, report.summary())
+  params = apply_head_init(params, config, load_config.get("head_init", ()) or ())
   unused = sorted(set(variables) - set(reports))
   if unused:
     logging.info(
@@ -203,3 +207,61 @@ def initialise_from(state, config, sharding):
   logging.info("Initialised from %s.", description)
   put = lambda tree: jax.device_put(tree, sharding)
   return state.replace(params=put(params), model_state=put(model_state))
+
+
+def training_mean(config, task_name: str, num_batches: int = 16) -> np.ndarray:
+  """The mean label of `task_name` over the run's first `num_batches` training batches.
+
+  The batches are exactly those the run trains on first (data/pipeline.py: a pure function
+  of (seed, step)), so the mean is in the model's own output coordinates (region-normalized
+  points with the run's jitter and flips). Every host computes it over the whole global
+  batches, so all hosts set the same value. Reduced as the trivial baseline is
+  (evaluation/baselines.py `task_constants`): per point over the rows where it is visible
+  for landmark tasks, the majority for classification.
+
+  Returns:
+    float32 array of the task's output shape.
+  """
+  from hyperface_jax.data import inputs, pipeline  # pylint: disable=g-import-not-at-top
+  from hyperface_jax.evaluation import baselines  # pylint: disable=g-import-not-at-top
+
+  data, dc = inputs.load(config), config.data
+  batches = [
+    pipeline.train_batch(
+      data.train,
+      seed=config.seed,
+      step=step,
+      batch_size=config.batch_size,
+      image_size=config.input_size,
+      regions_per_scene=dc.regions_per_scene,
+      flip_prob=dc.flip_prob,
+      normalize=None,
+      thresholds=dc.thresholds.to_dict(),
+      task_names=tuple(config.tasks),
+    )
+    for step in range(1, num_batches + 1)
+  ]
+  constants = baselines.task_constants(batches)
+  if task_name not in constants:
+    raise ValueError(
+      f"model_load.head_init: no labelled {task_name!r} rows in {num_batches} training "
+      f"batches (is {task_name!r} in config.tasks and labelled by config.data?)."
+    )
+  return constants[task_name]
+
+
+def apply_head_init(params, config, head_init):
+  """Applies `model_load.head_init` rules ((head, rule), ...) to `params` (module doc)."""
+  for head, rule in head_init:
+    if rule == "zero":
+      params = surgery.set_linear_head(params, head, 0.0)
+    elif isinstance(rule, str) and rule.startswith("mean:"):
+      mean = training_mean(config, rule[len("mean:") :])
+      params = surgery.set_linear_head(params, head, mean)
+    else:
+      raise ValueError(
+        f"model_load.head_init: unknown rule {rule!r} for {head!r}; expected 'zero' or "
+        "'mean:<task>'."
+      )
+    logging.info("model_init: head %s initialised by rule %r.", head, rule)
+  return params

@@ -2,6 +2,8 @@ r"""Predict CLI: every face of an image, a folder of images, or a video (docs/pr
 
   python -m hyperface_jax.predict --workdir=runs/demo --input=PATH --output=OUT \
       [--batch_size=8] [--smooth=0.5] [--config.proposals.name=haar ...]
+  python -m hyperface_jax.predict --task=relations --workdir=runs/social_relation_cpu \
+      --detector_workdir=runs/demo --input=PATH --output=OUT   # face-pair traits
 
 PATH is an image, a video (by extension: .mp4 .avi .mov .mkv .webm .m4v .mpg .mpeg .wmv) or
 a folder, walked recursively (--no-recursive: its top level only). In a folder, the files
@@ -83,6 +85,27 @@ _RECURSIVE = flags.DEFINE_bool(
   "Walk sub-folders of a folder input; --norecursive (or --no-recursive): the top level only.",
   flag_values=FLAGS,
 )
+_TASK = flags.DEFINE_enum(
+  "task",
+  "faces",
+  ["faces", "relations"],
+  "faces: HyperFace per face (--workdir a HyperFace run); relations: the traits of every "
+  "face pair (--workdir a social_relation run, inference/relations.py).",
+  flag_values=FLAGS,
+)
+_DETECTOR = flags.DEFINE_string(
+  "detector_workdir",
+  None,
+  "--task=relations: the HyperFace run that finds the faces (--config.KEY=VALUE set its analyzer).",
+  flag_values=FLAGS,
+)
+_BOXES = flags.DEFINE_string(
+  "boxes",
+  None,
+  "--task=relations: a JSON file {image file name: [[x, y, w, h], ...]} of given face "
+  "boxes, instead of a detector.",
+  flag_values=FLAGS,
+)
 flags.mark_flags_as_required(["workdir", "input", "output"], flag_values=FLAGS)
 
 
@@ -141,6 +164,9 @@ def parse_args(argv: Sequence[str]) -> Tuple[types.SimpleNamespace, dict]:
     max_side=_MAX_SIDE.value,
     smooth=_SMOOTH.value,
     recursive=_RECURSIVE.value,
+    task=_TASK.value,
+    detector_workdir=_DETECTOR.value,
+    boxes=_BOXES.value,
   )
   if args.batch_size < 1:
     raise UsageError(f"--batch_size must be >= 1, got {args.batch_size}")
@@ -281,6 +307,8 @@ def main(
   if not os.path.exists(args.input):
     print(f"error: --input {args.input} does not exist", file=sys.stderr)
     return 2
+  if args.task == "relations":
+    return _relations(args, overrides)
   try:
     analyzer = analyzer_factory(args.workdir, args.step, overrides)
   except (FileNotFoundError, KeyError, ValueError) as e:
@@ -315,6 +343,33 @@ def main(
     print(f"error: no input file found in {args.input}", file=sys.stderr)
     return 1
   return 0
+
+
+def _relations(args, overrides) -> int:
+  """--task=relations (inference/relations.py): per image OUT/NAME.json with `faces` and
+  `relations` ([{"faces": [i, j], "traits": {name: p}}], empty below two faces) and
+  OUT/NAME.png with the pairs drawn. Exit status as for faces."""
+  from hyperface_jax.inference import relations  # pylint: disable=g-import-not-at-top
+
+  try:
+    boxes = relations.read_boxes(args.boxes)
+    if boxes is None and not args.detector_workdir:
+      raise ValueError("--task=relations needs --detector_workdir or --boxes to find faces")
+    analyzer = relations.RelationAnalyzer.from_workdir(
+      args.workdir, args.step, None if boxes is not None else args.detector_workdir, **overrides
+    )
+  except (FileNotFoundError, KeyError, ValueError) as e:
+    print(f"error: --task=relations: {str(e).strip(chr(39))}", file=sys.stderr)
+    return 2
+  items, _ = discover(args.input, args.output, args.recursive)
+  items = [(p, n) for p, n in items if not video.is_video(p)]
+  done, failures, num_pairs = relations.predict_images(
+    analyzer, items, args.output, args.max_side, boxes
+  )
+  print(f"done: {done} of {len(items)} image(s), {num_pairs} pair(s), in {args.output}")
+  for path, reason in failures:
+    print(f"  FAILED {path}: {reason}", file=sys.stderr)
+  return 1 if failures or not items else 0
 
 
 def _parse_absl_flags(argv):

@@ -11,6 +11,15 @@ contributions -- of the losses and, explicitly, of the gradients -- is the
 exact mean over the global batch, whatever the number of devices. This is
 what `lax.pmean` of per-device means approximates when devices hold different
 numbers of labelled examples per task.
+
+Task weighting (hyperface_jax/weighting/, docs/weighting.md) inside the same step: one
+`jax.vjp` of the per-task losses; the combined gradient is its pullback of the task
+coefficients (one backward pass); a scheme that asks for them (`TaskWeighting.task_grads`)
+also gets the exact per-task gradients of the parameters it names (a vmap of the same
+pullback over one-hot cotangents, psum-ed), PCGrad may replace the shared parameters'
+gradient (`shared_weights`), FAMO may ask for the updated parameters' losses
+(`needs_next_losses`), and the heads of stopped tasks (`state.weighting.active`) keep their
+values bit for bit (optim.freeze_stopped_heads).
 """
 
 from __future__ import annotations
@@ -138,7 +147,7 @@ def _train_step(
 ):
   """Per-device body of the train step (runs under shard_map)."""
   # Dropout differs per device and step: a pure function of (seed, step, device index).
-  step_key = jax.random.fold_in(jax.random.PRNGKey(seed, impl=prng_impl), state.step)
+  step_key = jax.random.fold_in(jax.random.key(seed, impl=prng_impl), state.step)
   rng = jax.random.fold_in(step_key, lax.axis_index(DATA_AXIS))
   weighting_rng = jax.random.fold_in(step_key, _WEIGHTING_STREAM)
   mutable = list(state.model_state.keys())

@@ -264,6 +264,43 @@ def replace_head(
   return merge_params(tree, fresh, dont_load=patterns, context="replace_head")
 
 
+def set_linear_head(tree: Mapping[str, Any], head: str, bias, kernel=0.0) -> Dict[str, Any]:
+  """Sets a linear head's `<head>/kernel` to the constant `kernel` (0 by default) and its
+  `<head>/bias` to `bias` (any shape with the bias's size, e.g. a [68, 2] mean shape).
+
+  With a zero kernel the head predicts `bias` for every input at first, and its gradient
+  w.r.t. the kernel is still non-zero (it is the feature times the error), so it trains.
+  Used by `model_load.head_init` (model_init.py) to start a new 68-point head at the
+  training mean shape (docs/surgery.md).
+
+  Args:
+    tree: nested dict of params (not modified).
+    head: "/"-joined path of a Dense layer holding `kernel` and `bias`.
+    bias: values of the bias (reshaped to its shape; cast to its dtype).
+    kernel: the constant the kernel is filled with.
+
+  Returns:
+    A new nested dict.
+  """
+  flat = flatten(tree)
+  k_name, b_name = f"{head.rstrip('/')}/kernel", f"{head.rstrip('/')}/bias"
+  if k_name not in flat or b_name not in flat:
+    raise KeyError(
+      f"set_linear_head: {head!r} is not a Dense layer with kernel and bias; layers: "
+      f"{sorted({n.rsplit('/', 1)[0] for n in flat})}."
+    )
+  b = np.asarray(bias)
+  b_shape = _shape(flat[b_name])
+  if b.size != int(np.prod(b_shape)):
+    raise ValueError(
+      f"set_linear_head: {b_name} has shape {b_shape}; the given bias has {b.size} values "
+      f"(shape {b.shape})."
+    )
+  flat[b_name] = b.reshape(b_shape).astype(_dtype(flat[b_name]))
+  flat[k_name] = np.full(_shape(flat[k_name]), kernel, _dtype(flat[k_name]))
+  return unflatten(flat)
+
+
 def reinit(
   tree: Mapping[str, Any], fresh: Mapping[str, Any], regexes: Union[str, Sequence[str]]
 ) -> Dict[str, Any]:

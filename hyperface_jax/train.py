@@ -8,20 +8,22 @@ model, losses, weighting, data and evaluator are chosen by name.
 from __future__ import annotations
 
 import functools
-import os
 import time
 from typing import Any, Dict
 
 import jax
 import numpy as np
 from absl import logging
+from etils import epath
 
 from hyperface_jax import (
   atomic_io,
   bridging,
   checkpointing,
+  config_checks,
   model_init,
   optim,
+  preemption,
   registry,
   sharding,
   steps,
@@ -75,14 +77,17 @@ def build(config, mesh):
 def prng_key(config) -> jax.Array:
   """The run's root key with the config's generator (`config.prng_impl`), without
   changing JAX's global default (a library must not)."""
-  return jax.random.PRNGKey(config.seed, impl=config.get("prng_impl"))
+  return jax.random.key(config.seed, impl=config.get("prng_impl"))
 
 
 def restore_or_init(config, mesh, init, ckpt: checkpointing.Checkpointer):
   """Restores the latest checkpoint or initialises (shape first, then jitted init),
   then loads `config.model_init` into a fresh state (model_init.py)."""
   rng = prng_key(config)
-  abstract = jax.eval_shape(init, rng)
+  try:
+    abstract = jax.eval_shape(init, rng)
+  except ValueError as e:  # the model refuses the config (e.g. an input size it cannot take)
+    raise config_checks.model_error(config, e) from e
   repl = sharding.replicated(mesh)
   if ckpt.latest_step() is not None:
     target = checkpointing.abstract_with_sharding(abstract, repl)
@@ -102,18 +107,35 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, float]:
   Returns:
     The flat final results (also written to `workdir/results.json`).
   """
-  os.makedirs(workdir, exist_ok=True)
+  config_checks.check(config)  # absurd values: one line naming the key (exit 2)
+  make_workdir(workdir)
   mesh = sharding.make_mesh()
   local_batch = sharding.check_batch_size(config.batch_size, mesh)
+  first_row = jax.process_index() * local_batch
+  logging.info(
+    "Process %d of %d generates rows %d-%d of each global batch of %d (%d local devices).",
+    jax.process_index(),
+    jax.process_count(),
+    first_row,
+    first_row + local_batch - 1,
+    config.batch_size,
+    jax.local_device_count(),
+  )
   sharding.check_batch_size(config.eval_batch_size, mesh, "eval_batch_size")
   _write_config(config, workdir)
 
   data = inputs.load(config)
   model, loss_fn, optimizer, weigher, init = build(config, mesh)
-  ckpt = checkpointing.Checkpointer(workdir, max_to_keep=config.keep_checkpoints)
+  ckpt = checkpointing.Checkpointer(
+    workdir,
+    max_to_keep=config.keep_checkpoints,
+    async_save=config.get("async_checkpointing", True),
+  )
+  # docs/papers.md 3.3: bridging templates, fitted once and stored beside the checkpoints
+  # (checked against the config before anything is restored).
+  templates = bridging.prepare(config, workdir)
   state = restore_or_init(config, mesh, init, ckpt)
-  # docs/papers.md 3.3: bridging templates, fitted once and stored beside the checkpoints.
-  state = bridging.attach(config, workdir, state, sharding.replicated(mesh))
+  state = bridging.attach(state, templates, sharding.replicated(mesh))
   start = int(state.step)
   writer = MetricWriter(workdir, resume_step=start)
 
@@ -132,12 +154,19 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, float]:
   make_batch = lambda step: sharding.global_batch(mesh, data.train_batch(step, local_batch))
   t0, last_step = time.time(), start
   next_batch = make_batch(start + 1) if start < config.total_steps else None
+  # SIGTERM: save at the next step boundary and stop (hyperface_jax/preemption.py).
+  watcher = preemption.Watcher().install()
   for step in range(start + 1, config.total_steps + 1):
     state, metrics = train_step(state, next_batch)  # dispatched asynchronously
     if step < config.total_steps:
       next_batch = make_batch(step + 1)  # host work overlaps the device step
     metrics = sharding.to_host(metrics)  # small; lets us stop on the first bad step
-    _check_finite(step, metrics)
+    try:
+      _check_finite(step, metrics)
+    except NonFiniteLossError:
+      watcher.uninstall()
+      ckpt.close()  # an asynchronous save of an earlier, good step completes first
+      raise
     if step % config.log_every == 0 or step == config.total_steps:
       dt = time.time() - t0
       rate = (step - last_step) * config.batch_size / max(dt, 1e-9)
@@ -163,8 +192,17 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, float]:
         val_count=jax.device_put(np.int32(int(state.val_count) + 1), sharding.replicated(mesh)),
       )
       writer.write(step, {f"val/loss/{t}": v for t, v in val_losses.items()})
-    if step % config.checkpoint_every == 0 or step == config.total_steps:
+    saved = step % config.checkpoint_every == 0 or step == config.total_steps
+    if saved:
       ckpt.save(step, state)
+    if step < config.total_steps and watcher.stop_requested():  # all processes agree
+      if not saved:
+        ckpt.save(step, state)
+      watcher.uninstall()
+      ckpt.close()  # complete on disk before the exit
+      writer.close()
+      raise preemption.Preempted(step, ckpt.directory)
+  watcher.uninstall()
   ckpt.close()
 
   results = runner.final_evaluation(config, workdir, mesh, eval_step, state, data)
@@ -172,7 +210,27 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, float]:
   return results
 
 
+def make_workdir(workdir) -> None:
+  """Creates `workdir` (a local folder or a cloud URL, through etils.epath).
+
+  Raises:
+    NotADirectoryError: `workdir` (or a parent) exists and is not a folder.
+  """
+  path = epath.Path(workdir)
+  expected = "expected a folder, or a path where one can be created"
+  if path.exists() and not path.is_dir():
+    raise NotADirectoryError(f"--workdir={workdir} is a file; {expected}.")
+  try:
+    path.mkdir(parents=True, exist_ok=True)
+  except (FileExistsError, NotADirectoryError) as e:  # a parent is a file
+    where = f" ({e.filename})" if e.filename else ""
+    raise NotADirectoryError(f"--workdir={workdir}: {e.strerror or e}{where}; {expected}.") from e
+
+
 def _write_config(config, workdir: str) -> None:
+  """Writes config.json; only the primary process (the others would race on the rename)."""
+  if jax.process_index() != 0:
+    return
   atomic_io.write_text_atomic(
-    os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2)
+    epath.Path(workdir) / "config.json", config.to_json_best_effort(indent=2)
   )

@@ -24,6 +24,10 @@ VARIANTS = {
   "hyperface_resnet101.py": (None, "caffe", "cpu"),
   "fast_hyperface.py": (None, "cpu"),
   "face_crops.py": ("synth", "celeba", "mtfl", "mafl", "lfwa", "300w", "celeba+mtfl"),
+  "social_attributes.py": (None, "cpu", "single", "real"),
+  "social_relation.py": (None, "cpu", "real"),
+  "tcdcn_eccv14.py": (None, "cpu"),
+  "tcdcn_tpami16.py": (None, "cpu", "finetune68", "finetune68_cpu"),
 }
 
 

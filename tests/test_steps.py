@@ -71,11 +71,13 @@ def _run(num_devices, batches):
     weighting=weigher,
     seed=0,
   )
-  metrics = []
+  metrics, first = [], None
   for b in batches:
     state, m = step(state, sharding.global_batch(mesh, b))
     metrics.append(sharding.to_host(m))
-  return sharding.to_host({"params": state.params, **state.model_state}), metrics
+    if first is None:
+      first = sharding.to_host({"params": state.params, **state.model_state})
+  return sharding.to_host({"params": state.params, **state.model_state}), metrics, first
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +89,19 @@ def runs():
 
 def test_one_and_eight_devices_give_the_same_parameters(runs):
   _, results = runs
-  (p1, m1), (p8, m8) = results[1], results[8]
-  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p8), strict=True):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-  for a, b in zip(m1, m8, strict=True):
+  (p1, m1, f1), (p8, m8, f8) = results[1], results[8]
+  # After one step the parameters and BatchNorm statistics agree to float rounding.
+  for a, b in zip(jax.tree.leaves(f1), jax.tree.leaves(f8), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
+  # Losses of every step agree (step 1 to rounding); after three steps the BatchNorm network has amplified the
+  # fp32 summation-order differences of 1 vs 8 partial sums (measured: 2e-5 on conv1
+  # weights that moved by ~1e-2; 3e-8 for the same network without BatchNorm), hence a
+  # looser bound on the final parameters.
+  for i, (a, b) in enumerate(zip(m1, m8, strict=True)):
     for k in a:
-      np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-6, err_msg=k)
+      np.testing.assert_allclose(a[k], b[k], rtol=1e-4 if i == 0 else 1e-3, atol=1e-6, err_msg=k)
+  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p8), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
   # Parameters really moved (the test could otherwise pass vacuously).
   assert set(p1) == {"params", "batch_stats"}
   p0 = sharding.to_host(

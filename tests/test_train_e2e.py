@@ -137,6 +137,81 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(
         assert resumed[step][key] == pytest.approx(full[step][key], rel=1e-5), (step, key)
 
 
+def _crash_then_resume(config, workdir, monkeypatch, before_step):
+  """Runs `config` in `workdir`, crashing just before step `before_step`, then resumes."""
+  real = steps.make_train_step
+
+  def crashing(*args, **kwargs):
+    step_fn = real(*args, **kwargs)
+
+    def wrapped(state, batch):
+      if int(state.step) == before_step - 1:
+        raise _Crash()
+      return step_fn(state, batch)
+
+    return wrapped
+
+  monkeypatch.setattr(steps, "make_train_step", crashing)
+  with pytest.raises(_Crash):
+    train.train_and_evaluate(config, workdir)
+  monkeypatch.setattr(steps, "make_train_step", real)
+  train.train_and_evaluate(config, workdir)
+
+
+# Schemes whose coefficients move every step (uncertainty) or at an evaluation
+# (tcdcn_early_stop: k = 1 and a threshold no criterion falls below, so every auxiliary
+# task stops at the first check: the update of step 5, which sees the second evaluation).
+MOVING_WEIGHTS = {
+  "tcdcn_early_stop": dict(k=1, epsilon=-1e9),
+  "uncertainty": dict(lr=0.05),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", sorted(MOVING_WEIGHTS))
+def test_resumed_run_matches_uninterrupted_with_moving_weights(
+  scheme, data_dir, tmp_path, monkeypatch
+):
+  """8 steps, evaluation every 2, checkpoints at 3, 6, 8; the crash comes before step 5,
+  so the resumed run restores the weighting state of step 3 (interval sums, val_count)
+  and must take the same decisions."""
+
+  def config():
+    c = _smoke_config(data_dir, total_steps=8, eval_every=2, log_every=1)
+    c.weighting.name = scheme
+    c.weighting[scheme].update(MOVING_WEIGHTS[scheme])
+    return c
+
+  full_dir, resumed_dir = str(tmp_path / "full"), str(tmp_path / "resumed")
+  train.train_and_evaluate(config(), full_dir)
+  _crash_then_resume(config(), resumed_dir, monkeypatch, before_step=5)
+  full = {r["step"]: r for r in read_metrics(full_dir) if "train/loss" in r}
+  resumed = {r["step"]: r for r in read_metrics(resumed_dir) if "train/loss" in r}
+  assert sorted(resumed) == sorted(full) == list(range(1, 9))
+  prefixes = ("train/loss", "weight/", "stopped_step/", "tcdcn/", "uncertainty/")
+  for step in full:
+    keys = [k for k in full[step] if k.startswith(prefixes)]
+    assert keys == [k for k in resumed[step] if k.startswith(prefixes)]
+    for key in keys:
+      assert resumed[step][key] == pytest.approx(full[step][key], rel=1e-5), (step, key)
+  pose = [full[s]["weight/pose"] for s in range(1, 9)]
+  assert len(set(pose)) > 1, pose  # the weights moved
+  if scheme == "tcdcn_early_stop":
+    for t in ("detection", "visibility", "pose", "gender"):
+      assert [full[s][f"stopped_step/{t}"] for s in range(1, 9)] == [-1] * 4 + [5] * 4, t
+      assert [full[s][f"weight/{t}"] == 0 for s in range(1, 9)] == [False] * 5 + [True] * 3, t
+    assert all(full[s]["stopped_step/landmarks"] == -1 for s in full)
+    # The stopped heads did not move between the checkpoints of steps 6 and 8.
+    heads = [
+      checkpointing.restore_variables(resumed_dir, step=s)["params"]["heads"] for s in (6, 8)
+    ]
+    for name in ("fc_pose1", "fc_pose2", "fc_gender2"):
+      assert heads[0][name]["kernel"].tobytes() == heads[1][name]["kernel"].tobytes(), name
+    assert (
+      heads[0]["fc_landmarks2"]["kernel"].tobytes() != heads[1]["fc_landmarks2"]["kernel"].tobytes()
+    )
+
+
 def test_non_finite_loss_stops_naming_step_and_task(data_dir, tmp_path, monkeypatch):
   workdir = str(tmp_path / "nan")
   real_load = inputs.load

@@ -108,8 +108,52 @@ def ensure_prepared(data_config) -> None:
       f"python -m hyperface_jax.data.prepare {name} "
       f"--data_dir={data_dir} --manual_dir=<folder with the original files>"
     )
-  logging.info("Preparing %s in %s ...", name, data_dir)
-  builder.download_and_prepare()
+  import jax  # pylint: disable=g-import-not-at-top
+
+  if jax.process_count() == 1:
+    logging.info("Preparing %s in %s ...", name, data_dir)
+    builder.download_and_prepare()
+    return
+  _prepare_on_process_zero(builder, data_config)
+
+
+def _prepare_on_process_zero(builder, data_config) -> None:
+  """Multi-process runs: process 0 builds the dataset while the others wait for it.
+
+  Every process then learns from process 0 whether the build succeeded (a broadcast,
+  which is also the barrier). `data_dir` must be a folder every process sees (a shared
+  filesystem or a URL); for datasets that take long to build, run the `prepare` command
+  once before the run instead (a collective waits only so long).
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+  name, data_dir = data_config["name"], data_config["data_dir"]
+  command = f"python -m hyperface_jax.data.prepare {name} --data_dir={data_dir}"
+  error = None
+  if jax.process_index() == 0:
+    logging.info("Preparing %s in %s (the other processes wait) ...", name, data_dir)
+    try:
+      builder.download_and_prepare()
+    except Exception as e:  # pylint: disable=broad-except
+      error = e
+  else:
+    logging.info("Waiting for process 0 to prepare %s in %s ...", name, data_dir)
+  built = int(multihost_utils.broadcast_one_to_all(np.int32(error is None)))
+  if error is not None:
+    raise error
+  if not built:
+    raise RuntimeError(
+      f"Process 0 failed to prepare dataset {name!r} in {data_dir} (its log says why). "
+      f"Prepare it before the run: {command}"
+    )
+  if not tfds.builder(name, data_dir=data_dir, **builder_kwargs(data_config)).is_prepared():
+    raise FileNotFoundError(
+      f"Process 0 prepared dataset {name!r} in {data_dir}, but process "
+      f"{jax.process_index()} does not see it there: config.data.data_dir must be a folder "
+      f"every host shares (or a gs:// URL), or prepare it on every host first: {command}"
+    )
 
 
 def sources(data_config) -> List[dict]:

@@ -78,7 +78,8 @@ def _labelled_crops(
 def _finish(crops, labels, normalize, return_uint8):
   out = dict(labels)
   if crops is None:
-    out["example_mask"] = np.ones(len(labels["detection"]), np.float32)
+    # any label's length (a run without the detection task has no "detection" key)
+    out["example_mask"] = np.ones(len(labels["scene_index"]), np.float32)
     return out
   if normalize is not None:
     out["image"] = preprocess.normalize(crops, normalize)

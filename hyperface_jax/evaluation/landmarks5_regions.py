@@ -27,7 +27,8 @@ Reports
   * `<task>/nme_box`: the same errors divided by the face box side sqrt(w h) of the
     region's face (`face_box`; HyperFace's normalizer, docs/papers.md 1.12), which stays
     finite on profiles;
-  * `<task>/nme_interocular/<pose class>` when the batch carries `pose_class` labels
+  * `<task>/nme_interocular/<pose class>` and `<task>/failure_rate_0.1/<pose class>` when
+    the batch carries `pose_class` labels
     (tasks.POSE_CLASSES: the inter-ocular distance shrinks with |yaw|, so the profile
     classes dominate the mean);
   * per-attribute accuracies of `attributes22` (`attributes22/accuracy/<name>`).
@@ -170,6 +171,9 @@ class TCDCNRegionEvaluator:
           sel = ok & (pose == c)
           if sel.any():
             out[f"{prefix}{task}/nme_interocular/{name}"] = float(err[sel].mean())
+            out[f"{prefix}{task}/failure_rate_{thr}/{name}"] = metrics.failure_rate(
+              err[sel], self.failure_threshold
+            )
             if not prefix:
               out[f"count/{task}_interocular/{name}"] = float(sel.sum())
     for (prefix, i), (correct, count) in self._attr.items():

@@ -218,6 +218,32 @@ def results_markdown(results: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
+def training_summary(rows) -> dict:
+  """The last logged value of each `weight/<task>` and `stopped_step/<task>` (task-wise
+  early stopping: the step whose update stopped the task, -1 while it trains) in
+  metrics.jsonl rows; {} when there are none."""
+  out = {}
+  for r in rows:
+    for k, v in r.items():
+      if k.startswith(("weight/", "stopped_step/")) and isinstance(v, (int, float)):
+        out[k] = v
+  return out
+
+
+def training_markdown(summary: dict) -> str:
+  """A "Training" section of results.md: final task weights and early-stopping steps."""
+  if not summary:
+    return ""
+  task_names = sorted({k.split("/", 1)[1] for k in summary})
+  lines = ["", "## Training", "", "| task | final weight | stopped at step |", "|---|---|---|"]
+  for t in task_names:
+    w, s = summary.get(f"weight/{t}"), summary.get(f"stopped_step/{t}")
+    w_s = "" if w is None else f"{w:.4g}"
+    s_s = "" if s is None else ("not stopped" if s < 0 else str(int(s)))
+    lines.append(f"| {t} | {w_s} | {s_s} |")
+  return "\n".join(lines) + "\n"
+
+
 def _examples(arrays):
   """(images, labels, outputs) kept by the evaluator, or None without images."""
   if "examples/image_uint8" not in arrays:
@@ -321,7 +347,7 @@ def write_report(
     written.append(plot_crops(*source, os.path.join(out_dir, "crops.png"), num_crops))
   md_path = os.path.join(out_dir, "results.md")
   with open(md_path + ".tmp", "w") as f:
-    f.write(results_markdown(results))
+    f.write(results_markdown(results) + training_markdown(training_summary(rows)))
   os.replace(md_path + ".tmp", md_path)
   written.append(md_path)
   return [p for p in written if p is not None]

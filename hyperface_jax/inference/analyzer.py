@@ -4,6 +4,7 @@
   faces = analyzer([image_a, image_b])     # list (per image) of list of Face
   arrays = analyzer.padded([image_a])      # dict of [B, max_faces, ...] + "mask"
   analyzer.timings                          # seconds per stage of the last call
+  FaceAnalyzer.from_export("exports/demo")  # an ONNX export, onnxruntime, no JAX imported
 
 Pipeline per call, over all images together: proposals (registry.PROPOSALS) -> batched
 network pass (inference/batched.py, one compilation) -> Iterative Region Proposals
@@ -15,12 +16,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from hyperface_jax.inference import batched, irp, lnms, proposals
 from hyperface_jax.inference import config as config_lib
+from hyperface_jax.inference import irp, lnms, proposals
+
+if TYPE_CHECKING:  # batched imports JAX: only `from_workdir` needs it (from_export runs without)
+  from hyperface_jax.inference import batched
 
 STAGES = ("proposals", "network", "irp", "lnms")
 
@@ -83,7 +87,8 @@ class FaceAnalyzer:
 
   Attributes:
     config: the pipeline settings (inference/config.py), locked.
-    network: the BatchedNetwork (fixed-size batches, one compilation).
+    network: the BatchedNetwork (fixed-size batches, one compilation), or the
+      onnx_network.OnnxNetwork of `from_export`.
     timings: seconds per stage ("proposals", "network", "irp", "lnms") of the last call,
       summed over its images, plus "total".
   """
@@ -108,6 +113,8 @@ class FaceAnalyzer:
       **overrides: pipeline settings, dotted keys as strings via `**{"nms.top_k": 3}`
         or sections as dicts (`nms={"top_k": 3}`).
     """
+    from hyperface_jax.inference import batched
+
     train_config = batched.load_workdir_config(workdir)
     model, variables, _ = batched.load_variables(train_config, workdir, step)
     config = config_lib.with_overrides(config_lib.inference_config(), overrides)
@@ -118,6 +125,24 @@ class FaceAnalyzer:
       normalize=train_config.data.get("normalize", "minus_half"),
       batch_size=config.batch_size,
       flip_test=config.flip_test,
+    )
+    return cls(network, config)
+
+  @classmethod
+  def from_export(cls, directory: str, **overrides) -> "FaceAnalyzer":
+    """Builds the analyzer on an exported ONNX model, run by onnxruntime without JAX.
+
+    Args:
+      directory: a folder written by `python -m hyperface_jax.export --format=onnx` from a
+        HyperFace run (model.onnx + preprocessing.json; docs/export.md).
+      **overrides: pipeline settings, as in `from_workdir`. The "learned" proposals need
+        JAX (inference/fast_proposals.py); the other generators do not.
+    """
+    from hyperface_jax.inference import onnx_network
+
+    config = config_lib.with_overrides(config_lib.inference_config(), overrides)
+    network = onnx_network.OnnxNetwork(
+      directory, batch_size=config.batch_size, flip_test=config.flip_test
     )
     return cls(network, config)
 

@@ -59,7 +59,13 @@ class FastProposalNet(nn.Module):
       images: float32 [B, H, W, 3] normalized as the training crops, H, W >= 24.
       train: BatchNorm in training mode.
     """
-    if images.ndim != 4 or images.shape[-1] != 3 or min(images.shape[1:3]) < RECEPTIVE_FIELD:
+    # Each side compared on its own (not min(H, W)): with symbolic H, W (hyperface_jax.export)
+    # only `H >= 24`-style comparisons are decidable.
+    if (
+      images.ndim != 4
+      or images.shape[-1] != 3
+      or any(d < RECEPTIVE_FIELD for d in images.shape[1:3])
+    ):
       raise ValueError(
         f"FastProposalNet expects images [B, H, W, 3] with H, W >= "
         f"{RECEPTIVE_FIELD}; got {images.shape}."

@@ -40,8 +40,10 @@ SMALL_STAGES = (1, 2, 4, 8)  # channel multipliers of the small conv net's four 
 
 
 class SmallConvNet(nn.Module):
-  """Four conv3x3-BN-ReLU-maxpool stages of width x (1, 2, 4, 8), then global average
-  pooling: the default CPU-scale backbone (layer sizes are [?] in docs/papers.md 3.2)."""
+  """Four stages of conv3x3/2-BN-ReLU then conv3x3-BN-ReLU, widths width x (1, 2, 4, 8),
+  then global average pooling: the default CPU-scale backbone (layer sizes are [?] in
+  docs/papers.md 3.2). Strided convs rather than max pooling: XLA's max-pool gradient is
+  ~10x slower on CPU (measured: docs/social.md)."""
 
   width: int = 16
   norm_axis_name: Any = None
@@ -49,14 +51,18 @@ class SmallConvNet(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     for i, mult in enumerate(SMALL_STAGES):
-      x = nn.Conv(self.width * mult, (3, 3), padding="SAME", use_bias=False, name=f"conv{i + 1}")(x)
-      x = nn.BatchNorm(
-        use_running_average=not train,
-        momentum=0.9,
-        axis_name=norm_axis(self.norm_axis_name) if train else None,
-        name=f"bn{i + 1}",
-      )(x)
-      x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
+      for j, stride in enumerate((2, 1)):
+        name = f"conv{i + 1}{'ab'[j]}"
+        x = nn.Conv(
+          self.width * mult, (3, 3), (stride, stride), padding="SAME", use_bias=False, name=name
+        )(x)
+        x = nn.BatchNorm(
+          use_running_average=not train,
+          momentum=0.9,
+          axis_name=norm_axis(self.norm_axis_name) if train else None,
+          name=f"bn{i + 1}{'ab'[j]}",
+        )(x)
+        x = nn.relu(x)
     return jnp.mean(x, axis=(1, 2))
 
 
@@ -160,14 +166,24 @@ class AttributeHeads(nn.Module):
 
 
 class RelationHead(nn.Module):
-  """[f_a; f_b (; cues)] -> two hidden fully connected layers -> trait logits (3.2)."""
+  """[f_a; f_b (; cues)] -> BatchNorm -> two hidden fully connected layers -> trait
+  logits (3.2). The input BatchNorm puts the 9 cues (spreads ~0.2) on the scale of the
+  hundreds of face-feature values; without it the head ignored them for the first
+  thousand steps (docs/social.md)."""
 
   width: int = 256
   dropout: float = 0.3
   num_traits: int = len(_tasks.RELATION_TRAITS)
+  norm_axis_name: Any = None
 
   @nn.compact
   def __call__(self, y: jax.Array, train: bool = False) -> jax.Array:
+    y = nn.BatchNorm(
+      use_running_average=not train,
+      momentum=0.9,
+      axis_name=norm_axis(self.norm_axis_name) if train else None,
+      name="bn_in",
+    )(y)
     for i in (1, 2):
       y = nn.relu(nn.Dense(self.width, name=f"fc{i}")(y))
       y = nn.Dropout(self.dropout, deterministic=not train)(y)
@@ -207,6 +223,12 @@ class SocialRelationNet(nn.Module):
     relation_width: width of the two hidden fully connected layers of the relation head.
     relation_dropout: dropout after each of them in training.
     num_traits: relation outputs (8, docs/papers.md 3.1).
+    use_attributes: also give the relation head each face's attribute predictions
+      (softmax / sigmoid probabilities, pose values): a linear function of the feature,
+      but one the head finds at once (docs/social.md).
+    train_branch: False keeps the face branch as loaded (no gradient into it, BatchNorm
+      on its running statistics): the relation head learns on the attribute features,
+      which stay those of the attribute run, at about a third of the training cost.
   """
 
   attribute_tasks: Sequence[str] = ("expression", "gender", "pose", "age_group")
@@ -220,17 +242,36 @@ class SocialRelationNet(nn.Module):
   relation_width: int = 256
   relation_dropout: float = 0.3
   num_traits: int = len(_tasks.RELATION_TRAITS)
+  train_branch: bool = True
+  use_attributes: bool = True
 
   def setup(self):
     kwargs = {k: getattr(self, k) for k in _BRANCH_FIELDS}
     self.branch = FaceBranch(**kwargs)
     self.heads = AttributeHeads(tuple(self.attribute_tasks))
-    self.relation = RelationHead(self.relation_width, self.relation_dropout, self.num_traits)
+    self.relation = RelationHead(
+      self.relation_width, self.relation_dropout, self.num_traits, self.norm_axis_name
+    )
 
   def embed(self, crops: jax.Array, train: bool = False):
-    """Face crops [N, S, S, 3] -> (branch features [N, F], {task: attribute output})."""
-    feature = self.branch(crops, train)
-    return feature, self.heads(feature)
+    """Face crops [N, S, S, 3] -> (relation features [N, F'], {task: attribute output}):
+    the branch feature, with the attribute predictions when `use_attributes`."""
+    feature = self.branch(crops, train and self.train_branch)
+    if not self.train_branch:
+      feature = jax.lax.stop_gradient(feature)
+    attrs = self.heads(feature)
+    if not self.use_attributes:
+      return feature, attrs
+    parts = [feature]
+    for name, value in attrs.items():
+      loss = _tasks.get(name).loss
+      value = value.reshape(value.shape[0], -1)
+      if loss == "softmax_cross_entropy":
+        value = jax.nn.softmax(value)
+      elif loss == "sigmoid_cross_entropy":
+        value = jax.nn.sigmoid(value)
+      parts.append(value)
+    return jnp.concatenate(parts, axis=-1), attrs
 
   def relate(self, feat_a, feat_b, cues, train: bool = False) -> jax.Array:
     """Trait logits [B, 8] of the ordered pairs (a, b) from their features and cues."""

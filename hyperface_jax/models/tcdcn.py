@@ -21,7 +21,8 @@ product of the task's declared `output_shape` (hyperface_jax/tasks.py). Swapping
 Grey input: a 3-channel input is reduced to one luma channel by the fixed BT.601 weights
 (data/preprocess.BT601_LUMA) before conv1, so conv1 has the paper's single input channel.
 With `data.normalize="grey"` (3 identical channels Y/255 - 0.5) the reduction returns that
-channel exactly (the weights sum to 1); with "minus_half" RGB it computes the same luma.
+channel (the weights sum to 1; equal up to float32 rounding); with "minus_half" RGB it
+computes the same luma.
 A 1-channel input is used as it is.
 
 Documented defaults where the papers are silent (each a field): max pooling 2x2 stride 2,
@@ -65,6 +66,17 @@ def to_grey(images: jax.Array) -> jax.Array:
   return jnp.tensordot(images, jnp.asarray(BT601_LUMA, images.dtype), axes=[[-1], [0]])[..., None]
 
 
+def max_pool(x: jax.Array, size: int) -> jax.Array:
+  """Max pooling, window = stride = `size`, VALID (floor): the same values as
+  `nn.max_pool(x, (size, size), strides=(size, size))`, written as a reshape and a max
+  because XLA's CPU gradient of reduce_window (select_and_scatter) made the whole train
+  step about 2x slower (bench on 2 cores: 0.13 s vs 0.06 s for a batch of 64)."""
+  b, h, w, c = x.shape
+  h, w = h // size, w // size
+  x = x[:, : h * size, : w * size]
+  return x.reshape(b, h, size, w, size, c).max(axis=(2, 4))
+
+
 class TCDCNBackbone(nn.Module):
   """conv1..conv4 (abs tanh, max pooling) -> fc (abs tanh): the shared feature.
 
@@ -101,8 +113,7 @@ class TCDCNBackbone(nn.Module):
       x = nn.Conv(feat, (k, k), padding="VALID", dtype=self.dtype, name=f"conv{i + 1}")(x)
       x = abs_tanh(x)
       if pool:
-        p = self.pool_size
-        x = nn.max_pool(x, (p, p), strides=(p, p), padding="VALID")
+        x = max_pool(x, self.pool_size)
       if min(x.shape[1:3]) < 1:
         raise ValueError(f"TCDCN: input {images.shape[1:3]} is too small for conv{i + 1}.")
     x = x.reshape((x.shape[0], -1))

@@ -78,13 +78,14 @@ def dwa(
   n = len(tasks)
 
   def init():
-    zeros = jnp.zeros((n,), jnp.float32)
+    # A new array per field: leaves sharing one buffer could not all be donated.
+    zeros = lambda: jnp.zeros((n,), jnp.float32)
     return DWAState(
       weights={t: jnp.ones((), jnp.float32) for t in tasks},
-      interval_sum=zeros,
-      interval_count=zeros,
-      last=zeros,
-      before_last=zeros,
+      interval_sum=zeros(),
+      interval_count=zeros(),
+      last=zeros(),
+      before_last=zeros(),
       intervals=jnp.zeros((), jnp.int32),
     )
 
@@ -191,13 +192,14 @@ def famo(
     return ratio / jnp.maximum(jnp.sum(ratio), jnp.finfo(jnp.float32).tiny)
 
   def init():
-    zeros = jnp.zeros((n,), jnp.float32)
+    # A new array per field: leaves sharing one buffer could not all be donated.
+    zeros = lambda: jnp.zeros((n,), jnp.float32)
     return FAMOState(
       weights={t: jnp.full((), 1.0 / n, jnp.float32) for t in tasks},
-      logits=per_task(zeros, tasks),
-      opt_state=opt.init(zeros),
-      prev_losses=zeros,
-      prev_counts=zeros,
+      logits=per_task(zeros(), tasks),
+      opt_state=opt.init(zeros()),
+      prev_losses=zeros(),
+      prev_counts=zeros(),
     )
 
   def step_weights(state, *, train_losses, train_counts):

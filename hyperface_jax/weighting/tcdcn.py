@@ -264,13 +264,14 @@ def tcdcn_dynamic(
   n = len(tasks)
 
   def init():
-    zeros = jnp.zeros((n,), jnp.float32)
+    # A new array per field: leaves sharing one buffer could not all be donated.
+    zeros = lambda: jnp.zeros((n,), jnp.float32)
     return DynamicState(
       weights=per_task(lam0, tasks),
-      interval_sum=zeros,
-      interval_count=zeros,
-      prev_train=zeros,
-      prev_val=zeros,
+      interval_sum=zeros(),
+      interval_count=zeros(),
+      prev_train=zeros(),
+      prev_val=zeros(),
       has_prev=jnp.zeros((n,), jnp.int32),
       val_seen=jnp.zeros((), jnp.int32),
     )

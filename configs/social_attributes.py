@@ -3,9 +3,11 @@ r"""Face branch of the social-relation system: attributes from heterogeneous dat
   python -m hyperface_jax.main --config=configs/social_attributes.py:cpu \
       --workdir=runs/social_attributes_cpu
 
-reaches (2-core CPU, shared; MEASURED_CPU below) on the synth_face_crops test faces:
-expression accuracy 0.62 (7 classes; most frequent class 0.30), gender 0.84, pose MAE
-7.6 deg, age group 0.71, in about 6 minutes. docs/social.md has the full tables.
+reaches (measured: 2-core CPU shared with other jobs, 11.9 min wall of which 2000 steps at
+~340 examples/s; about 7 min on an idle machine) on the test faces: expression accuracy
+0.50 (7 classes, synth_faces scene faces; training majority 0.29, balanced accuracy 0.37),
+gender 0.79, pose MAE 9.1 deg (mean-pose baseline 18.5), age group 0.49, eyeglasses 0.96,
+mouth open 0.90, smiling 0.78. docs/social.md has the confusion matrix.
 
 docs/papers.md sections 3.1, 3.3, 3.4: one network learns expression (7 classes, ExpW
 order), gender, head pose, age group and CelebA attributes (smiling, eyeglasses,
@@ -13,22 +15,23 @@ mouth_open) from several datasets, none of which has every label; the bridging l
 (210 HOG-template distances, hyperface_jax/bridging.py) is concatenated to the shared
 feature before the linear attribute classifiers. Variants (ARG):
 
-  (none)  synth_face_crops as three heterogeneous datasets (below), longer training and a
-          wider branch (for an accelerator)
-  cpu     the same at CPU scale (under 10 minutes here)
-  single  cpu scale, one dataset: the ExpW-like third alone (expression labels only), the
+  (none)  the three heterogeneous synth datasets (below), longer training and a wider
+          branch (for an accelerator; not run here)
+  cpu     the same at CPU scale (about 7 minutes on an idle 2-core machine)
+  single  cpu scale, one dataset: the ExpW-like scenes alone (expression labels only), the
           "one dataset" arm of bench/social_ablation.py
   real    AFLW (pose, gender) + CelebA (gender, attributes) + ExpW (expression), built from
           the original files (docs/datasets/*.md); not measured here
 
-The synth variants split synth_face_crops' training faces in three disjoint thirds that
-keep different labels (config.data.sources keep_labels, data/inputs.py), as AFLW, CelebA
-and ExpW do: AFLW-like (pose, gender), CelebA-like (gender, smiling, eyeglasses,
-mouth_open, age group), ExpW-like (expression). Every third keeps its landmarks: they
-play the role of the SDM alignment the papers run on every face (section 3.3), used only
-to fit the bridging templates. Evaluation sees every label of the test split (once per
-source: the ratios are those of one pass). Ablate the bridging layer with
---config.model.bridging.enabled=False.
+The synth variants mix three datasets none of which has every label (config.data.sources
+keep_labels, data/inputs.py), in the formats of AFLW, CelebA and ExpW: two disjoint halves
+of synth_face_crops (12000 crops) keep AFLW's labels (pose, gender) and CelebA's (gender,
+smiling, eyeglasses, mouth_open, age group); the faces of the synth_faces scenes of the
+relation network (6000 training scenes; whole images with several faces, as ExpW) keep
+the expression only, and give half of the training rows. Every source keeps its
+landmarks: they play the role of the SDM alignment the papers run on every face (section
+3.3), used only to fit the bridging templates. Evaluation sees every label of each
+source's test split. Ablate the bridging layer with --config.model.bridging.enabled=False.
 """
 
 from hyperface_jax import config_lib

@@ -64,11 +64,12 @@ def get_config(arg=None):
     # The branch keeps the attribute run's weights (models/social.py); the scratch arm of
     # bench/social_ablation.py trains it (--config.model.train_branch=True).
     train_branch=False,
+    relation_input="attributes",
   )
   c.input_size = 48
   c.tasks = ("relations",)
   c.weighting.weights = {"relations": 1.0}
-  c.total_steps = 10000 if arg in (None, "real") else 1200
+  c.total_steps = 10000 if arg in (None, "real") else 2000
   c.batch_size = 64
   c.eval_batch_size = 128
   c.log_every = 50

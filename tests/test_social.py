@@ -293,3 +293,6 @@ def test_relation_model_outputs_and_cue_switch():
     width = v["params"]["relation"]["fc1"]["kernel"].shape[0]
     attributes = 7 + 2 + 3 + 4  # expression, gender, pose, age_group predictions per face
     assert width == 2 * (8 + attributes) + (pairs.NUM_CUES if use_cues else 0)
+  model = registry.MODELS.get("social_relation")(width=4, relation_input="attributes")
+  v = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))
+  assert v["params"]["relation"]["fc1"]["kernel"].shape[0] == 2 * attributes + pairs.NUM_CUES

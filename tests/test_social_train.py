@@ -57,7 +57,9 @@ def test_attribute_then_relation_run(tmp_path):
   assert arrays["templates"].shape == (bridging.num_templates(CLUSTERS), 324)
   assert meta["settings"]["input_size"] == 32 and meta["version"] == bridging.FORMAT_VERSION
   saved = checkpointing.restore_variables(attr_dir)["bridging"]["branch"]["bridging"]
-  np.testing.assert_array_equal(saved["templates"], arrays["templates"])
+  # steps.py takes the cross-device mean of all model state: an ulp may move per step
+  # (every start reloads the file, bridging.attach)
+  np.testing.assert_allclose(saved["templates"], arrays["templates"], rtol=1e-5, atol=1e-7)
 
   rel.model_init = attr_dir
   results = train.train_and_evaluate(rel, rel_dir)

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from hyperface_jax import registry
+from hyperface_jax.colour import BT601_LUMA  # re-exported: export/spec.py reads it here
 
 # ImageNet RGB statistics (torchvision convention, torchvision.models docs) for the
 # "imagenet" mode: RGB in [0, 1], then (x - mean) / std.
@@ -28,9 +29,8 @@ CAFFE_BGR_MEAN = (104.00698793, 116.66876762, 122.67891434)
 _IMAGENET_MEAN = np.array(IMAGENET_MEAN, np.float32)
 _IMAGENET_STD = np.array(IMAGENET_STD, np.float32)
 _CAFFE_BGR_MEAN = np.array(CAFFE_BGR_MEAN, np.float32)
-# ITU-R BT.601 luma weights (R, G, B) for the "grey" mode (TCDCN's grey input,
+# BT601_LUMA (hyperface_jax/colour.py) weights the "grey" mode (TCDCN's grey input,
 # docs/papers.md section 2.1); they sum to 1, so grey keeps the "minus_half" scale.
-BT601_LUMA = (0.299, 0.587, 0.114)
 _BT601_LUMA = np.array(BT601_LUMA, np.float32)
 
 # Every mode `normalize` accepts (config.data.normalize; converted weights record theirs in

@@ -198,6 +198,9 @@ def final_evaluation(config, workdir, mesh, eval_step, state, data) -> Dict[str,
   payload = dict(results)
   payload.update({f"protocol/{k}": v for k, v in evaluator.protocol().items()})
   payload["step"] = int(state.step)
+  # Task-wise early stopping (weighting/tcdcn.py): the step each task stopped, -1 = never.
+  for t, v in dict(getattr(state.weighting, "stopped_step", {}) or {}).items():
+    payload[f"stopped_step/{t}"] = int(np.asarray(jax.device_get(v)))
   if jax.process_index() == 0:
     atomic_io.write_json_atomic(os.path.join(workdir, "results.json"), payload)
     arrays = evaluator.arrays() if hasattr(evaluator, "arrays") else {}

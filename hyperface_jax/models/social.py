@@ -226,6 +226,10 @@ class SocialRelationNet(nn.Module):
     use_attributes: also give the relation head each face's attribute predictions
       (softmax / sigmoid probabilities, pose values): a linear function of the feature,
       but one the head finds at once (docs/social.md).
+    relation_input: "features" gives the relation head each face's branch feature [x; h]
+      (with the predictions when `use_attributes`); "attributes" only the attribute
+      predictions: 22 numbers a face instead of ~360, which the head cannot memorise on a
+      few thousand training pairs (docs/social.md).
     train_branch: False keeps the face branch as loaded (no gradient into it, BatchNorm
       on its running statistics): the relation head learns on the attribute features,
       which stay those of the attribute run, at about a third of the training cost.
@@ -244,6 +248,7 @@ class SocialRelationNet(nn.Module):
   num_traits: int = len(_tasks.RELATION_TRAITS)
   train_branch: bool = True
   use_attributes: bool = True
+  relation_input: str = "features"
 
   def setup(self):
     kwargs = {k: getattr(self, k) for k in _BRANCH_FIELDS}
@@ -260,9 +265,11 @@ class SocialRelationNet(nn.Module):
     if not self.train_branch:
       feature = jax.lax.stop_gradient(feature)
     attrs = self.heads(feature)
-    if not self.use_attributes:
+    if self.relation_input not in ("features", "attributes"):
+      raise ValueError(f"relation_input={self.relation_input!r}: 'features' or 'attributes'.")
+    if not self.use_attributes and self.relation_input == "features":
       return feature, attrs
-    parts = [feature]
+    parts = [feature] if self.relation_input == "features" else []
     for name, value in attrs.items():
       loss = _tasks.get(name).loss
       value = value.reshape(value.shape[0], -1)

@@ -19,7 +19,7 @@ product of the task's declared `output_shape` (hyperface_jax/tasks.py). Swapping
 (`model_load.head_init`, docs/surgery.md): every backbone name stays the same.
 
 Grey input: a 3-channel input is reduced to one luma channel by the fixed BT.601 weights
-(data/preprocess.BT601_LUMA) before conv1, so conv1 has the paper's single input channel.
+(hyperface_jax/colour.py BT601_LUMA) before conv1, so conv1 has the paper's single input channel.
 With `data.normalize="grey"` (3 identical channels Y/255 - 0.5) the reduction returns that
 channel (the weights sum to 1; equal up to float32 rounding); with "minus_half" RGB it
 computes the same luma.
@@ -46,7 +46,7 @@ import jax.numpy as jnp
 
 from hyperface_jax import registry
 from hyperface_jax import tasks as _tasks
-from hyperface_jax.data.preprocess import BT601_LUMA
+from hyperface_jax.colour import BT601_LUMA
 
 ECCV14_TASKS = ("landmarks5", "pose_class", "gender", "eyeglasses", "smiling")
 TPAMI16_TASKS = ("landmarks5", "attributes22")

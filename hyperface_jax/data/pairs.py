@@ -29,6 +29,7 @@ from typing import Dict, List
 import numpy as np
 
 from hyperface_jax.data import preprocess
+from hyperface_jax.data import sources as source_lib
 
 NUM_CUES = 9
 CUE_NAMES = ("xa", "ya", "sa", "xb", "yb", "sb", "dx", "dy", "log_scale_ratio")
@@ -231,12 +232,12 @@ def device_batch(batch, normalize: str) -> Dict[str, object]:
 
 
 def load_split(src: dict, split: str, max_scenes=None) -> PairSet:
-  """A PairSet of one split of a source dict (data/inputs.py `sources`)."""
+  """A PairSet of one split of a source dict (data/sources.py `sources`)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  from hyperface_jax.data import builders, inputs  # noqa: F401  (builders registers them)
+  from hyperface_jax.data import builders  # noqa: F401  (registers the TFDS builders)
 
-  builder = tfds.builder(src["name"], data_dir=src["data_dir"], **inputs.builder_kwargs(src))
+  builder = tfds.builder(src["name"], data_dir=src["data_dir"], **source_lib.builder_kwargs(src))
   ds = builder.as_dataset(split=split, shuffle_files=False)
   if max_scenes is not None:
     ds = ds.take(int(max_scenes))
@@ -244,14 +245,13 @@ def load_split(src: dict, split: str, max_scenes=None) -> PairSet:
 
 
 def load(config):
-  """inputs.Data of face pairs for `config` (config.data.kind == "pairs")."""
-  from hyperface_jax.data import inputs  # pylint: disable=g-import-not-at-top
+  """sources.Data of face pairs for `config` (config.data.kind == "pairs")."""
 
   dc = config.data
-  srcs = inputs.sources(dc)
+  srcs = source_lib.sources(dc)
   train, validation, test = [], [], []
   for src in srcs:
-    inputs.ensure_prepared(src)
+    source_lib.ensure_prepared(src)
     train.append(load_split(src, src["train_split"], src.get("max_train_scenes")))
     validation.append(load_split(src, src["eval_split"], src.get("max_eval_scenes")))
     test.append(load_split(src, src["test_split"], src.get("max_eval_scenes")))
@@ -276,7 +276,7 @@ def load(config):
     assert len(out["relations"]) == local_rows, (len(out["relations"]), local_rows)
     return {k: out[k] for k in ("image", "relations", "relations_mask", "example_mask")}
 
-  return inputs.Data(
+  return source_lib.Data(
     train_batch=batch,
     train=train,
     validation=validation,

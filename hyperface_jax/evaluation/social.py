@@ -186,7 +186,7 @@ class SocialAttributeEvaluator(TaskMetricsEvaluator):
     out = super().result()
     for name, counts in self.class_counts.items():
       if counts.sum():
-        out[f"test_majority/{name}/accuracy"] = float(counts.max() / counts.sum())
+        out[f"baseline/test_majority/{name}/accuracy"] = float(counts.max() / counts.sum())
     c = self.expression_confusion
     if c.sum():
       out["expression/balanced_accuracy"] = balanced_accuracy(c)
@@ -197,7 +197,7 @@ class SocialAttributeEvaluator(TaskMetricsEvaluator):
 
   def protocol(self) -> dict:
     notes = super().protocol()
-    notes["test_majority/"] = (
+    notes["baseline/test_majority/"] = (
       "classification tasks: accuracy of always answering the most frequent class of the "
       "test rows (the best constant predictor there); baseline/ = the training majority."
     )

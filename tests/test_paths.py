@@ -156,7 +156,7 @@ def test_only_process_zero_builds_a_missing_dataset(process, monkeypatch):
     return x if process == 0 else np.int32(1)
 
   monkeypatch.setattr(multihost_utils, "broadcast_one_to_all", broadcast)
-  config = {"name": "synth_faces", "data_dir": "/shared/tfds", "prepare_if_missing": True}
+  config = {"name": "synth_faces", "data_dir": "/mnt/cluster/tfds", "prepare_if_missing": True}
   inputs.ensure_prepared(config)
   assert _FakeBuilder.builds == ([0] if process == 0 else [])
   assert barrier == [process]

@@ -273,7 +273,7 @@ def test_gradnorm_matches_libmtl_gradnorm():
     alpha=1.5,
     optimizer="sgd",
     lr=LR,
-    layer="shared/.*",
+    layer="shared[/].*",  # the trunk layer named "shared" (regex)
     parametrization="softmax",
     initial_loss_steps=1,
   )

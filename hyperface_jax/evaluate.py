@@ -26,9 +26,9 @@ import sys
 import time
 from typing import Any, Dict, Mapping, Optional
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from hyperface_jax import registry
+from hyperface_jax import cli, registry
 from hyperface_jax.evaluation import benchmarks
 
 # This tool's flags live in their own FlagValues (as data/prepare.py), so importing the
@@ -255,21 +255,16 @@ def main(argv) -> int:
   return 0
 
 
-def _parse_absl_flags(argv):
-  """app.run's parser: absl's own flags only; this tool's flags stay in argv for `main`."""
-  if any(a in ("-h", "-help", "--help", "--helpshort", "--helpfull", "-?") for a in argv[1:]):
-    print(__doc__)
-    print("Benchmarks: " + "; ".join(f"{k}: {v}" for k, v in benchmarks.describe().items()))
-    print(FLAGS.get_help())
-    sys.exit(0)
-  return flags.FLAGS(argv, known_only=True)
+def _help() -> str:
+  described = "; ".join(f"{k}: {v}" for k, v in benchmarks.describe().items())
+  return f"{__doc__}\nBenchmarks: {described}\n{FLAGS.get_help()}"
 
 
-def _run(argv) -> None:
+def _main_logged(argv) -> int:
   logging.set_verbosity(logging.INFO)
-  sys.exit(main(argv))
+  return main(argv)
 
 
 if __name__ == "__main__":
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  app.run(_run, flags_parser=_parse_absl_flags)
+  cli.run(_main_logged, help_text=_help)

@@ -39,14 +39,14 @@ import sys
 import types
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from absl import app, flags
+from absl import flags
 
-from hyperface_jax import viz
+from hyperface_jax import cli, viz
 from hyperface_jax.inference import config as config_lib
 from hyperface_jax.inference import image_io, outputs, video
 
 BATCH_SIZE = 8  # documented default: images per analyzer call
-_HELP_ARGS = ("-h", "-help", "--help", "--helpshort", "--helpfull", "-?")
+_HELP_ARGS = cli.HELP_ARGS
 
 FLAGS = flags.FlagValues()  # this tool's own flags (see the module doc)
 _WORKDIR = flags.DEFINE_string(
@@ -372,18 +372,6 @@ def _relations(args, overrides) -> int:
   return 1 if failures or not items else 0
 
 
-def _parse_absl_flags(argv):
-  """app.run's parser: absl's own flags (--verbosity, --logtostderr, ...) only; this
-  tool's flags (and --help) stay in argv for `main`."""
-  help_args = [a for a in argv[1:] if a in _HELP_ARGS]
-  rest = flags.FLAGS([a for a in argv if a not in help_args], known_only=True)
-  return rest + help_args
-
-
-def _run(argv) -> None:
-  sys.exit(main(argv))
-
-
 if __name__ == "__main__":
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  app.run(_run, flags_parser=_parse_absl_flags)
+  cli.run(main)

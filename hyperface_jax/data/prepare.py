@@ -32,8 +32,9 @@ import sys
 import time
 
 import tensorflow_datasets as tfds
-from absl import app, flags, logging
+from absl import flags, logging
 
+from hyperface_jax import cli
 from hyperface_jax.data import builders as _builders  # noqa: F401  (registers the builders)
 from hyperface_jax.data.builders import manual
 
@@ -41,7 +42,7 @@ SYNTH_BUILDERS = ("synth_faces", "synth_face_crops")
 # Flags that select a builder config through its config class's `make(...)`.
 _SIZE_FLAGS = ("train_size", "validation_size", "test_size", "seed", "image_size")
 CONFIG_FLAGS = _SIZE_FLAGS + ("test_faces",)
-_HELP_ARGS = ("-h", "-help", "--help", "--helpshort", "--helpfull", "-?")
+_HELP_ARGS = cli.HELP_ARGS
 
 # This tool's flags live in their own FlagValues, so importing the module (tests, bench,
 # library use of `prepare()`) defines no global flag; `main(argv)` parses them.
@@ -259,17 +260,5 @@ def main(argv) -> int:
   return 0
 
 
-def _parse_absl_flags(argv):
-  """app.run's parser: absl's own flags (--verbosity, --logtostderr, ...) only; this
-  tool's flags, NAME and --help stay in argv for `main`."""
-  help_args = [a for a in argv[1:] if a in _HELP_ARGS]
-  rest = flags.FLAGS([a for a in argv if a not in help_args], known_only=True)
-  return rest + help_args
-
-
-def _run(argv) -> None:
-  sys.exit(main(argv))
-
-
 if __name__ == "__main__":
-  app.run(_run, flags_parser=_parse_absl_flags)
+  cli.run(main)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
+from hyperface_jax import cli
 from hyperface_jax.export import runtime
 
 # This tool's flags live in their own FlagValues (as evaluate.py and data/prepare.py), so
@@ -90,20 +91,11 @@ def main(argv) -> int:
   return 0
 
 
-def _parse_absl_flags(argv):
-  """app.run's parser: absl's own flags only; this tool's flags stay in argv for `main`."""
-  if any(a in ("-h", "-help", "--help", "--helpshort", "--helpfull", "-?") for a in argv[1:]):
-    print(__doc__)
-    print(FLAGS.get_help())
-    sys.exit(0)
-  return flags.FLAGS(argv, known_only=True)
-
-
-def _run(argv) -> None:
+def _main_quiet(argv) -> int:
   logging.set_verbosity(logging.WARNING)
-  sys.exit(main(argv))
+  return main(argv)
 
 
 if __name__ == "__main__":
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  app.run(_run, flags_parser=_parse_absl_flags)
+  cli.run(_main_quiet, help_text=lambda: f"{__doc__}\n{FLAGS.get_help()}")

@@ -31,16 +31,13 @@ the same); no per-run report/ (`--report` draws it). The :cpu config trains 3000
 Each run is `train.train_and_evaluate` in this process (one JAX start-up), in
 `--workdir/<part>/<name>/seed<k>`; a finished run (results.json present) is not re-run, so
 an interrupted study resumes. The stores are read from TFDS once and shared between runs
-(`_cache_stores`: a store is a pure function of its arguments and is not modified), and
-the runner's report step is skipped (`_skip_report`): both only save time.
+(`study_lib.cache_stores`), and the runner's report step is skipped
+(`study_lib.skip_report`): both only save time.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
 import os
 import sys
 import time
@@ -51,10 +48,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import logging  # noqa: E402
 
+from bench import study_lib  # noqa: E402
 from configs import tcdcn_eccv14  # noqa: E402
-from hyperface_jax import config_lib, train  # noqa: E402
-from hyperface_jax.data import inputs  # noqa: E402
-from hyperface_jax.metric_writer import read_metrics  # noqa: E402
+from hyperface_jax import config_lib  # noqa: E402
 
 MAIN = "landmarks5"
 AUX = ("pose_class", "gender", "eyeglasses", "smiling")
@@ -73,41 +69,6 @@ SCHEMES = (
 )
 
 
-def _cache_stores():
-  """Reads each TFDS split once for the whole study (inputs._store memoized by its
-  arguments). Falls back to no cache if the private helper is renamed."""
-  original = getattr(inputs, "_store", None)
-  if original is None:
-    return
-  cache = {}
-
-  def cached(src, split, max_examples, fields):
-    key = json.dumps(
-      [
-        src["name"],
-        src["data_dir"],
-        dict(src.get("builder_config") or {}),
-        split,
-        max_examples,
-        sorted(fields),
-      ],
-      sort_keys=True,
-      default=str,
-    )
-    if key not in cache:
-      cache[key] = original(src, split, max_examples, fields)
-    return cache[key]
-
-  inputs._store = cached
-
-
-def _skip_report():
-  """No report/ per run (matplotlib plots take seconds; results.json is still written)."""
-  from hyperface_jax.evaluation import report  # pylint: disable=g-import-not-at-top
-
-  report.write_report = lambda *a, **k: []
-
-
 def make_config(task_names, scheme, seed, args):
   """configs/tcdcn_eccv14.py:cpu with the study's overrides."""
   c = tcdcn_eccv14.get_config("cpu")
@@ -115,37 +76,21 @@ def make_config(task_names, scheme, seed, args):
   c.tasks = tuple(task_names)
   c.weighting.weights = config_lib.tcdcn_weights(task_names)
   c.weighting.name = scheme
-  c.seed = seed
-  c.total_steps = args.steps
-  c.batch_size = args.batch
-  c.eval_every = args.eval_every
-  c.log_every = args.eval_every
-  c.checkpoint_every = args.steps
-  c.keep_checkpoints = 1
-  c.schedule.warmup_steps = min(100, args.steps // 10)
-  c.report.num_crops = 0
-  if args.data_dir:
-    c.data.data_dir = args.data_dir
+  study_lib.shorten(
+    c,
+    seed=seed,
+    steps=args.steps,
+    warmup=min(100, args.steps // 10),
+    data_dir=args.data_dir,
+    batch=args.batch,
+    eval_every=args.eval_every,
+  )
   return c
 
 
 def run_one(workdir, task_names, scheme, seed, args):
   """Trains one run (unless finished) and returns its summary."""
-  if not os.path.exists(os.path.join(workdir, "results.json")):
-    t0 = time.time()
-    with contextlib.redirect_stdout(io.StringIO()):  # the runner prints a results table
-      train.train_and_evaluate(make_config(task_names, scheme, seed, args), workdir)
-    print(f"  {workdir}: {time.time() - t0:.0f} s", flush=True)
-  with open(os.path.join(workdir, "results.json")) as f:
-    results = json.load(f)
-  rows = read_metrics(workdir)
-  val = [(r["step"], r[f"val/loss/{MAIN}"]) for r in rows if f"val/loss/{MAIN}" in r]
-  rates = [r["train/examples_per_sec"] for r in rows if "train/examples_per_sec" in r][1:]
-  stopped = {}
-  for r in rows:
-    for k, v in r.items():
-      if k.startswith("stopped_step/"):
-        stopped[k[len("stopped_step/") :]] = v
+  results, rows = study_lib.train_once(make_config(task_names, scheme, seed, args), workdir)
   accs = [results[f"{a}/accuracy"] for a in AUX if f"{a}/accuracy" in results]
   return {
     "nme": results[f"{MAIN}/nme_interocular"],
@@ -155,21 +100,10 @@ def run_one(workdir, task_names, scheme, seed, args):
     "aux_acc": float(np.mean(accs)) if accs else np.nan,
     "base_nme": results[f"baseline/{MAIN}/nme_interocular"],
     "base_fail": results[f"baseline/{MAIN}/failure_rate_0.1"],
-    "val": val,
-    "step_time": args.batch / float(np.median(rates)) if rates else np.nan,
-    "stopped": stopped,
+    "val": study_lib.curve(rows, f"val/loss/{MAIN}"),
+    "step_time": study_lib.step_time(rows, args.batch),
+    "stopped": study_lib.stopped_steps(rows),
   }
-
-
-def _ms(values, fmt="{:.4f}"):
-  v = np.asarray([x for x in values if np.isfinite(x)], np.float64)
-  if v.size == 0:
-    return "-"
-  return (fmt + " +- " + fmt).format(v.mean(), v.std(ddof=1) if v.size > 1 else 0.0)
-
-
-def reach_step(val, threshold):
-  return next((s for s, v in val if v <= threshold), None)
 
 
 def table(title, groups, threshold, with_stops=False):
@@ -180,20 +114,16 @@ def table(title, groups, threshold, with_stops=False):
   lines = [f"### {title}", "", head + (" stopped at (step) |" if with_stops else "")]
   lines.append("|---" * (8 + with_stops) + "|")
   for name, runs in groups.items():
-    reach = [reach_step(r["val"], threshold) for r in runs]
-    got = [s for s in reach if s is not None]
-    reach_s = (
-      f"{np.mean(got):.0f} ({len(got)}/{len(runs)} reached)" if got else f"- (0/{len(runs)})"
-    )
+    reach_s = study_lib.reach_cell([r["val"] for r in runs], threshold)
     cells = [
       f"{name} (n={len(runs)})",
-      _ms([r["nme"] for r in runs]),
-      _ms([r["fail"] for r in runs], "{:.3f}"),
-      _ms([r["nme_frontal"] for r in runs]),
-      _ms([r["nme_box"] for r in runs]),
-      _ms([r["aux_acc"] for r in runs], "{:.3f}"),
+      study_lib.mean_std([r["nme"] for r in runs]),
+      study_lib.mean_std([r["fail"] for r in runs], "{:.3f}"),
+      study_lib.mean_std([r["nme_frontal"] for r in runs]),
+      study_lib.mean_std([r["nme_box"] for r in runs]),
+      study_lib.mean_std([r["aux_acc"] for r in runs], "{:.3f}"),
       reach_s,
-      _ms([1000 * r["step_time"] for r in runs], "{:.0f}"),
+      study_lib.mean_std([1000 * r["step_time"] for r in runs], "{:.0f}"),
     ]
     if with_stops:
       stops = {}
@@ -226,9 +156,9 @@ def main():
   )
   args = p.parse_args()
   logging.set_verbosity(logging.WARNING)
-  _cache_stores()
+  study_lib.cache_stores()
   if not args.report:
-    _skip_report()
+    study_lib.skip_report()
   parts = args.parts.split(",")
   t_start = time.time()
   seeds = range(args.seeds)
@@ -276,11 +206,7 @@ def main():
     text.append(table("Auxiliary tasks (static weights)", task_groups, threshold))
   if scheme_groups:
     text.append(table("Task weighting (all five tasks)", scheme_groups, threshold, True))
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out + ".tmp", "w") as f:
-    f.write("\n".join(text))
-  os.replace(args.out + ".tmp", args.out)
-  print("\n".join(text))
+  study_lib.write_markdown(args.out, text)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine (README):
 #   make demo   create/reuse .venv, build synth_faces, train configs/demo.py,
-#               evaluate and write runs/demo/{results.json,report/}
+#               evaluate and write runs/demo/{results.json,report/}, then train the
+#               proposal net of the default full-image pipeline into runs/demo/proposals
 #   make test   create/reuse .venv and run the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -38,6 +39,10 @@ demo: $(STAMP)
 	rm -rf runs/demo
 	$(BIN)/python -m hyperface_jax.main --config=configs/demo.py --workdir=runs/demo \
 	  --config.data.data_dir=$(DATA_DIR)
+	# Fast-HyperFace's proposal net in runs/demo/proposals: the default full-image pipeline
+	# (inference/config.py proposals.name="auto") finds it there (docs/inference.md).
+	$(BIN)/python -m hyperface_jax.main --config=configs/fast_hyperface.py:cpu \
+	  --workdir=runs/demo/proposals --config.data.data_dir=$(DATA_DIR)
 
 test: $(STAMP) $(TORCH_STAMP) $(EXPORT_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS) tests

@@ -1,15 +1,22 @@
 r"""Full-image evaluation of the HyperFace pipeline on face scenes, and its ablation table.
 
   PYTHONPATH=. .venv/bin/python bench/full_image_eval.py --workdir=runs/demo \
-      --num_scenes=100 [--ablation] [--set nms.top_k=3 ...] [--output=FILE.json]
+      --num_scenes=100 [--ablation] [--set nms.top_k=3 ...] [--output=FILE.json] \
+      [--variant 'LABEL: KEY=VALUE KEY=VALUE' ...]
 
-Without --ablation: the analyzer's configured pipeline (default: sliding window -> IRP ->
+Without --ablation: the analyzer's configured pipeline (default: "auto" proposals -> IRP ->
 L-NMS) on the first `num_scenes` scenes of the split; prints the flat metrics of
 evaluation/full_image.py. With --ablation: docs/papers.md 1.8's table -- plain NMS vs IRP vs
 IRP + L-NMS on the same proposals, then the proposal generators (selective search,
 learned, sliding window) with IRP + L-NMS -- as a markdown table (AP, NME of matched
 faces, pose MAE, gender accuracy, seconds per image). Post-processing variants share one
 proposal + network pass; a variant's time per image is the sum of the stages it uses.
+With --variant (repeatable): each variant is the configured pipeline plus its settings,
+run whole (its own proposals and network pass) on the same scenes: one row each, e.g. the
+AP-latency trade-off of the proposal settings (docs/inference.md).
+With --thresholds=0.3,0.5,...: the configured pipeline's final detections are kept once
+and scored at each `detection_threshold` (AP, recall, false positives per image): how
+inference/config.py's threshold is calibrated (on --split=validation).
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from hyperface_jax.data import scene_store
+from hyperface_jax.evaluation import detection
 from hyperface_jax.evaluation.full_image import FullImageEvaluator
 from hyperface_jax.inference import analyzer as analyzer_lib
 from hyperface_jax.inference import config as config_lib
@@ -80,6 +90,33 @@ def evaluate(an, store, indices, variants, batch_images, min_visible=4):
   return out
 
 
+def threshold_sweep(an, store, indices, thresholds, batch_images):
+  """AP / recall / FP per image of the configured pipeline at each detection threshold."""
+  cfg = config_lib.with_overrides(an.config, {"detection_threshold": 0.0, "max_faces": 10**6})
+  scores, is_tp, num_gt = [], [], 0
+  for start in range(0, len(indices), batch_images):
+    idx = indices[start : start + batch_images]
+    images = [store.images[i] for i in idx]
+    dets = an.refine(images, an.score_proposals(images), cfg)
+    for i, d in zip(idx, dets, strict=True):
+      faces = store.scene_faces(i)
+      gt = faces["box"][faces["valid"]["box"]]
+      tp, _ = detection.match_detections(d["box"], d["score"], gt)
+      scores.append(np.asarray(d["score"], np.float64))
+      is_tp.append(tp)
+      num_gt += len(gt)
+  scores, is_tp = np.concatenate(scores), np.concatenate(is_tp)
+  rows = {}
+  for t in thresholds:
+    keep = scores >= t
+    rows[t] = {
+      "detection/ap": detection.average_precision_voc(scores[keep], is_tp[keep], num_gt),
+      "detection/recall": float(is_tp[keep].sum() / max(num_gt, 1)),
+      "detection/false_positives_per_image": float((keep & ~is_tp).sum() / len(indices)),
+    }
+  return rows
+
+
 def table(rows):
   head = (
     "| pipeline | proposals/img | AP@0.5 | recall | FP/img | AP@0.5, faces with >= 4 "
@@ -122,6 +159,18 @@ def main(argv=None):
     metavar="KEY=VALUE",
     help="pipeline setting override (inference/config.py), repeatable",
   )
+  p.add_argument(
+    "--variant",
+    action="append",
+    default=[],
+    metavar="'LABEL: KEY=VALUE ...'",
+    help="a whole pipeline with these settings on top of --set, repeatable (one row each)",
+  )
+  p.add_argument(
+    "--thresholds",
+    default="",
+    help="comma-separated detection thresholds to score the configured pipeline at",
+  )
   p.add_argument("--output", default="")
   args = p.parse_args(argv)
   overrides = config_lib.parse_overrides(args.set)
@@ -132,7 +181,29 @@ def main(argv=None):
   an = analyzer_lib.FaceAnalyzer.from_workdir(args.workdir, **overrides)
   an(store.images[:1])  # compile once, outside the timings
   results = {}
-  if not args.ablation:
+  if args.thresholds:
+    thresholds = [float(t) for t in args.thresholds.split(",") if t]
+    sweep = threshold_sweep(an, store, indices, thresholds, args.batch_images)
+    print("| detection_threshold | AP@0.5 | recall | FP/img |\n|---|---|---|---|")
+    for t, r in sweep.items():
+      print(
+        f"| {t:g} | {r['detection/ap']:.4f} | {r['detection/recall']:.4f} | "
+        f"{r['detection/false_positives_per_image']:.2f} |"
+      )
+    results = {f"detection_threshold={t:g}": r for t, r in sweep.items()}
+  elif args.variant:
+    for text in args.variant:
+      label, sep, rest = text.rpartition(":")
+      if not sep:
+        raise ValueError(f"--variant needs 'LABEL: KEY=VALUE ...'; got {text!r}.")
+      other = analyzer_lib.FaceAnalyzer(
+        an.network, an.config, **config_lib.parse_overrides(rest.split())
+      )
+      other(store.images[:1])  # compiles the buckets / proposal levels it needs
+      res = evaluate(other, store, indices, {label: other.config}, args.batch_images)
+      results[label.strip()] = res[label]
+      print(label, json.dumps(res[label]), flush=True)
+  elif not args.ablation:
     results["configured pipeline"] = evaluate(
       an, store, indices, {"configured pipeline": an.config}, args.batch_images
     )["configured pipeline"]
@@ -152,7 +223,8 @@ def main(argv=None):
       full = {DEFAULT: other.config}
       res = evaluate(other, store, indices, full, args.batch_images)
       results.update({f"{gen}: {k}": v for k, v in res.items()})
-  print(table(results))
+  if not args.thresholds:
+    print(table(results))
   print(json.dumps(results, indent=1, sort_keys=True))
   if args.output:
     tmp = args.output + ".tmp"

@@ -13,6 +13,14 @@ statistics, the step that fine-tunes converted weights. GFLOPs come from
 `compiled.cost_analysis()["flops"]` (XLA's count: a multiply-add is 2 FLOPs).
 Images/s is wall-clock over `--steps` steps after one warm-up step, on whatever
 machine runs this; the README names the machine for its numbers.
+
+  .venv/bin/python bench/model_flops.py --configs=hyperface_alexnet --dtype=bfloat16 \
+      --devices=0 --batch=256 --steps=20 [--json=rows.json]
+
+--dtype sets config.compute_dtype (bfloat16: mixed precision, float32 parameters);
+--devices=0 runs the data-parallel step over every device (the batch is global). The MFU
+column divides the model FLOPs rate by the devices' peak (bench/accelerator_expect.py),
+for the device kinds whose peak is known (not CPUs).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import json
 import os
 import sys
 import time
@@ -29,6 +38,7 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # accelerator_expect
 
 from hyperface_jax import registry, sharding, steps, train  # noqa: E402
 
@@ -57,15 +67,23 @@ def flops(compiled) -> float:
   return float(cost.get("flops", float("nan")))
 
 
-def measure(name: str, num_steps: int, batch_size: int = 0) -> dict:
+def measure(
+  name: str, num_steps: int, batch_size: int = 0, dtype: str = "float32", num_devices: int = 1
+) -> dict:
+  """One row of the table: `num_devices` (0: all) run the data-parallel step of `name` on
+  global batches of `batch_size` (0: the config's) with `config.compute_dtype = dtype`;
+  `num_steps` 0 only counts FLOPs (ips is then nan)."""
   if name.startswith("imagenet:"):
-    return measure_classifier(name.split(":", 1)[1], num_steps, batch_size or 32)
+    return measure_classifier(name.split(":", 1)[1], num_steps, batch_size or 32, dtype=dtype)
   module, _, arg = name.partition(":")
   config = importlib.import_module(f"configs.{module}").get_config(arg or None)
   if batch_size:
     config.batch_size = batch_size
+  config.compute_dtype = dtype
   jax.config.update("jax_default_prng_impl", config.prng_impl)
-  mesh = sharding.make_mesh(jax.devices()[:1])
+  devices = jax.devices()[: num_devices or None]
+  mesh = sharding.make_mesh(devices)
+  sharding.check_batch_size(config.batch_size, mesh)
   model, loss_fn, optimizer, weigher, init = train.build(config, mesh)
   state = train.restore_or_init(config, mesh, init, _NoCheckpoint())
   n, size = config.batch_size, config.input_size
@@ -73,17 +91,22 @@ def measure(name: str, num_steps: int, batch_size: int = 0) -> dict:
   step = steps.make_train_step(
     mesh, model=model, loss_fn=loss_fn, optimizer=optimizer, weighting=weigher, seed=0
   )
-  step_flops = flops(step.lower(state, batch).compile())
+  # The compiled step is the per-device program (shard_map): its FLOPs are those of n /
+  # len(devices) images.
+  step_flops = flops(step.lower(state, batch).compile()) * len(devices)
   variables = {"params": state.params, **state.model_state}
   forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
-  fwd_flops = flops(forward.lower(variables, batch["image"]).compile())
-  state, metrics = step(state, batch)
-  jax.block_until_ready(metrics)
-  t0 = time.perf_counter()
-  for _ in range(num_steps):
+  one = jax.ShapeDtypeStruct((n // len(devices), size, size, 3), np.float32)  # a device's rows
+  fwd_flops = flops(forward.lower(variables, one).compile())
+  ips = float("nan")
+  if num_steps:
     state, metrics = step(state, batch)
-  jax.block_until_ready(metrics)
-  seconds = time.perf_counter() - t0
+    jax.block_until_ready(metrics)
+    t0 = time.perf_counter()
+    for _ in range(num_steps):
+      state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)
+    ips = num_steps * n / (time.perf_counter() - t0)
   params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
   width = config.model.get("width", config.model.get("base_width"))
   return dict(
@@ -92,16 +115,23 @@ def measure(name: str, num_steps: int, batch_size: int = 0) -> dict:
     width=width,
     norm=config.model.get("norm", "batch"),
     params=params,
-    fwd=fwd_flops / n / 1e9,
+    fwd=fwd_flops / (n // len(devices)) / 1e9,
     train=step_flops / n / 1e9,
     batch=n,
-    ips=num_steps * n / seconds,
+    ips=ips,
+    dtype=dtype,
+    devices=len(devices),
+    device_kind=devices[0].device_kind,
   )
 
 
-def measure_classifier(model_name: str, num_steps: int, n: int, size: int = 224) -> dict:
-  """An ImageNet classifier's train step (cross-entropy, SGD momentum 0.9, BN updates)."""
-  model = registry.MODELS.get(model_name)()
+def measure_classifier(
+  model_name: str, num_steps: int, n: int, size: int = 224, dtype: str = "float32"
+) -> dict:
+  """An ImageNet classifier's train step (cross-entropy, SGD momentum 0.9, BN updates) on
+  one device."""
+  kwargs = {} if dtype == "float32" else {"dtype": jax.numpy.dtype(dtype)}
+  model = registry.MODELS.get(model_name)(**kwargs)
   rng = np.random.default_rng(0)
   images = rng.normal(size=(n, size, size, 3)).astype(np.float32)
   labels = rng.integers(0, 1000, n)
@@ -118,6 +148,7 @@ def measure_classifier(model_name: str, num_steps: int, n: int, size: int = 224)
       mutable=["batch_stats"],
       rngs={"dropout": jax.random.key(0)},
     )
+    logits = logits.astype(np.float32)
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new
 
   @functools.partial(jax.jit, donate_argnums=(0, 1, 2))
@@ -129,13 +160,15 @@ def measure_classifier(model_name: str, num_steps: int, n: int, size: int = 224)
   step_flops = flops(step.lower(params, stats, opt_state, images, labels).compile())
   forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
   fwd_flops = flops(forward.lower(variables, images).compile())
-  params, stats, opt_state, loss = step(params, stats, opt_state, images, labels)
-  jax.block_until_ready(loss)
-  t0 = time.perf_counter()
-  for _ in range(num_steps):
+  ips = float("nan")
+  if num_steps:
     params, stats, opt_state, loss = step(params, stats, opt_state, images, labels)
-  jax.block_until_ready(loss)
-  seconds = time.perf_counter() - t0
+    jax.block_until_ready(loss)
+    t0 = time.perf_counter()
+    for _ in range(num_steps):
+      params, stats, opt_state, loss = step(params, stats, opt_state, images, labels)
+    jax.block_until_ready(loss)
+    ips = num_steps * n / (time.perf_counter() - t0)
   return dict(
     config=f"imagenet:{model_name}",
     input=size,
@@ -145,7 +178,10 @@ def measure_classifier(model_name: str, num_steps: int, n: int, size: int = 224)
     fwd=fwd_flops / n / 1e9,
     train=step_flops / n / 1e9,
     batch=n,
-    ips=num_steps * n / seconds,
+    ips=ips,
+    dtype=dtype,
+    devices=1,
+    device_kind=jax.devices()[0].device_kind,
   )
 
 
@@ -161,17 +197,45 @@ def main():
   parser.add_argument(
     "--batch", type=int, default=0, help="batch size (default: the config's; 32 for imagenet:*)"
   )
+  parser.add_argument(
+    "--dtype",
+    default="float32",
+    choices=("float32", "bfloat16"),
+    help="config.compute_dtype (params stay float32)",
+  )
+  parser.add_argument(
+    "--devices", type=int, default=1, help="devices of the data-parallel step (0: all)"
+  )
+  parser.add_argument("--json", default="", help="also write the rows to this JSON file")
   args = parser.parse_args()
-  rows = [measure(name, args.steps, args.batch) for name in args.configs.split(",")]
+  rows = [
+    measure(name, args.steps, args.batch, args.dtype, args.devices)
+    for name in args.configs.split(",")
+  ]
+  print_table(rows)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(rows, f, indent=1)
+
+
+def print_table(rows) -> None:
+  """The markdown table; MFU = images/s x train FLOPs/img / (devices x peak bf16 or fp32
+  FLOP/s of the device kind, bench/accelerator_expect.py), where the peak is known."""
+  from accelerator_expect import peak_tflops  # pylint: disable=g-import-not-at-top
+
   print(
     "| config | input | width | norm | params | fwd GFLOPs/img | train-step GFLOPs/img "
-    "| batch | train images/s |"
+    "| dtype | devices | batch | train images/s | MFU |"
   )
-  print("|---|---|---|---|---|---|---|---|---|")
+  print("|---|---|---|---|---|---|---|---|---|---|---|---|")
   for r in rows:
+    peak = peak_tflops(r["device_kind"], r["dtype"])
+    mfu = r["ips"] * r["train"] * 1e9 / (r["devices"] * peak * 1e12) if peak else None
     print(
       f"| {r['config']} | {r['input']} | {r['width']} | {r['norm']} | {r['params']:,} | "
-      f"{r['fwd']:.3f} | {r['train']:.3f} | {r['batch']} | {r['ips']:.1f} |"
+      f"{r['fwd']:.3f} | {r['train']:.3f} | {r['dtype']} | {r['devices']} x "
+      f"{r['device_kind']} | {r['batch']} | {r['ips']:.1f} | "
+      f"{'n/a' if mfu is None or mfu != mfu else f'{100 * mfu:.1f} %'} |"
     )
 
 

@@ -1,13 +1,21 @@
-r"""Per-stage latency of the HyperFace pipeline on a 640x480 image and images/s on 16.
+r"""Per-stage latency of the HyperFace pipeline on a 640x480 image, a photograph, and images/s.
 
   PYTHONPATH=. .venv/bin/python bench/pipeline_latency.py --workdir=runs/demo \
-      --learned_workdir=runs/e_fast_hf [--generators=learned,selective_search] \
-      [--set proposals.selective_search.max_proposals=500 ...] [--output=FILE.json]
+      [--photo=/tmp/photos/astronaut.png] [--repeats=7] [--batch=16] \
+      [--variant 'old default: proposals.name=sliding_window min_bucket=256' ...] \
+      [--set KEY=VALUE ...] [--output=FILE.json]
 
-The images are synth_faces scenes rendered at 480x480 and pasted into 640x480 canvases
-(faces of 80-330 px). For each proposal generator: one warm-up call (compilation), then
-`--repeats` calls on one image (median seconds per stage: proposals, network, irp, lnms),
-then one call on a batch of 16 images (images/s). Prints a markdown table.
+The synthetic image is a synth_faces scene rendered at 480x480 beside a 160 px slice of
+another (640x480, faces of 80-330 px); `--photo` adds a real photograph (docs/predict.md
+says how to get scikit-image's 512x512 astronaut offline). Each variant is the analyzer
+with the `--set` settings plus its own (`LABEL: KEY=VALUE KEY=VALUE`; default: the
+configured pipeline, and the sliding window in fixed 256-crop batches, the pipeline
+before bucketed batches and learned default proposals). Per variant and image: one
+warm-up call (compilation), then `--repeats` calls (median wall seconds and median process
+CPU seconds per stage: proposals, network, irp, lnms; CPU time = all threads of this
+process, which on a machine shared with other jobs is the part that does not depend on
+their load), then one call on `--batch` synthetic images (images/s). Prints markdown tables
+and the load average (os.getloadavg) before and after.
 """
 
 from __future__ import annotations
@@ -24,6 +32,12 @@ import numpy as np
 from hyperface_jax.data import render
 from hyperface_jax.inference import analyzer as analyzer_lib
 from hyperface_jax.inference import config as config_lib
+from hyperface_jax.inference import image_io
+
+DEFAULT_VARIANTS = (
+  "configured pipeline:",
+  "sliding window, fixed 256 batches (before): proposals.name=sliding_window min_bucket=256",
+)
 
 
 def test_images(n, seed=0):
@@ -38,62 +52,104 @@ def test_images(n, seed=0):
   return images
 
 
-def measure(an, images, repeats):
-  an(images[:1])  # compile
-  stages = {s: [] for s in analyzer_lib.STAGES}
-  proposals = []
+def parse_variant(text):
+  """'LABEL: KEY=VALUE KEY=VALUE' -> (label, overrides); the label ends at the last colon."""
+  label, sep, rest = text.rpartition(":")
+  if not sep:
+    raise ValueError(f"--variant needs 'LABEL: KEY=VALUE ...'; got {text!r}.")
+  return label.strip(), config_lib.parse_overrides(rest.split())
+
+
+def measure_image(an, image, repeats):
+  """Median wall / CPU seconds per stage of `repeats` calls on one image (after a warm-up)."""
+  an([image])  # compile
+  rows = []
   for _ in range(repeats):
-    an(images[:1])
-    for s in stages:
-      stages[s].append(an.timings[s])
-    proposals.append(an.timings["num_proposals"])
+    an([image])
+    rows.append(dict(an.timings))
+  out = {}
+  for s in analyzer_lib.STAGES + ("total",):
+    out[f"{s}_s"] = float(np.median([r[s] for r in rows]))
+    out[f"{s}_cpu_s"] = float(np.median([r[f"{s}_cpu"] for r in rows]))
+  out["proposals_per_image"] = float(np.median([r["num_proposals"] for r in rows]))
+  out["faces"] = len(an([image])[0])
+  return out
+
+
+def measure(an, images, photos, repeats):
+  row = {"synthetic": measure_image(an, images[0], repeats)}
+  for name, photo in photos.items():
+    row[name] = measure_image(an, photo, repeats)
+  an(images)  # compiles any bucket the batch needs
   t0 = time.perf_counter()
   an(images)
-  batch_seconds = time.perf_counter() - t0
-  row = {f"latency/{s}_s": float(np.median(v)) for s, v in stages.items()}
-  row["latency/total_s"] = sum(row[f"latency/{s}_s"] for s in analyzer_lib.STAGES)
-  row["proposals_per_image"] = float(np.median(proposals))
-  row["batch16/images_per_s"] = len(images) / batch_seconds
-  row["batch16/proposals_per_image"] = an.timings["num_proposals"] / len(images)
+  row["batch/images_per_s"] = len(images) / (time.perf_counter() - t0)
+  row["batch/proposals_per_image"] = an.timings["num_proposals"] / len(images)
+  row["proposals"] = an.config.proposals.name
   return row
+
+
+def markdown(rows):
+  lines = [
+    "| pipeline | image | proposals | proposals/img | proposals ms | network ms | IRP ms | "
+    "L-NMS ms | total ms (CPU ms) | faces | images/s (batch) |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+  ]
+  for label, row in rows.items():
+    for image, r in row.items():
+      if not isinstance(r, dict):
+        continue
+      ms = lambda k: f"{1e3 * r[k]:.0f}"  # noqa: B023
+      lines.append(
+        f"| {label} | {image} | {row['proposals']} | {r['proposals_per_image']:.0f} | "
+        f"{ms('proposals_s')} | {ms('network_s')} | {ms('irp_s')} | {ms('lnms_s')} | "
+        f"{ms('total_s')} ({ms('total_cpu_s')}) | {r['faces']} | "
+        f"{row['batch/images_per_s']:.2f} |"
+      )
+  return "\n".join(lines)
 
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--workdir", required=True)
-  p.add_argument("--learned_workdir", default="")
-  p.add_argument("--generators", default="learned,selective_search")
-  p.add_argument("--repeats", type=int, default=3)
+  p.add_argument("--photo", action="append", default=[], help="a photograph, repeatable")
+  p.add_argument("--variant", action="append", default=[], metavar="'LABEL: KEY=VALUE ...'")
+  p.add_argument("--repeats", type=int, default=7)
   p.add_argument("--batch", type=int, default=16)
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
   p.add_argument("--output", default="")
   args = p.parse_args(argv)
   overrides = config_lib.parse_overrides(args.set)
-  if args.learned_workdir:
-    overrides["proposals.learned.workdir"] = args.learned_workdir
   images = test_images(args.batch)
+  photos = {os.path.splitext(os.path.basename(f))[0]: image_io.read_image(f)[0] for f in args.photo}
   base = analyzer_lib.FaceAnalyzer.from_workdir(args.workdir, **overrides)
+  load_before = os.getloadavg()
   rows = {}
-  for gen in args.generators.split(","):
-    an = analyzer_lib.FaceAnalyzer(base.network, base.config, **{"proposals.name": gen})
-    rows[gen] = measure(an, images, args.repeats)
-    print(gen, json.dumps(rows[gen]), flush=True)
-  print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs\n")
+  for text in args.variant or DEFAULT_VARIANTS:
+    label, extra = parse_variant(text)
+    an = analyzer_lib.FaceAnalyzer(base.network, base.config, **extra)
+    rows[label] = measure(an, images, photos, args.repeats)
+    print(label, json.dumps(rows[label]), flush=True)
+  load_after = os.getloadavg()
   print(
-    "| proposals | proposals/img | proposals s | network s | IRP s | L-NMS s | total s "
-    "(640x480) | images/s (batch of 16) |\n|---|---|---|---|---|---|---|---|"
+    f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+    f"load average (1, 5, 15 min) before {load_before}, after {load_after}\n"
   )
-  for gen, r in rows.items():
-    print(
-      f"| {gen} | {r['proposals_per_image']:.0f} | {r['latency/proposals_s']:.3f} | "
-      f"{r['latency/network_s']:.3f} | {r['latency/irp_s']:.3f} | "
-      f"{r['latency/lnms_s']:.3f} | {r['latency/total_s']:.3f} | "
-      f"{r['batch16/images_per_s']:.3f} |"
-    )
+  print(markdown(rows))
   if args.output:
     tmp = args.output + ".tmp"
     with open(tmp, "w") as f:
-      json.dump({"command": " ".join(sys.argv), "rows": rows}, f, indent=1, sort_keys=True)
+      json.dump(
+        {
+          "command": " ".join(sys.argv),
+          "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+          "load_average": {"before": load_before, "after": load_after},
+          "rows": rows,
+        },
+        f,
+        indent=1,
+        sort_keys=True,
+      )
     os.replace(tmp, args.output)
 
 

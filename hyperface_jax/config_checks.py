@@ -60,6 +60,27 @@ def _check_name(problems, config, key, table, what):
     problems.append(f"config.{key}={value!r}: unknown {what}; known: {sorted(table.names())}")
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def _check_compute_dtype(problems, config) -> None:
+  """config.compute_dtype: a known name, and a model with a `dtype` field unless float32."""
+  value = _get(config, "compute_dtype")
+  if value is None or value == "float32":
+    return
+  if value not in COMPUTE_DTYPES:
+    problems.append(f"config.compute_dtype={value!r}: expected one of {list(COMPUTE_DTYPES)}")
+    return
+  name = _get(config, "model_name")
+  if name is None or name not in registry.MODELS:
+    return  # reported by the model_name check
+  if "dtype" not in getattr(registry.MODELS.get(name), "__dataclass_fields__", {}):
+    problems.append(
+      f"config.compute_dtype={value!r}: model {name!r} has no computation dtype "
+      "(no `dtype` field); use compute_dtype='float32'"
+    )
+
+
 def problems(config) -> List[str]:
   """Every problem found in `config` (empty when none)."""
   out: List[str] = []
@@ -68,9 +89,9 @@ def problems(config) -> List[str]:
     out.append(f"config.lr={lr!r}: expected a finite learning rate > 0 (e.g. 0.01)")
   for key in ("batch_size", "eval_batch_size", "log_every", "eval_every", "checkpoint_every",
               "keep_checkpoints", "input_size", "data.regions_per_scene",
-              "data.eval_regions_per_scene"):  # fmt: skip
+              "data.eval_regions_per_scene", "data.prefetch"):  # fmt: skip
     _check_int(out, config, key, 1)
-  for key in ("total_steps", "seed"):
+  for key in ("total_steps", "seed", "data.workers"):
     _check_int(out, config, key, 0)
   _check_range(out, config, "model.dropout", 0.0, 1.0, hi_open=True)
   _check_range(out, config, "model.width", 0.0, math.inf, lo_open=True, hi_open=True)
@@ -78,6 +99,7 @@ def problems(config) -> List[str]:
   _check_range(out, config, "data.positive_fraction", 0.0, 1.0)
   _check_name(out, config, "model_name", registry.MODELS, "model")
   _check_name(out, config, "weighting.name", registry.WEIGHTINGS, "task weighting")
+  _check_compute_dtype(out, config)
   tasks = _get(config, "tasks")
   if tasks is not None:
     if isinstance(tasks, str) or not len(tasks):

@@ -86,9 +86,15 @@ def hyperface_base() -> ml_collections.ConfigDict:
       conv1a_input="norm1",
       norm="none",
       norm_axis_name="data",
+      # "xla", "shifted_dw" or "auto" (shifted_dw on CPU): how conv1 computes its weight
+      # gradient (models/fast_conv.py; same parameters, same values; bench/vs_pytorch.py).
+      conv_impl="xla",
     )
   )
   c.input_size = 227  # docs/papers.md 1.1: proposals resized to 227x227
+  # Computation dtype of the model's layers ("float32" or "bfloat16"): the parameters, the
+  # optimiser state and the losses stay float32 (train.build_model, steps.py).
+  c.compute_dtype = "float32"
 
   c.tasks = ("detection", "landmarks", "visibility", "pose", "gender")
   c.weighting = weighting_config(HYPERFACE_LOSS_WEIGHTS)
@@ -140,6 +146,12 @@ def hyperface_base() -> ml_collections.ConfigDict:
       sampling=dict(sampling.DEFAULT_SAMPLING),
       # docs/papers.md 1.4: per-task IoU rules (data/sampling.py DEFAULT_THRESHOLDS).
       thresholds=dict(sampling.DEFAULT_THRESHOLDS),
+      # Training batches built ahead of the step (data/prefetch.py): `workers` forked
+      # processes keep up to `prefetch` batches ready; 0 builds each batch in the training
+      # thread, overlapped with one device step (no gain from workers measured on the 2-core
+      # CPU machine, where XLA uses both cores; bench/input_pipeline.py). Same batches.
+      workers=0,
+      prefetch=2,
     )
   )
   c.evaluator = ml_collections.ConfigDict(dict(name="hyperface_regions"))

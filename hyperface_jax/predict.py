@@ -34,6 +34,7 @@ tests and notebooks, any number of times, and parses `argv` afresh each time. Th
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import types
@@ -46,6 +47,7 @@ from hyperface_jax.inference import config as config_lib
 from hyperface_jax.inference import image_io, outputs, video
 
 BATCH_SIZE = 8  # documented default: images per analyzer call
+DEFAULT_CACHE_DIR = "~/.cache/hyperface_jax/jax_cache"  # --compilation_cache_dir of the program
 _HELP_ARGS = cli.HELP_ARGS
 
 FLAGS = flags.FlagValues()  # this tool's own flags (see the module doc)
@@ -104,6 +106,15 @@ _BOXES = flags.DEFINE_string(
   None,
   "--task=relations: a JSON file {image file name: [[x, y, w, h], ...]} of given face "
   "boxes, instead of a detector.",
+  flag_values=FLAGS,
+)
+_CACHE_DIR = flags.DEFINE_string(
+  "compilation_cache_dir",
+  None,
+  "JAX's persistent compilation cache: the compiled programs are stored there and the next "
+  f"run loads them instead of compiling (bench/cold_start.py). Default: {DEFAULT_CACHE_DIR} "
+  "when run as `python -m hyperface_jax.predict`, none when main() is called in-process; "
+  "'' disables it.",
   flag_values=FLAGS,
 )
 flags.mark_flags_as_required(["workdir", "input", "output"], flag_values=FLAGS)
@@ -167,6 +178,7 @@ def parse_args(argv: Sequence[str]) -> Tuple[types.SimpleNamespace, dict]:
     task=_TASK.value,
     detector_workdir=_DETECTOR.value,
     boxes=_BOXES.value,
+    compilation_cache_dir=_CACHE_DIR.value,
   )
   if args.batch_size < 1:
     raise UsageError(f"--batch_size must be >= 1, got {args.batch_size}")
@@ -286,14 +298,35 @@ def _default_factory(workdir: str, step: Optional[int], overrides: dict):
   return analyzer.FaceAnalyzer.from_workdir(workdir, step, **overrides)
 
 
+def enable_compilation_cache(path: str) -> str:
+  """Turns on JAX's persistent compilation cache in `path` (created) for this process,
+  caching every program however quickly it compiled (the network's program of each batch
+  size bucket, most of the CLI's cold start; bench/cold_start.py). A global JAX setting,
+  so only the program entry (or an explicit --compilation_cache_dir) calls this, never
+  an import. Returns the expanded path."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  path = os.path.abspath(os.path.expanduser(path))
+  os.makedirs(path, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", path)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  return path
+
+
 def main(
-  argv: Optional[Sequence[str]] = None, analyzer_factory: Callable = _default_factory
+  argv: Optional[Sequence[str]] = None,
+  analyzer_factory: Callable = _default_factory,
+  *,
+  program: bool = False,
 ) -> int:
   """Runs the CLI; returns the exit status (0 fine, 1 some inputs failed, 2 usage error).
 
   Args:
     argv: [program, flags...] as absl passes it (None: sys.argv).
     analyzer_factory: (workdir, step, overrides) -> analyzer (tests pass a fake one).
+    program: run as `python -m hyperface_jax.predict`: --compilation_cache_dir defaults
+      to DEFAULT_CACHE_DIR (in-process calls leave JAX's global settings alone unless
+      the flag is given).
   """
   argv = list(sys.argv if argv is None else argv)
   if any(a in _HELP_ARGS for a in argv[1:]):
@@ -307,6 +340,14 @@ def main(
   if not os.path.exists(args.input):
     print(f"error: --input {args.input} does not exist", file=sys.stderr)
     return 2
+  cache_dir = args.compilation_cache_dir
+  if cache_dir is None and program:
+    cache_dir = DEFAULT_CACHE_DIR
+  if cache_dir:
+    try:
+      enable_compilation_cache(cache_dir)
+    except OSError as e:  # an unwritable folder costs the speed-up, not the run
+      print(f"warning: no compilation cache in {cache_dir}: {e}", file=sys.stderr)
   if args.task == "relations":
     return _relations(args, overrides)
   try:
@@ -374,4 +415,4 @@ def _relations(args, overrides) -> int:
 
 if __name__ == "__main__":
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  cli.run(main)
+  cli.run(functools.partial(main, program=True))

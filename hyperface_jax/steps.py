@@ -79,6 +79,16 @@ def init_state(
   )
 
 
+def float32_outputs(outputs):
+  """The model's floating outputs in float32, so that the losses (and the evaluators) are
+  float32 whatever the computation dtype (config.compute_dtype); a no-op in float32."""
+
+  def cast(x):
+    return x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x
+
+  return jax.tree.map(cast, outputs)
+
+
 def _exact_means(sums_counts: Mapping[str, Any]):
   """Local sum / global count per task, and the global counts."""
   counts = {t: lax.psum(c, DATA_AXIS) for t, (_, c) in sums_counts.items()}
@@ -160,7 +170,7 @@ def _train_step(
     outputs, new_model_state = model.apply(
       variables, batch["image"], train=True, rngs={"dropout": rng}, mutable=mutable
     )
-    local, counts = _exact_means(loss_fn(outputs, batch))
+    local, counts = _exact_means(loss_fn(float32_outputs(outputs), batch))
     return local, (counts, new_model_state)
 
   # local[t] = this device's sum / the global count: the psum is the exact global mean.
@@ -231,7 +241,7 @@ def _train_step(
 def _eval_step(state: TrainState, batch, *, model, loss_fn):
   """Per-device body of the eval step: outputs per example, exact task losses."""
   variables = {"params": state.params, **state.model_state}
-  outputs = model.apply(variables, batch["image"], train=False)
+  outputs = float32_outputs(model.apply(variables, batch["image"], train=False))
   local, counts = _exact_means(loss_fn(outputs, batch))
   losses = {t: lax.psum(v, DATA_AXIS) for t, v in local.items()}
   return outputs, losses, counts

@@ -12,6 +12,7 @@ import time
 from typing import Any, Dict
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import logging
 from etils import epath
@@ -30,7 +31,7 @@ from hyperface_jax import (
   tasks,
   weighting,
 )
-from hyperface_jax.data import inputs
+from hyperface_jax.data import inputs, prefetch
 from hyperface_jax.evaluation import runner
 from hyperface_jax.metric_writer import MetricWriter
 
@@ -56,6 +57,19 @@ def _check_finite(step: int, metrics: Dict[str, Any]) -> None:
     )
 
 
+def build_model(config):
+  """The module `config.model_name` with the keyword arguments `config.model`, computing in
+  `config.compute_dtype` (config_checks.COMPUTE_DTYPES). bfloat16 is mixed precision: the
+  parameters (flax `param_dtype`), the optimiser state, the BatchNorm statistics and the
+  losses stay float32 (steps.py casts the outputs); a float32 run passes no `dtype`, so
+  models without that field build as before."""
+  kwargs = dict(config.model)
+  compute_dtype = config.get("compute_dtype") or "float32"
+  if compute_dtype != "float32":
+    kwargs["dtype"] = jnp.dtype(compute_dtype)
+  return registry.MODELS.get(config.model_name)(**kwargs)
+
+
 def build(config, mesh):
   """Model, loss function, optimiser, weighting and the abstract train state.
 
@@ -63,7 +77,7 @@ def build(config, mesh):
   the model must output each of them with the declared shape (checked at trace time).
   """
   del mesh  # the state is replicated; kept for a sharded-state variant
-  model = registry.MODELS.get(config.model_name)(**config.model)
+  model = build_model(config)
   task_list = tasks.resolve(config.tasks)
   loss_fn = functools.partial(tasks.compute_losses, task_list)
   optimizer = optim.make_optimizer(config, config.total_steps)
@@ -151,23 +165,50 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, float]:
   eval_step = steps.make_eval_step(mesh, model=model, loss_fn=loss_fn)
   validator = runner.validation(mesh, eval_step, data, config)  # regions, or face pairs
 
-  make_batch = lambda step: sharding.global_batch(mesh, data.train_batch(step, local_batch))
+  # Host batches of steps start + 1 .. total_steps, built ahead by config.data.workers
+  # processes (data/prefetch.py; 0: here, inline); closed after the last one or when collected.
+  batches = prefetch.Prefetcher(
+    data.train_batch,
+    local_batch,
+    start,
+    config.total_steps,
+    workers=config.data.get("workers", 0),
+    prefetch=config.data.get("prefetch", 2),
+  )
+  make_batch = lambda step: sharding.global_batch(mesh, batches.get(step))
   t0, last_step = time.time(), start
   next_batch = make_batch(start + 1) if start < config.total_steps else None
   # SIGTERM: save at the next step boundary and stop (hyperface_jax/preemption.py).
   watcher = preemption.Watcher().install()
+  # Metrics stay on the device and are fetched in one transfer at each log step, and before
+  # every evaluation and checkpoint save, instead of a device sync every step.
+  pending = []  # [(step, device metrics)] not fetched yet
+
+  def fetch():
+    """The pending steps' metrics on the host (those of the latest step returned); stops
+    on the first step with a non-finite loss or gradient, before anything is saved."""
+    fetched = sharding.to_host([m for _, m in pending])
+    done = [s for s, _ in pending]
+    pending.clear()
+    try:
+      for s, m in zip(done, fetched, strict=True):
+        _check_finite(s, m)
+    except NonFiniteLossError:
+      watcher.uninstall()
+      batches.close()  # the prefetching workers, if any
+      ckpt.close()  # an asynchronous save of an earlier, good step completes first
+      raise
+    return fetched[-1] if fetched else None
+
   for step in range(start + 1, config.total_steps + 1):
     state, metrics = train_step(state, next_batch)  # dispatched asynchronously
     if step < config.total_steps:
       next_batch = make_batch(step + 1)  # host work overlaps the device step
-    metrics = sharding.to_host(metrics)  # small; lets us stop on the first bad step
-    try:
-      _check_finite(step, metrics)
-    except NonFiniteLossError:
-      watcher.uninstall()
-      ckpt.close()  # an asynchronous save of an earlier, good step completes first
-      raise
+    pending.append((step, metrics))  # on the device until the next log, evaluation or save
+    if len(pending) > 1:  # at most two steps in flight: wait, without a transfer, for the last
+      jax.block_until_ready(pending[-2][1]["train/loss"])
     if step % config.log_every == 0 or step == config.total_steps:
+      metrics = fetch()  # this step's row (and a stop on the first bad step since the last)
       dt = time.time() - t0
       rate = (step - last_step) * config.batch_size / max(dt, 1e-9)
       eta = (config.total_steps - step) * config.batch_size / max(rate, 1e-9)
@@ -183,6 +224,7 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, float]:
       )
       t0, last_step = time.time(), step
     if step % config.eval_every == 0 or step == config.total_steps:
+      fetch()  # never evaluate (nor save, below) a state that a bad step has poisoned
       val_losses = validator.losses(state)
       state = state.replace(
         val_losses={
@@ -194,15 +236,19 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, float]:
       writer.write(step, {f"val/loss/{t}": v for t, v in val_losses.items()})
     saved = step % config.checkpoint_every == 0 or step == config.total_steps
     if saved:
+      fetch()
       ckpt.save(step, state)
     if step < config.total_steps and watcher.stop_requested():  # all processes agree
       if not saved:
+        fetch()
         ckpt.save(step, state)
       watcher.uninstall()
+      batches.close()  # the prefetching workers, if any
       ckpt.close()  # complete on disk before the exit
       writer.close()
       raise preemption.Preempted(step, ckpt.directory)
   watcher.uninstall()
+  batches.close()
   ckpt.close()
 
   results = runner.final_evaluation(config, workdir, mesh, eval_step, state, data)

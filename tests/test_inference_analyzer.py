@@ -46,6 +46,7 @@ def face_analyzer(workdir):
       # A random model scores ~0.5: low thresholds so that faces come out.
       "irp.score_threshold": 0.0,
       "nms.score_threshold": 0.0,
+      "detection_threshold": 0.0,
     },
   )
 
@@ -134,13 +135,80 @@ def test_batched_network_equals_direct_model_apply(workdir):
 
 
 def test_no_recompilation_across_image_sizes(face_analyzer):
+  # batch_size 16, min_bucket 8: at most the two buckets 8 and 16 ever compile.
+  assert batched.bucket_sizes(16, 8) == [8, 16]
   images = _images()
+  face_analyzer(images)
   face_analyzer(images[:1])
   traces = face_analyzer.network.traces
+  assert 1 <= traces <= 2
   face_analyzer(images[1:])
   face_analyzer(images[::-1])
-  assert traces == 1 and face_analyzer.network.traces == 1
+  assert face_analyzer.network.traces == traces
   assert set(analyzer.STAGES) <= set(face_analyzer.timings)
+  assert face_analyzer.timings["total_cpu"] > 0
+  assert face_analyzer.timings["total_cpu"] == pytest.approx(
+    sum(face_analyzer.timings[f"{s}_cpu"] for s in analyzer.STAGES)
+  )
+
+
+def test_bucket_sizes_and_batch_plan_hand_worked():
+  assert batched.bucket_sizes(256) == [8, 16, 32, 64, 128, 256]
+  assert batched.bucket_sizes(100, 8) == [8, 16, 32, 64, 100]
+  assert batched.bucket_sizes(4, 8) == [4]
+  assert batched.bucket_sizes(256, 256) == [256]  # the old single fixed batch
+  assert batched.batch_plan(0, 256) == []
+  assert batched.batch_plan(20, 256) == [(0, 20, 32)]
+  assert batched.batch_plan(5, 256) == [(0, 5, 8)]
+  assert batched.batch_plan(300, 256) == [(0, 256, 256), (256, 300, 64)]
+  assert batched.batch_plan(17, 16, 4) == [(0, 16, 16), (16, 17, 4)]
+  with pytest.raises(ValueError, match="min_bucket"):
+    batched.bucket_sizes(16, 0)
+
+
+def test_bucket_padding_equals_the_unpadded_computation(workdir):
+  config = batched.load_workdir_config(workdir)
+  model, variables, _ = batched.load_variables(config, workdir)
+  image = _images()[1]
+  rng = np.random.default_rng(3)
+  xy = rng.uniform(-10, 40, (11, 2))
+  regions = np.concatenate([xy, np.repeat(rng.uniform(20, 50, (11, 1)), 2, 1)], 1)
+  crops = preprocess.crop_and_resize(image, regions, config.input_size)
+  net = batched.BatchedNetwork(model, variables, input_size=config.input_size, batch_size=256)
+  for n, bucket in ((5, 8), (11, 16)):  # 5 crops run as a batch of 8, 11 as one of 16
+    assert batched.batch_plan(n, 256) == [(0, n, bucket)]
+    want = model.apply(variables, preprocess.normalize(crops[:n]), train=False)  # no padding
+    got = net([image], [regions[:n]])[0]
+    np.testing.assert_allclose(
+      got["score"], jax.nn.softmax(want["detection"], -1)[:, 1], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(got["pose"], want["pose"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["visibility"], np.clip(want["visibility"], 0, 1), atol=1e-6)
+  assert net.traces == 2  # buckets 8 and 16
+  net([image], [regions[:7]])  # bucket 8 again: no new compilation
+  assert net.traces == 2
+
+
+def test_auto_proposals_use_the_runs_own_proposal_net(workdir, tmp_path):
+  base = analyzer.config_lib.inference_config()
+  assert base.proposals.name == "auto"
+  # No proposal net anywhere: the sliding window, which needs only the HyperFace run.
+  got = analyzer.resolve_proposals(base, workdir)
+  assert got.proposals.name == "sliding_window" and got.proposals.learned.workdir == ""
+  # A run with <workdir>/proposals/config.json (what `make demo` leaves): learned proposals.
+  run = tmp_path / "run"
+  (run / analyzer.PROPOSAL_SUBDIR).mkdir(parents=True)
+  (run / analyzer.PROPOSAL_SUBDIR / "config.json").write_text("{}")
+  got = analyzer.resolve_proposals(base, str(run))
+  assert got.proposals.name == "learned"
+  assert got.proposals.learned.workdir == str(run / analyzer.PROPOSAL_SUBDIR)
+  # An explicit generator is kept, and an explicit proposal workdir is not replaced.
+  explicit = analyzer.config_lib.with_overrides(
+    base, {"proposals.name": "haar", "proposals.learned.workdir": "/elsewhere"}
+  )
+  got = analyzer.resolve_proposals(explicit, str(run))
+  assert got.proposals.name == "haar" and got.proposals.learned.workdir == "/elsewhere"
+  assert analyzer.resolve_proposals(base).proposals.name == "sliding_window"
 
 
 def test_padded_equals_unpadded(face_analyzer):
@@ -241,3 +309,31 @@ def test_parse_overrides_values_and_errors():
   for bad in ("nms.top_k", "=3"):
     with pytest.raises(ValueError, match="KEY=VALUE"):
       analyzer.config_lib.parse_overrides([bad])
+
+
+def test_detection_threshold_drops_low_final_scores(face_analyzer):
+  image = _images()[0]
+  lm = np.stack([np.linspace(20, 40, 21), np.linspace(15, 35, 21)], 1)
+  det = {
+    "box": np.array([[15.0, 10.0, 30.0, 30.0], [0.0, 0.0, 10.0, 10.0]]),
+    "score": np.array([0.9, 0.6]),
+    "landmarks": np.stack([lm, lm / 4]),
+    "visibility": np.ones((2, 21)),
+    "pose": np.zeros((2, 3)),
+    "p_female": np.array([0.3, 0.4]),
+  }
+  kept = {}
+  for t in (0.0, 0.15, 0.2):
+    cfg = analyzer.config_lib.with_overrides(
+      face_analyzer.config,
+      {
+        "proposals.name": "sliding_window",
+        "irp.enabled": False,
+        "nms.score_threshold": 0.5,
+        "detection_threshold": t,
+      },
+    )
+    out = face_analyzer.refine([image], [{k: v.copy() for k, v in det.items()}], cfg)
+    kept[t] = np.round(out[0]["score"], 6).tolist()
+  # Two separate one-member groups, top-K mean scores 0.9 / 5 and 0.6 / 5.
+  assert kept == {0.0: [0.18, 0.12], 0.15: [0.18], 0.2: []}

@@ -179,3 +179,44 @@ def test_proposal_recall_bench_ranks_by_generator_order():
   assert table["recall@1/iou_0.5"] == 0.0 and table["recall@2/iou_0.5"] == 0.5
   assert table["recall@all/iou_0.7"] == 0.5
   assert bench.best_ious(np.zeros((0, 4)), faces, [None]).tolist() == [[0.0], [0.0]]
+
+
+def test_greedy_nms_hand_worked_and_equal_to_the_group_leaders():
+  from hyperface_jax.inference import fast_proposals, lnms
+
+  boxes = np.array(
+    [[0, 0, 10, 10], [1, 0, 10, 10], [20, 20, 10, 10], [5, 0, 10, 10], [21, 20, 10, 10]], float
+  )
+  scores = np.array([0.9, 0.8, 0.7, 0.6, 0.95])
+  # Box 4 leads and removes box 2 (IoU 90 / 110 = 0.82); box 0 removes box 1 (0.82) but not
+  # box 3 (IoU 50 / 150 = 0.33 <= 0.5).
+  got = fast_proposals.greedy_nms(boxes, scores, 0.5, max_keep=10)
+  np.testing.assert_array_equal(got, boxes[[4, 0, 3]])
+  np.testing.assert_array_equal(fast_proposals.greedy_nms(boxes, scores, 0.5, 2), boxes[[4, 0]])
+  assert fast_proposals.greedy_nms(np.zeros((0, 4)), np.zeros(0), 0.5, 5).shape == (0, 4)
+  rng = np.random.default_rng(0)
+  xy = rng.uniform(0, 100, (300, 2))
+  many = np.concatenate([xy, np.repeat(rng.uniform(10, 40, (300, 1)), 2, 1)], 1)
+  s = rng.uniform(0, 1, 300)
+  leaders = [g[0] for g in lnms.greedy_groups(many, s, 0.4)]
+  np.testing.assert_array_equal(fast_proposals.greedy_nms(many, s, 0.4, 1000), many[leaders])
+  np.testing.assert_array_equal(fast_proposals.greedy_nms(many, s, 0.4, 7), many[leaders[:7]])
+
+
+def test_learned_smallest_window_follows_the_image_size(fast_workdir):
+  from hyperface_jax.inference import fast_proposals
+
+  image = np.random.default_rng(1).integers(0, 255, (100, 200, 3), np.uint8)
+  gen = fast_proposals.LearnedProposals(
+    fast_workdir, min_side=24.0, scale_step=1.5, min_side_fraction=0.5, score_threshold=0.0
+  )
+  boxes, _ = gen.score_windows(image)
+  # Smallest face searched: max(24, 0.5 * min(100, 200)) = 50 px, then 75 (112.5 > 100).
+  # Level side 50 -> scale 24 / 50: the image becomes 48 x 96 px and a 24 px window maps
+  # back to 24 * 200 / 96 = 50 px wide, 24 * 100 / 48 = 50 px high, in image pixels.
+  np.testing.assert_allclose(np.unique(np.round(boxes[:, 2], 6)), [50.0, 24 * 200 / 64])
+  np.testing.assert_allclose(np.unique(np.round(boxes[:, 3], 6)), [50.0, 24 * 100 / 32])
+  first = boxes[boxes[:, 2] == 50.0]
+  # Window origins (4 j - 8 - 0.5 in the level) scaled by 200 / 96 about the pixel centres.
+  assert first[:, 0].min() == pytest.approx((-8.5 + 0.5) * 200 / 96 - 0.5)
+  assert gen(image).shape[1] == 4

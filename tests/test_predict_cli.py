@@ -4,6 +4,7 @@ and one run of the real analyzer on a tiny smoke-config model."""
 import io
 import json
 import os
+import subprocess
 import sys
 
 import cv2
@@ -305,6 +306,44 @@ def test_real_analyzer_on_a_smoke_model(smoke_workdir, tmp_path, capsys):
   )
   assert status == 2 and not os.path.exists(tmp_path / "out2")
   assert "Unknown inference setting 'nms.topk'" in capsys.readouterr().err
+
+
+def test_program_fills_the_persistent_compilation_cache(smoke_workdir, tmp_path):
+  """`python -m hyperface_jax.predict` caches its compiled programs, by default under
+  ~/.cache/hyperface_jax/jax_cache (HOME is a temporary folder here); in-process calls
+  leave JAX's settings alone unless --compilation_cache_dir is given."""
+  src, home = tmp_path / "in", tmp_path / "home"
+  src.mkdir()
+  home.mkdir()
+  rng = np.random.default_rng(3)
+  Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(src / "x.png")
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "hyperface_jax.predict",
+      f"--workdir={smoke_workdir}",
+      f"--input={src / 'x.png'}",
+      f"--output={tmp_path / 'out'}",
+      "--config.nms.score_threshold=0.0",
+      "--config.max_faces=2",
+      "--config.batch_size=32",
+      "--config.proposals.sliding_window.min_side=40",
+    ],
+    cwd=REPO,
+    env={**os.environ, "HOME": str(home)},
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert (tmp_path / "out" / "x.json").is_file()
+  cache = home / ".cache" / "hyperface_jax" / "jax_cache"
+  assert os.listdir(cache)  # the network's program (the other stages are numpy)
+  base = ["predict", "--workdir=W", "--input=I", "--output=O"]
+  assert predict.parse_args(base)[0].compilation_cache_dir is None
+  args, _ = predict.parse_args(base + ["--compilation_cache_dir="])
+  assert args.compilation_cache_dir == ""  # off, even for the program
 
 
 def test_smoother_follows_faces_that_swap_order_and_restarts_lost_ones():

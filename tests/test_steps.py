@@ -6,6 +6,7 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
+from region_batches import random_region_batch
 
 from hyperface_jax import (
   losses,
@@ -30,22 +31,7 @@ def _config():
 
 
 def _random_batch(rng, n, size=67):
-  """A region batch with uneven masks, so per-device counts differ."""
-  b = dict(
-    image=rng.uniform(-0.5, 0.5, size=(n, size, size, 3)).astype(np.float32),
-    detection=rng.integers(0, 2, n).astype(np.int32),
-    detection_mask=(rng.random(n) < 0.8).astype(np.float32),
-    landmarks=rng.normal(scale=0.2, size=(n, 21, 2)).astype(np.float32),
-    visibility=(rng.random((n, 21)) < 0.7).astype(np.float32),
-    landmarks_mask=(rng.random(n) < 0.6).astype(np.float32),
-    visibility_mask=(rng.random(n) < 0.6).astype(np.float32),
-    pose=rng.normal(scale=0.5, size=(n, 3)).astype(np.float32),
-    pose_mask=(rng.random(n) < 0.4).astype(np.float32),
-    gender=rng.integers(0, 2, n).astype(np.int32),
-    gender_mask=(rng.random(n) < 0.4).astype(np.float32),
-    example_mask=np.ones(n, np.float32),
-  )
-  return b
+  return random_region_batch(rng, n, size, pose_gender_fraction=0.4)
 
 
 def _model(axis_name="data"):

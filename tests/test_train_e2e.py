@@ -212,7 +212,18 @@ def test_resumed_run_matches_uninterrupted_with_moving_weights(
     )
 
 
-def test_non_finite_loss_stops_naming_step_and_task(data_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+  "log_every,bad_step,last_checkpoint",
+  # Logging every 2 steps: the bad step 5 is fetched with step 6, a log, evaluation and
+  # checkpoint step. Logging never: the bad step 2 is fetched (with the NaN step 3 that
+  # follows it) only before the evaluation and checkpoint of step 3.
+  [(2, 5, 3), (100, 2, None)],
+)
+def test_non_finite_loss_stops_naming_step_and_task(
+  log_every, bad_step, last_checkpoint, data_dir, tmp_path, monkeypatch
+):
+  """Metrics are fetched at log, evaluation and checkpoint steps (train.py): the error
+  names the first bad step, and no checkpoint of that step or a later one is written."""
   workdir = str(tmp_path / "nan")
   real_load = inputs.load
 
@@ -222,7 +233,7 @@ def test_non_finite_loss_stops_naming_step_and_task(data_dir, tmp_path, monkeypa
 
     def train_batch(step, rows):
       batch = clean(step, rows)
-      if step == 5:
+      if step == bad_step:
         batch["pose"] = np.full_like(batch["pose"], np.nan)
       return batch
 
@@ -230,10 +241,11 @@ def test_non_finite_loss_stops_naming_step_and_task(data_dir, tmp_path, monkeypa
     return data
 
   monkeypatch.setattr(inputs, "load", poisoned_load)
-  with pytest.raises(train.NonFiniteLossError, match=r"step 5 in task\(s\) \['pose'\]"):
-    train.train_and_evaluate(_smoke_config(data_dir), workdir)
+  match = rf"step {bad_step} in task\(s\) \['pose'\]"
+  with pytest.raises(train.NonFiniteLossError, match=match):
+    train.train_and_evaluate(_smoke_config(data_dir, log_every=log_every), workdir)
   ckpt = checkpointing.Checkpointer(workdir)
-  assert ckpt.latest_step() == 3
+  assert ckpt.latest_step() == last_checkpoint
   assert not os.path.exists(os.path.join(workdir, "results.json"))
 
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from region_batches import random_region_batch
 
 from hyperface_jax import (
   checkpointing,
@@ -59,21 +60,7 @@ class TinyHyperFace(nn.Module):
 
 
 def _batch(rng, n=16):
-  """A region batch with uneven masks, so per-device label counts differ."""
-  return dict(
-    image=rng.uniform(-0.5, 0.5, size=(n, SIZE, SIZE, 3)).astype(np.float32),
-    detection=rng.integers(0, 2, n).astype(np.int32),
-    detection_mask=(rng.random(n) < 0.8).astype(np.float32),
-    landmarks=rng.normal(scale=0.2, size=(n, 21, 2)).astype(np.float32),
-    visibility=(rng.random((n, 21)) < 0.7).astype(np.float32),
-    landmarks_mask=(rng.random(n) < 0.6).astype(np.float32),
-    visibility_mask=(rng.random(n) < 0.6).astype(np.float32),
-    pose=rng.normal(scale=0.5, size=(n, 3)).astype(np.float32),
-    pose_mask=(rng.random(n) < 0.5).astype(np.float32),
-    gender=rng.integers(0, 2, n).astype(np.int32),
-    gender_mask=(rng.random(n) < 0.5).astype(np.float32),
-    example_mask=np.ones(n, np.float32),
-  )
+  return random_region_batch(rng, n, SIZE)
 
 
 def _optim_config(name="sgd", lr=0.05, momentum=0.9, weight_decay=1e-3):

@@ -122,6 +122,8 @@ def load(config) -> Data:
     test.append(_store(src, src["test_split"], src.get("max_eval_scenes"), fields))
   thresholds = dc.thresholds.to_dict()
   task_names = tuple(config.tasks)
+  # Read once here: prefetch workers are forked processes that must not call JAX.
+  process_index, process_count = jax.process_index(), jax.process_count()
 
   def train_batch(step: int, local_rows: int) -> Dict[str, np.ndarray]:
     batch = pipeline.train_batch(
@@ -134,8 +136,8 @@ def load(config) -> Data:
       flip_prob=dc.flip_prob,
       normalize=dc.normalize,
       thresholds=thresholds,
-      process_index=jax.process_index(),
-      process_count=jax.process_count(),
+      process_index=process_index,
+      process_count=process_count,
       task_names=task_names,
     )
     assert batch["image"].shape[0] == local_rows, (batch["image"].shape, local_rows)

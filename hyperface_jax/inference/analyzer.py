@@ -7,14 +7,16 @@
   FaceAnalyzer.from_export("exports/demo")  # an ONNX export, onnxruntime, no JAX imported
 
 Pipeline per call, over all images together: proposals (registry.PROPOSALS) -> batched
-network pass (inference/batched.py, one compilation) -> Iterative Region Proposals
+network pass (inference/batched.py, bucketed batches) -> Iterative Region Proposals
 (inference/irp.py) -> landmark-based NMS or plain NMS (inference/lnms.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+import os
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
@@ -27,6 +29,43 @@ if TYPE_CHECKING:  # batched imports JAX: only `from_workdir` needs it (from_exp
   from hyperface_jax.inference import batched
 
 STAGES = ("proposals", "network", "irp", "lnms")
+# Where `make demo` puts the demo's proposal net (configs/fast_hyperface.py:cpu): a workdir
+# inside the HyperFace workdir, found by `from_workdir` (`proposals.name="auto"`).
+PROPOSAL_SUBDIR = "proposals"
+
+
+def _clock():
+  """(wall, process CPU) seconds: on a shared machine the CPU time of the process (all its
+  threads) is the part of the latency that does not depend on the other jobs."""
+  return time.perf_counter(), time.process_time()
+
+
+def resolve_proposals(config, workdir: Optional[str] = None):
+  """`config` with `proposals.name="auto"` (the default) made concrete: "learned" when a
+  proposal net is configured (`proposals.learned.workdir`) or found in
+  `<workdir>/proposals` (where `make demo` trains it), else "sliding_window" (works
+  with the HyperFace run alone, but runs the network on every window: seconds per
+  640x480 image instead of ~0.1 s, docs/inference.md latency)."""
+  learned = config.proposals.learned
+  if not learned.workdir and workdir:
+    candidate = os.path.join(workdir, PROPOSAL_SUBDIR)
+    if os.path.isfile(os.path.join(candidate, "config.json")):
+      config = config_lib.with_overrides(config, {"proposals.learned.workdir": candidate})
+  if config.proposals.name != "auto":
+    return config
+  if config.proposals.learned.workdir:
+    return config_lib.with_overrides(config, {"proposals.name": "learned"})
+  if workdir:  # a programmatic FaceAnalyzer(network) asked for no particular run: no warning
+    logging.warning(
+      "No proposal net (%s/%s or proposals.learned.workdir): using the sliding-window "
+      "pyramid, which runs the network on every window (slow on large images). `make demo` "
+      "trains one: python -m hyperface_jax.main --config=configs/fast_hyperface.py:cpu "
+      "--workdir=<workdir>/%s",
+      workdir or "<workdir>",
+      PROPOSAL_SUBDIR,
+      PROPOSAL_SUBDIR,
+    )
+  return config_lib.with_overrides(config, {"proposals.name": "sliding_window"})
 
 
 @dataclasses.dataclass
@@ -87,19 +126,24 @@ class FaceAnalyzer:
 
   Attributes:
     config: the pipeline settings (inference/config.py), locked.
-    network: the BatchedNetwork (fixed-size batches, one compilation), or the
+    network: the BatchedNetwork (bucketed batches, one compilation per bucket), or the
       onnx_network.OnnxNetwork of `from_export`.
     timings: seconds per stage ("proposals", "network", "irp", "lnms") of the last call,
-      summed over its images, plus "total".
+      summed over its images, plus "total"; "<stage>_cpu" / "total_cpu" are the process
+      CPU seconds of the same stages (all threads; independent of other jobs' load).
   """
 
   def __init__(self, network: batched.BatchedNetwork, config=None, **overrides):
-    self.config = config_lib.with_overrides(config or config_lib.inference_config(), overrides)
+    self.config = resolve_proposals(
+      config_lib.with_overrides(config or config_lib.inference_config(), overrides)
+    )
     self.network = network
     self.network.flip_test = bool(self.config.flip_test)
     if self.network.batch_size != self.config.batch_size:
       # The batch size is part of the compiled shape: a new one compiles once more.
       self.network.batch_size = int(self.config.batch_size)
+    if hasattr(self.network, "min_bucket"):  # the ONNX network pads only fixed-batch exports
+      self.network.min_bucket = int(self.config.min_bucket)
     self._proposer = None
     self.timings: Dict[str, float] = {s: 0.0 for s in STAGES}
 
@@ -118,6 +162,7 @@ class FaceAnalyzer:
     train_config = batched.load_workdir_config(workdir)
     model, variables, _ = batched.load_variables(train_config, workdir, step)
     config = config_lib.with_overrides(config_lib.inference_config(), overrides)
+    config = resolve_proposals(config, workdir)
     network = batched.BatchedNetwork(
       model,
       variables,
@@ -125,6 +170,7 @@ class FaceAnalyzer:
       normalize=train_config.data.get("normalize", "minus_half"),
       batch_size=config.batch_size,
       flip_test=config.flip_test,
+      min_bucket=config.min_bucket,
     )
     return cls(network, config)
 
@@ -162,14 +208,16 @@ class FaceAnalyzer:
   def score_proposals(self, images: Sequence[np.ndarray]) -> List[Dict[str, np.ndarray]]:
     """Stages 1-2: proposals and the batched network pass (per image, per proposal)."""
     images = _check_images(images)
-    t0 = time.perf_counter()
+    t0 = _clock()
     regions = self._propose(images)
-    t1 = time.perf_counter()
+    t1 = _clock()
     dets = self.network(images, regions)
-    t2 = time.perf_counter()
+    t2 = _clock()
     self.timings = {
-      "proposals": t1 - t0,
-      "network": t2 - t1,
+      "proposals": t1[0] - t0[0],
+      "network": t2[0] - t1[0],
+      "proposals_cpu": t1[1] - t0[1],
+      "network_cpu": t2[1] - t1[1],
       "num_proposals": float(sum(len(r) for r in regions)),
     }
     return dets
@@ -180,7 +228,7 @@ class FaceAnalyzer:
     """Stages 3-4: IRP and (landmark) NMS, with `config` (default self.config)."""
     cfg = config or self.config
     images = _check_images(images)
-    t2 = time.perf_counter()
+    t2 = _clock()
     iterations = cfg.irp.iterations if cfg.irp.enabled else 0
     dets = irp.iterative_region_proposals(
       self.network,
@@ -191,7 +239,7 @@ class FaceAnalyzer:
       tie_tolerance=cfg.irp.tie_tolerance,
       visibility_threshold=cfg.nms.visibility_threshold,
     )
-    t3 = time.perf_counter()
+    t3 = _clock()
     score_mode = group_score_mode(cfg)
     out = []
     for img, d in zip(images, dets, strict=True):
@@ -216,9 +264,17 @@ class FaceAnalyzer:
         d = lnms.select(d, d["score"] >= cfg.nms.score_threshold)
       else:
         raise ValueError(f"nms.method must be 'lnms', 'plain' or 'none'; got {cfg.nms.method!r}.")
+      d = lnms.select(d, np.asarray(d["score"]) >= cfg.detection_threshold)
       out.append(lnms.select(d, np.arange(min(len(d["score"]), cfg.max_faces))))
-    t4 = time.perf_counter()
-    self.timings.update({"irp": t3 - t2, "lnms": t4 - t3})
+    t4 = _clock()
+    self.timings.update(
+      {
+        "irp": t3[0] - t2[0],
+        "lnms": t4[0] - t3[0],
+        "irp_cpu": t3[1] - t2[1],
+        "lnms_cpu": t4[1] - t3[1],
+      }
+    )
     return out
 
   def detect(self, images: Sequence[np.ndarray]) -> List[Dict[str, np.ndarray]]:
@@ -226,6 +282,7 @@ class FaceAnalyzer:
     pose, p_female, ...) sorted by descending score. Sets `timings`."""
     dets = self.refine(images, self.score_proposals(images))
     self.timings["total"] = sum(self.timings[s] for s in STAGES)
+    self.timings["total_cpu"] = sum(self.timings[f"{s}_cpu"] for s in STAGES)
     return dets
 
   def __call__(self, images: Sequence[np.ndarray]) -> List[List[Face]]:

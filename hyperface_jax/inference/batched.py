@@ -2,8 +2,10 @@
 
 Regions of any number of images of any sizes are cropped on the host exactly as in
 training (`data.preprocess.crop_and_resize` + `normalize`), concatenated and cut into
-fixed-size batches (the last one padded), so the jitted model compiles once for the
-life of the object whatever the images (docs/papers.md section 1.8 step 2).
+batches of `batch_size`; the rest is padded up to the smallest *bucket* that holds it
+(powers of two from `min_bucket` up to `batch_size`, `bucket_sizes`), so the jitted model
+compiles at most once per bucket for the life of the object whatever the images
+(docs/papers.md section 1.8 step 2), and 20 crops cost a batch of 32, not of 256.
 
 Why crops are cut with OpenCV on the host and not with a jitted gather: the crop
 size S is small (99 px demo, 227 px paper) and `cv2.warpAffine` cuts one S x S crop in
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -67,10 +69,14 @@ def load_variables(config, workdir: str, step: Optional[int] = None):
 
 
 def inference_model(config):
-  """The model of `config` for single-device inference (no cross-device BatchNorm)."""
+  """The model of `config` for single-device inference (no cross-device BatchNorm; XLA's
+  convolutions: `conv_impl` only changes the weight gradient, models/fast_conv.py, and a
+  plain forward pass keeps the exported programs free of custom-gradient calls)."""
   kwargs = dict(config.model)
   if "norm_axis_name" in kwargs:
     kwargs["norm_axis_name"] = None
+  if "conv_impl" in kwargs:
+    kwargs["conv_impl"] = "xla"
   return registry.MODELS.get(config.model_name)(**kwargs)
 
 
@@ -83,12 +89,39 @@ _EMPTY_OUTPUTS = {
 }
 
 
+def bucket_sizes(batch_size: int, min_bucket: int = 8) -> List[int]:
+  """The padded batch sizes: powers of two from `min_bucket` below `batch_size`, then
+  `batch_size` itself (bucket_sizes(256) = [8, 16, 32, 64, 128, 256])."""
+  if batch_size < 1 or min_bucket < 1:
+    raise ValueError(f"batch_size and min_bucket must be >= 1; got {batch_size}, {min_bucket}.")
+  sizes, b = [], 1
+  while b < min(min_bucket, batch_size):
+    b *= 2
+  while b < batch_size:
+    sizes.append(b)
+    b *= 2
+  return sizes + [int(batch_size)]
+
+
+def batch_plan(n: int, batch_size: int, min_bucket: int = 8) -> List[tuple]:
+  """(start, stop, padded size) of the batches that carry `n` crops: full batches of
+  `batch_size`, then the rest padded to the smallest bucket that holds it."""
+  buckets = bucket_sizes(batch_size, min_bucket)
+  plan = []
+  for start in range(0, n, batch_size):
+    stop = min(n, start + batch_size)
+    plan.append((start, stop, next(b for b in buckets if b >= stop - start)))
+  return plan
+
+
 class BatchedNetwork:
-  """Runs the multi-task model on regions of many images in fixed-size batches.
+  """Runs the multi-task model on regions of many images in bucketed batches.
 
   Attributes:
-    traces: how many times the model function was traced (1 after the first call;
+    traces: how many times the model function was traced (once per bucket size used;
       tests use it to check that nothing recompiles per image).
+    min_bucket: the smallest padded batch (bucket_sizes); `min_bucket >= batch_size`
+      gives the old single fixed batch.
   """
 
   def __init__(
@@ -100,12 +133,14 @@ class BatchedNetwork:
     normalize: str = "minus_half",
     batch_size: int = 256,
     flip_test: bool = False,
+    min_bucket: int = 8,
   ):
     if batch_size < 1:
       raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     self.input_size = int(input_size)
     self.normalize = normalize
     self.batch_size = int(batch_size)
+    self.min_bucket = int(min_bucket)
     # Horizontal-flip test-time augmentation (as config.flip_test in evaluation/runner.py):
     # each crop also runs mirrored, and the mirrored outputs, mapped back with
     # preprocess.flip_labels, are averaged with the plain ones (probabilities for the
@@ -152,12 +187,12 @@ class BatchedNetwork:
     return out
 
   def _run_crops(self, crops: np.ndarray) -> Dict[str, np.ndarray]:
-    n, b = len(crops), self.batch_size
+    n = len(crops)
     outs = []
-    for start in range(0, n, b):
-      chunk = preprocess.normalize(crops[start : start + b], self.normalize)
-      if len(chunk) < b:
-        pad = np.zeros((b - len(chunk),) + chunk.shape[1:], np.float32)
+    for start, stop, size in batch_plan(n, self.batch_size, self.min_bucket):
+      chunk = preprocess.normalize(crops[start:stop], self.normalize)
+      if len(chunk) < size:
+        pad = np.zeros((size - len(chunk),) + chunk.shape[1:], np.float32)
         chunk = np.concatenate([chunk, pad], 0)
       outs.append(self._forward(self.variables, chunk))
     if not outs:

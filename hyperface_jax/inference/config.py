@@ -21,11 +21,14 @@ def inference_config() -> ml_collections.ConfigDict:
   """The pipeline defaults: proposals -> network -> IRP -> L-NMS (docs/papers.md 1.8)."""
   c = ml_collections.ConfigDict()
   c.proposals = ml_collections.ConfigDict()
-  # docs/papers.md 1.8 step 1: the paper uses selective search; the default here is the
-  # sliding-window pyramid: deterministic, generated in about a millisecond, needs no
-  # second model, and on synth_faces as accurate as the learned proposals (AP 0.941 both)
-  # and better than selective search (0.835) (docs/inference.md ablation).
-  c.proposals.name = "sliding_window"
+  # docs/papers.md 1.8 step 1: the paper uses selective search. Default "auto" (resolved by
+  # the analyzer, analyzer.resolve_proposals): "learned" -- Fast-HyperFace's fully
+  # convolutional proposal net (docs/papers.md 1.11), which `make demo` trains into
+  # runs/demo/proposals -- when a proposal net is found, else "sliding_window" (the
+  # window pyramid: no second model, but the network runs on every window: ~3000 on a
+  # 640x480 image). Same AP on synth_faces; the learned stage is what makes a 640x480
+  # image take ~0.1 s instead of seconds (docs/inference.md latency).
+  c.proposals.name = "auto"
   # min_side, max_side_fraction, scale_step, stride_fraction, border_fraction: documented
   # defaults shared with the training-time window negatives (data/boxes.py DEFAULT_WINDOWS,
   # where the measurements behind them are noted).
@@ -52,21 +55,32 @@ def inference_config() -> ml_collections.ConfigDict:
     dict(
       workdir="",
       step=-1,  # a configs/fast_hyperface.py workdir; -1 = latest checkpoint
-      # Documented defaults (docs/papers.md 1.11 gives none): high recall first.
+      # Documented defaults (docs/papers.md 1.11 gives none), chosen for latency
+      # (docs/inference.md latency, with the AP each costs): few proposals (the network
+      # and IRP cost ~1.5-2 ms of CPU per proposal on the demo model), NMS 0.7 (0.5
+      # spread them over more faces but fit them less tightly: validation AP 0.827 vs
+      # 0.838), and a coarse pyramid (x1.4 per level; x1.25 scored 0.855 on validation
+      # but 0.823 vs 0.850 on 50 test scenes -- within the noise of ~100 faces -- at ~1.4x
+      # the proposal time) whose smallest face is 32 px or 1/10 of the image's shorter
+      # side, the larger (0 = 32 px on any image: 3.5x the proposal time on 640x480).
       score_threshold=0.05,
-      max_proposals=300,
+      max_proposals=50,
       nms_iou=0.7,
       min_side=32.0,
-      scale_step=1.25,
+      scale_step=1.4,
+      min_side_fraction=0.1,
       border=8,
       bucket=32,
     )
   )
   # Hard cap on proposals per image, highest-ranked first (keeps the network batch bounded).
   c.max_proposals = 3000
-  # Fixed network batch: every crop of every image goes through batches of this size,
-  # the last one padded, so the jitted model compiles once (docs/papers.md 1.8 step 2).
+  # Network batches (docs/papers.md 1.8 step 2): every crop of every image goes through
+  # batches of `batch_size`; the rest is padded to the smallest power-of-two bucket from
+  # `min_bucket` up that holds it (inference/batched.py bucket_sizes), each bucket one
+  # compiled program: 20 crops run as a batch of 32, not 256 (docs/inference.md latency).
   c.batch_size = 256
+  c.min_bucket = 8
   # Average every crop's outputs with those of its mirror image (inference/batched.py;
   # the papers use single crops); twice the network time.
   c.flip_test = False
@@ -104,6 +118,11 @@ def inference_config() -> ml_collections.ConfigDict:
     }
   )
   c.max_faces = 32  # rows of the padded output (faces beyond are dropped, best kept)
+  # Faces whose final (group) score is below this are not returned. Documented default,
+  # calibrated on 100 synth_faces VALIDATION scenes (bench/full_image_eval.py --thresholds,
+  # docs/inference.md): the highest of 0.1, 0.2, ... that costs at most 0.01 AP against
+  # no threshold (0.3: AP 0.827 -> 0.821, false positives per image 2.96 -> 1.06).
+  c.detection_threshold = 0.3
   return c
 
 

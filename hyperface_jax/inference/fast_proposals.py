@@ -3,8 +3,8 @@
 configs/fast_hyperface.py through the one training loop).
 
 Each pyramid level resizes the image so that a face of side s becomes the net's 24 px
-window (s runs over min_side * scale_step^k up to min(H, W), like the sliding window), pads
-it by `border` px of black (the training crops' fill, so windows may hang over the image
+window (s runs over s0 * scale_step^k up to min(H, W), like the sliding window, from
+s0 = max(min_side, min_side_fraction * min(H, W))), pads it by `border` px of black (the training crops' fill, so windows may hang over the image
 edge as training regions do), and runs the net fully convolutionally: output cell (i, j)
 scores the 24 px window at (4 j, 4 i) of the padded level. Windows scoring at least
 `score_threshold` are mapped back to image pixels, reduced by box NMS at `nms_iou`, and the
@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from hyperface_jax.data import preprocess
-from hyperface_jax.inference import batched, lnms
+from hyperface_jax.inference import batched
 from hyperface_jax.inference.proposals import check_image, window_sides
 from hyperface_jax.models import fast_proposal_net as fpn
 from hyperface_jax.registry import PROPOSALS
@@ -58,6 +58,7 @@ class LearnedProposals:
     scale_step: float = 1.25,
     border: int = 8,
     bucket: int = 32,
+    min_side_fraction: float = 0.0,
   ):
     if not workdir:
       raise ValueError(
@@ -68,13 +69,18 @@ class LearnedProposals:
     self.window = int(self.config.input_size)
     self.score_threshold, self.max_proposals, self.nms_iou = score_threshold, max_proposals, nms_iou
     self.min_side, self.scale_step, self.border, self.bucket = min_side, scale_step, border, bucket
+    self.min_side_fraction = float(min_side_fraction)
 
   def score_windows(self, image):
     """All scanned windows: (boxes [N, 4] in image pixels, face probabilities [N])."""
     image = check_image(image)
     h, w = image.shape[:2]
-    all_boxes, all_scores = [], []
-    for side in window_sides((h, w), self.min_side, 1.0, self.scale_step):
+    normalize = self.config.data.get("normalize", "minus_half")
+    levels = []
+    # Every level is dispatched before any result is read: JAX runs a level while the
+    # host resizes the next one.
+    min_side = max(self.min_side, self.min_side_fraction * min(h, w))
+    for side in window_sides((h, w), min_side, 1.0, self.scale_step):
       scale = self.window / side
       sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
       level = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_LINEAR)
@@ -82,43 +88,59 @@ class LearnedProposals:
       pw = -(-(sw + 2 * self.border) // self.bucket) * self.bucket
       canvas = np.zeros((ph, pw, 3), np.uint8)  # black, the training crops' fill
       canvas[self.border : self.border + sh, self.border : self.border + sw] = level
-      x = preprocess.normalize(canvas[None], self.config.data.get("normalize", "minus_half"))
-      prob = np.asarray(self._forward(self.variables, x))[0]  # [gh, gw]
-      gy, gx = np.mgrid[: prob.shape[0], : prob.shape[1]]
-      # Window origin in the level (continuous frame), then in the image.
-      ox = fpn.STRIDE * gx - self.border - 0.5
-      oy = fpn.STRIDE * gy - self.border - 0.5
+      x = preprocess.normalize(canvas[None], normalize)
+      levels.append((sh, sw, self._forward(self.variables, x)))
+    all_boxes, all_scores = [], []
+    half = self.window / 2
+    for sh, sw, prob in levels:
+      prob = np.asarray(prob)[0]  # [gh, gw]
+      # Window origin in the level (continuous frame) along each grid axis.
+      ox = fpn.STRIDE * np.arange(prob.shape[1]) - self.border - 0.5
+      oy = fpn.STRIDE * np.arange(prob.shape[0]) - self.border - 0.5
       # Keep windows whose centre lies inside the level (the rest scan padding only).
-      half = self.window / 2
-      inside = (
-        (ox + half >= -0.5)
-        & (ox + half <= sw - 0.5)
-        & (oy + half >= -0.5)
-        & (oy + half <= sh - 0.5)
-      )
+      cols = np.flatnonzero((ox + half >= -0.5) & (ox + half <= sw - 0.5))
+      rows = np.flatnonzero((oy + half >= -0.5) & (oy + half <= sh - 0.5))
+      gy, gx = np.meshgrid(rows, cols, indexing="ij")
       sx, sy = w / sw, h / sh
-      b = np.stack(
-        [
-          (ox + 0.5) * sx - 0.5,
-          (oy + 0.5) * sy - 0.5,
-          np.full(ox.shape, self.window * sx),
-          np.full(ox.shape, self.window * sy),
-        ],
-        -1,
-      )
-      all_boxes.append(b[inside])
-      all_scores.append(prob[inside])
+      n = gy.size
+      b = np.empty((n, 4))
+      b[:, 0] = (ox[gx.ravel()] + 0.5) * sx - 0.5
+      b[:, 1] = (oy[gy.ravel()] + 0.5) * sy - 0.5
+      b[:, 2] = self.window * sx
+      b[:, 3] = self.window * sy
+      all_boxes.append(b)
+      all_scores.append(prob[gy, gx].ravel())
     return np.concatenate(all_boxes), np.concatenate(all_scores)
 
   def __call__(self, image) -> np.ndarray:
     boxes, scores = self.score_windows(image)
     keep = scores >= self.score_threshold
-    boxes, scores = boxes[keep], scores[keep]
-    order = np.argsort(-scores, kind="stable")[: 4 * self.max_proposals]
-    boxes, scores = boxes[order], scores[order]
-    groups = lnms.greedy_groups(boxes, scores, self.nms_iou)
-    lead = np.array([g[0] for g in groups], np.int64)[: self.max_proposals]
-    return boxes[lead] if len(lead) else np.zeros((0, 4))
+    return greedy_nms(boxes[keep], scores[keep], self.nms_iou, self.max_proposals)
+
+
+def greedy_nms(boxes, scores, iou_threshold: float, max_keep: int) -> np.ndarray:
+  """The first `max_keep` leaders of greedy NMS (lnms.greedy_groups' leaders), best first.
+
+  Each round compares only the new leader with the boxes still alive, and stops after
+  `max_keep` leaders: O(max_keep N) instead of the N x N IoU matrix (1.5 s of a 640x480
+  image's proposals for N = 1200 on this 2-core CPU).
+  """
+  boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+  order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+  boxes = boxes[order]
+  x0, y0 = boxes[:, 0], boxes[:, 1]
+  x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
+  area = boxes[:, 2] * boxes[:, 3]
+  alive = np.arange(len(boxes))
+  lead = []
+  while len(alive) and len(lead) < max_keep:
+    i, rest = alive[0], alive[1:]
+    lead.append(i)
+    iw = np.clip(np.minimum(x1[i], x1[rest]) - np.maximum(x0[i], x0[rest]), 0, None)
+    ih = np.clip(np.minimum(y1[i], y1[rest]) - np.maximum(y0[i], y0[rest]), 0, None)
+    inter = iw * ih
+    alive = rest[inter / (area[i] + area[rest] - inter) <= iou_threshold]
+  return boxes[np.asarray(lead, np.int64)] if lead else np.zeros((0, 4))
 
 
 @PROPOSALS.register("learned")

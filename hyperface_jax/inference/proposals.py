@@ -167,8 +167,12 @@ def haar(
 
 
 def make_proposer(config):
-  """The generator named by `config.name`, built with `config[config.name]` settings."""
+  """The generator named by `config.name`, built with `config[config.name]` settings
+  ("auto": "learned" when `config.learned.workdir` is set, else "sliding_window";
+  inference/analyzer.py resolve_proposals also looks for the run's own proposal net)."""
   name = config["name"]
+  if name == "auto":
+    name = "learned" if config["learned"]["workdir"] else "sliding_window"
   factory = PROPOSALS.get(name)
   settings = dict(config[name]) if name in config else {}
   return factory(**settings)

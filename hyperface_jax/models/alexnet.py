@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from hyperface_jax.models.fast_conv import FastConv, resolve_conv_impl
 from hyperface_jax.models.layers import conv_norm_relu, local_response_norm, scale_channels
 
 # He initialisation for ReLU layers: keeps activation variance through the stack when
@@ -47,6 +48,11 @@ class AlexNetBackbone(nn.Module):
     lrn_before_pool: BVLC AlexNet order conv -> LRN -> pool in levels 1 and 2 (False:
       CaffeNet / the paper's order conv -> pool -> LRN). "max1"/"norm1" (and level 2)
       are then both the pooled map after LRN, so the fusion reads the same level.
+    conv_impl: "xla" (nn.Conv) or "shifted_dw": the strided conv1 is then
+      models/fast_conv.py's FastConv, the same convolution with its weight gradient
+      computed as shifted matmuls on a space-to-depth input, a CPU speed lever measured
+      by bench/vs_pytorch.py; parameters are identical in both. "auto": "shifted_dw" on
+      the CPU backend, "xla" elsewhere.
 
   The torchvision AlexNet is `conv_channels=TORCHVISION_CHANNELS, conv1_pad=2, lrn=False,
   conv_groups=1` (models/classifiers.py); parameter names are the same in every variant.
@@ -61,6 +67,7 @@ class AlexNetBackbone(nn.Module):
   conv_channels: Tuple[int, int, int, int, int] = CAFFENET_CHANNELS
   conv1_pad: int = 0
   lrn_before_pool: bool = False
+  conv_impl: str = "xla"
 
   def channels(self, n: int) -> int:
     """Scaled channel count of a layer with n channels in the paper."""
@@ -68,8 +75,13 @@ class AlexNetBackbone(nn.Module):
 
   def conv(
     self, name: str, features: int, kernel: int, stride: int, pad: int, groups: int = 1
-  ) -> nn.Conv:
-    return nn.Conv(
+  ) -> nn.Module:
+    # "shifted_dw" replaces only the strided conv (conv1): on CPU its XLA weight gradient
+    # is the slowest of the backbone per FLOP (bench/vs_pytorch.py --layers: conv1 forward +
+    # weight gradient 610 -> 386 CPU ms at batch 32), while for conv2 / conv3 XLA's took
+    # 20-25 % less CPU time than the shifted matmuls. Parameters and values are nn.Conv's.
+    fast = resolve_conv_impl(self.conv_impl) == "shifted_dw" and stride > 1
+    return (FastConv if fast else nn.Conv)(
       features,
       (kernel, kernel),
       strides=(stride, stride),

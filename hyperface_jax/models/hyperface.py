@@ -41,6 +41,7 @@ class HyperFaceAlexNet(nn.Module):
     norm_axis_name: mesh axis for synchronised BatchNorm statistics ("data" inside the
       data-parallel step; None = per-device statistics).
     dtype: computation dtype; params are float32, outputs float32.
+    conv_impl: the backbone's conv1, "xla", "shifted_dw" or "auto" (models/alexnet.py).
   """
 
   width: float = 1.0
@@ -57,6 +58,7 @@ class HyperFaceAlexNet(nn.Module):
   norm: str = "none"
   norm_axis_name: Any = None
   dtype: Any = jnp.float32
+  conv_impl: str = "xla"
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> Dict[str, jax.Array]:
@@ -82,6 +84,7 @@ class HyperFaceAlexNet(nn.Module):
       norm=self.norm,
       norm_axis_name=self.norm_axis_name,
       dtype=self.dtype,
+      conv_impl=self.conv_impl,
       name="backbone",
     )(images, train)
     hyper = HyperFusion(

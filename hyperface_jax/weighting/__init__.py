@@ -118,6 +118,15 @@ def configured_weights(weights, tasks: Sequence[str]) -> Dict[str, float]:
   return {t: weights[t] for t in tasks}
 
 
+def own_coefficient_tasks(tasks: Sequence[str], weights=None) -> Tuple[str, ...]:
+  """The task tuple of a scheme that sets its own coefficients: `weights`, if configured,
+  are only checked against `tasks` (a typo still fails early), not used."""
+  tasks = tuple(tasks)
+  if weights is not None:
+    configured_weights(weights, tasks)
+  return tasks
+
+
 def vector(values: Mapping[str, Any], tasks: Sequence[str]) -> jax.Array:
   """{task: scalar} -> float32 [T] in `tasks` order."""
   return jnp.stack([jnp.asarray(values[t], jnp.float32) for t in tasks])

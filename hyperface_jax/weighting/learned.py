@@ -22,7 +22,7 @@ from hyperface_jax.weighting import (
   DEFAULT_HEAD_PATTERN,
   TaskWeighting,
   coefficient_optimizer,
-  configured_weights,
+  own_coefficient_tasks,
   per_task,
   prefixed,
   task_grad_norms,
@@ -82,9 +82,7 @@ def uncertainty(
     The `TaskWeighting`.
   """
   del unused
-  tasks = tuple(tasks)
-  if weights is not None:
-    configured_weights(weights, tasks)
+  tasks = own_coefficient_tasks(tasks, weights)
   opt = coefficient_optimizer(optimizer, lr)
 
   def init():
@@ -174,9 +172,7 @@ def gradnorm(
     The `TaskWeighting`.
   """
   del unused
-  tasks = tuple(tasks)
-  if weights is not None:
-    configured_weights(weights, tasks)
+  tasks = own_coefficient_tasks(tasks, weights)
   if parametrization not in ("renormalize", "softmax"):
     raise ValueError(
       f"gradnorm: parametrization {parametrization!r}: expected 'renormalize' or 'softmax'."

@@ -17,7 +17,7 @@ from hyperface_jax import registry
 from hyperface_jax.weighting import (
   DEFAULT_HEAD_PATTERN,
   TaskWeighting,
-  configured_weights,
+  own_coefficient_tasks,
   per_task,
   prefixed,
   vector,
@@ -69,9 +69,7 @@ def dwa(
     The `TaskWeighting`.
   """
   del unused
-  tasks = tuple(tasks)
-  if weights is not None:
-    configured_weights(weights, tasks)
+  tasks = own_coefficient_tasks(tasks, weights)
   interval = int(interval)
   if interval < 1:
     raise ValueError(f"dwa: interval must be >= 1 step, got {interval}.")
@@ -172,9 +170,7 @@ def famo(
     The `TaskWeighting`.
   """
   del unused
-  tasks = tuple(tasks)
-  if weights is not None:
-    configured_weights(weights, tasks)
+  tasks = own_coefficient_tasks(tasks, weights)
   n = len(tasks)
   base = {"adam": optax.adam, "sgd": optax.sgd}.get(optimizer)
   if base is None:

@@ -6,8 +6,8 @@ r"""Input pipeline throughput against what the train step consumes (data/prefetc
 For each config (`NAME` or `NAME:ARG` of configs/NAME.py, its training split loaded as
 train.py loads it):
 - pipeline crops/s: regions per second handed out by `prefetch.Prefetcher` with 0 (inline),
-  1, 2, 4 worker processes over `--batches` consecutive steps, timed from the first batch
-  on (the fork and the first batch are reported apart, as "start s");
+  1, 2, 4 worker threads over `--batches` consecutive steps, timed from the first batch
+  on (the first batch is reported apart, as "start s");
 - step images/s: the real jitted train step of steps.py (the config's model, losses,
   weighting, optimiser) on one fixed batch of the pipeline, on the default mesh of
   train.py, after a warm-up step: what the step consumes when input costs nothing;

@@ -2,6 +2,11 @@ r"""Ablations of the social-relation system on synth_faces (docs/social.md, docs
 
   PYTHONPATH=. .venv/bin/python bench/social_ablation.py --seeds=0,1,2 \
       --output=runs/social_ablation        # writes ablation.md and runs.json there
+  # or one process per seed, side by side, then the table of all three:
+  for s in 0 1 2; do PYTHONPATH=. .venv/bin/python bench/social_ablation.py --seeds=$s \
+      --output=runs/social_ablation/seed$s & done; wait
+  PYTHONPATH=. .venv/bin/python bench/social_ablation.py --seeds=0,1,2 \
+      --output=runs/social_ablation --collect=runs/social_ablation/seed0,...
 
 Arms (each trained with `hyperface_jax.train.train_and_evaluate`, the one training loop,
 from configs/social_attributes.py and configs/social_relation.py at a reduced size set by
@@ -158,6 +163,20 @@ def table(runs, seeds) -> str:
   return "\n".join(rows) + "\n"
 
 
+def collect(outputs, seeds, output):
+  """Merges the runs.json of `outputs` (later ones win) into output/ablation.md."""
+  runs = {}
+  for out in outputs:
+    with open(os.path.join(out, "runs.json")) as f:
+      for arm, by_seed in json.load(f).items():
+        runs.setdefault(arm, {}).update({int(s): r for s, r in by_seed.items()})
+  text = table(runs, seeds) + f"\nCollected from {', '.join(outputs)}.\n"
+  os.makedirs(output, exist_ok=True)
+  with open(os.path.join(output, "ablation.md"), "w") as f:
+    f.write(text)
+  print(text)
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--seeds", default="0,1,2")
@@ -172,8 +191,17 @@ def main():
   p.add_argument("--max_faces", type=int, default=5000, help="faces fitting the templates")
   p.add_argument("--attr_eval_scenes", type=int, default=200)
   p.add_argument("--prng_impl", default="")
+  p.add_argument(
+    "--collect",
+    default="",
+    help="comma-separated outputs of earlier runs (e.g. one process per seed, run side by "
+    "side): merge their runs.json into --output's table instead of training",
+  )
   args = p.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
+  if args.collect:
+    collect(args.collect.split(","), seeds, args.output)
+    return
   arms = args.arms.split(",")
   os.makedirs(args.output, exist_ok=True)
   _memoise_loads()

@@ -21,6 +21,19 @@ from hyperface_jax import train
 from hyperface_jax.data import inputs
 from hyperface_jax.metric_writer import read_metrics
 
+# The task-weighting schemes of hyperface_jax/weighting/ in the order the studies' tables
+# list them (the paper-less baseline first, then TCDCN's two, then the later schemes).
+WEIGHTING_SCHEMES = (
+  "static",
+  "tcdcn_early_stop",
+  "tcdcn_dynamic",
+  "uncertainty",
+  "gradnorm",
+  "dwa",
+  "pcgrad",
+  "famo",
+)
+
 
 def cache_stores() -> None:
   """Reads each TFDS split once for the whole study (inputs._store memoized by its

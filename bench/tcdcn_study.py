@@ -57,16 +57,7 @@ AUX = ("pose_class", "gender", "eyeglasses", "smiling")
 TASK_SETS = {"landmarks5 alone": (MAIN,)}
 TASK_SETS.update({f"+ {a}": (MAIN, a) for a in AUX})
 TASK_SETS["all five"] = (MAIN,) + AUX
-SCHEMES = (
-  "static",
-  "tcdcn_early_stop",
-  "tcdcn_dynamic",
-  "uncertainty",
-  "gradnorm",
-  "dwa",
-  "pcgrad",
-  "famo",
-)
+SCHEMES = study_lib.WEIGHTING_SCHEMES
 
 
 def make_config(task_names, scheme, seed, args):

@@ -37,16 +37,7 @@ from absl import logging  # noqa: E402
 from bench import study_lib  # noqa: E402
 from configs import demo  # noqa: E402
 
-SCHEMES = (
-  "static",
-  "tcdcn_early_stop",
-  "tcdcn_dynamic",
-  "uncertainty",
-  "gradnorm",
-  "dwa",
-  "pcgrad",
-  "famo",
-)
+SCHEMES = study_lib.WEIGHTING_SCHEMES
 # (results.json key, column title, error of the value: lower is better)
 METRICS = (
   ("detection/ap", "detection AP", lambda v: 1.0 - v),

@@ -30,19 +30,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench import study_lib  # noqa: E402
 from configs import demo  # noqa: E402
 from hyperface_jax import sharding, steps, tasks, train  # noqa: E402
 
-SCHEMES = (
-  "static",
-  "tcdcn_early_stop",
-  "tcdcn_dynamic",
-  "uncertainty",
-  "gradnorm",
-  "dwa",
-  "pcgrad",
-  "famo",
-)
+SCHEMES = study_lib.WEIGHTING_SCHEMES
 
 
 def random_batch(config, n: int, rng: np.random.Generator) -> dict:

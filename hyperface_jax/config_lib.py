@@ -146,8 +146,8 @@ def hyperface_base() -> ml_collections.ConfigDict:
       sampling=dict(sampling.DEFAULT_SAMPLING),
       # docs/papers.md 1.4: per-task IoU rules (data/sampling.py DEFAULT_THRESHOLDS).
       thresholds=dict(sampling.DEFAULT_THRESHOLDS),
-      # Training batches built ahead of the step (data/prefetch.py): `workers` forked
-      # processes keep up to `prefetch` batches ready; 0 builds each batch in the training
+      # Training batches built ahead of the step (data/prefetch.py): `workers` threads
+      # keep up to `prefetch` batches ready; 0 builds each batch in the training
       # thread, overlapped with one device step (no gain from workers measured on the 2-core
       # CPU machine, where XLA uses both cores; bench/input_pipeline.py). Same batches.
       workers=0,

@@ -296,3 +296,82 @@ def test_relation_model_outputs_and_cue_switch():
   model = registry.MODELS.get("social_relation")(width=4, relation_input="attributes")
   v = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))
   assert v["params"]["relation"]["fc1"]["kernel"].shape[0] == 2 * attributes + pairs.NUM_CUES
+
+
+def test_class_balanced_expression_loss_offsets_training_logits_by_log_prior():
+  """Logit adjustment (models/social.py AttributeHeads, configs/social_attributes.py):
+  training logits = plain logits + tau log(prior); evaluation reads the plain ones. Hand-
+  worked: with zero weights and labels drawn from the prior, the expected adjusted cross-
+  entropy has zero gradient in the biases (p = prior, E[onehot] = prior), i.e. a
+  featureless model predicts every class equally (the balanced error's optimum), whereas
+  the plain loss's gradient, 1/C - prior, pushes it towards the frequent classes."""
+  from hyperface_jax.models.social import AttributeHeads, logit_offsets
+
+  prior7 = np.array([0.1, 0.08, 0.08, 0.3, 0.1, 0.1, 0.24])  # render_params.EXPRESSION_PROBS
+  np.testing.assert_allclose(
+    np.asarray(logit_offsets({"expression": prior7})["expression"]),
+    [-2.302585, -2.525729, -2.525729, -1.203973, -2.302585, -2.302585, -1.427116],
+    rtol=1e-6,
+  )
+  np.testing.assert_allclose(  # normalised; tau scales
+    np.asarray(logit_offsets({"e": [2.0, 1.0, 1.0]}, tau=0.5)["e"]),
+    0.5 * np.log([0.5, 0.25, 0.25]),
+    rtol=1e-6,
+  )
+  heads = AttributeHeads(("expression",), {"expression": tuple(prior7)}, 1.0)
+  x = jnp.ones((2, 5))
+  v = heads.init(jax.random.key(0), x)
+  plain = np.asarray(heads.apply(v, x)["expression"])
+  trained = np.asarray(heads.apply(v, x, train=True)["expression"])
+  np.testing.assert_allclose(trained - plain, np.log(prior7)[None].repeat(2, 0), atol=1e-5)
+
+  zero = jax.tree.map(jnp.zeros_like, v)
+  labels = jnp.arange(7)
+  weights = jnp.asarray(prior7, jnp.float32)  # expectation over labels drawn from the prior
+
+  def expected_ce(params, model):
+    logits = model.apply(params, jnp.zeros((7, 5)), train=True)["expression"]
+    ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], 1)[:, 0]
+    return jnp.sum(weights * ce)
+
+  grad = jax.grad(expected_ce)(zero, heads)["params"]["expression"]["bias"]
+  np.testing.assert_allclose(np.asarray(grad), np.zeros(7), atol=1e-6)
+  flat = AttributeHeads(("expression",), {"expression": tuple(prior7)}, 0.0)  # tau 0: plain
+  grad = jax.grad(expected_ce)(zero, flat)["params"]["expression"]["bias"]
+  np.testing.assert_allclose(np.asarray(grad), 1 / 7 - prior7, atol=1e-6)
+
+  with pytest.raises(ValueError, match="classes"):
+    AttributeHeads(("expression",), {"expression": (0.5, 0.5)}).init(jax.random.key(0), x)
+  with pytest.raises(ValueError, match="positive"):
+    logit_offsets({"expression": (0.5, 0.0, 0.5)})
+
+
+def test_frozen_branch_also_freezes_the_attribute_heads():
+  """train_branch=False (configs/social_relation.py :cpu): the relation loss reaches the
+  relation head only; the branch and the attribute heads keep the attribute run's weights
+  (they once drifted: models/social.py embed). train_branch=True trains all of them."""
+  from hyperface_jax import registry
+
+  x = {"faces": jax.random.uniform(jax.random.key(1), (4, 2, 32, 32, 3)) - 0.5}
+  x["cues"] = jnp.ones((4, pairs.NUM_CUES))
+  for train_branch in (False, True):
+    model = registry.MODELS.get("social_relation")(
+      width=4, feature_dim=8, relation_input="attributes", train_branch=train_branch
+    )
+    v = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+
+    def loss(params, model=model, v=v):
+      out, _ = model.apply(
+        {**v, "params": params},
+        x,
+        train=True,
+        mutable=["batch_stats"],
+        rngs={"dropout": jax.random.key(2)},
+      )
+      return jnp.sum(out["relations"] ** 2)
+
+    g = jax.grad(loss)(v["params"])
+    norm = lambda t: float(sum(jnp.sum(a**2) for a in jax.tree.leaves(t)))
+    assert norm(g["relation"]) > 0
+    for part in ("heads", "branch"):
+      assert (norm(g[part]) > 0) == train_branch, (part, train_branch, norm(g[part]))

@@ -1,4 +1,4 @@
-"""Training batches computed ahead of the step by worker processes (config.data.workers).
+"""Training batches computed ahead of the step by worker threads (config.data.workers).
 
 `Prefetcher(train_batch, rows, start, stop, workers=N, prefetch=P)` hands out the host
 batches of steps start + 1, start + 2, ..., stop in that order; `get(step)` returns exactly
@@ -7,70 +7,39 @@ so the workers may compute them in any order and on any schedule: the batches, a
 resumed run, are the same as with the inline path (workers=0, the batch built in the
 training thread), whatever N and P.
 
-Workers are processes, not threads: region sampling and labelling are small numpy
-operations under the GIL (profile of a configs/demo.py batch: cv2.warpAffine, the one call
-that releases it, is 7 % of the time), so threads could add at most ~1.1x; each process
-adds a core's worth where cores are free (the shared 2-core machine had none to spare).
-The processes are forked when the first batch is asked for: they inherit the scene stores
-copy-on-write (nothing is pickled to them: a spawned worker, which grain's multiprocess
-prefetch uses, first pickles the whole store and imports JAX again, 26-59 s before the
-first batch on the 2-core machine). A child runs only numpy and OpenCV (one OpenCV thread,
-SIGTERM and SIGINT ignored: the training process saves and stops on a preemption, then
-closes the pool), never JAX; the batch function must not call JAX (data/inputs.py reads
-the process index once, before the fork). Batches come back pickled through a pipe
-(7.5 MiB of float32 pixels for configs/demo.py: a few milliseconds).
+Workers are threads. Forked processes were measured first (they share the scene stores
+copy-on-write and start in under 2 s), but a process forked after JAX has started its
+thread pools can inherit a lock that one of those threads held and block forever: the test
+suite hung that way once the JAX-heavy tests had run in the same process, as JAX's fork
+warning says it may. Spawned processes avoid that but must first receive the whole scene
+store and import JAX again (grain 0.2.18's multiprocess prefetch: 26-59 s before the first
+batch on the 2-core machine). Threads are safe and start at once; region sampling is
+mostly small numpy operations under the GIL (profile of a configs/demo.py batch:
+cv2.warpAffine, the one call that releases it, is 7 % of the time), so on this data they
+overlap batch building with the device step rather than multiply it.
 
-Default 0 workers (config_lib.py): on the 2-core CPU machine the step's XLA threads already
-use both cores, and workers did not speed the loop up there (bench/input_pipeline.py, load
-average ~25 from other jobs: configs/tcdcn_eccv14.py:cpu 243-257 examples/s with 2 workers,
-271-310 inline; demo within noise). Workers pay off where the host has cores to spare
-beside the accelerator and a batch takes longer to build than a step (small models, crop
-datasets with one region per scene, fast accelerators).
+Default 0 workers (config_lib.py): the inline path already overlaps one batch with each
+(asynchronously dispatched) step, and on the shared 2-core CPU machine the step's XLA
+threads use both cores (bench/input_pipeline.py). Workers help where the host has cores
+to spare beside an accelerator and a batch takes longer to build than a step.
 
 At most `max(prefetch, workers)` batches are asked for ahead of the one being consumed.
-A worker's exception is raised again by `get` (same type and message; the worker's
-traceback is chained as its cause) after the pool is closed. The pool closes after the
-batch of `stop` is handed out, on `close()` / leaving a `with` block, on a worker error,
-and when the Prefetcher is garbage-collected (e.g. after train.py raised
-preemption.Preempted or any other exception).
+A worker's exception is raised again by `get` (the original exception) after the pool is
+closed. The pool closes after the batch of `stop` is handed out, on `close()` / leaving a
+`with` block, on a worker error, and when the Prefetcher is garbage-collected (e.g. after
+train.py raised preemption.Preempted or any other exception).
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures
-import multiprocessing
-import signal
-import warnings
 import weakref
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict
 
 import numpy as np
 
 Batch = Dict[str, np.ndarray]
-
-_batch_fn: Optional[Callable[[int, int], Batch]] = None  # set in each forked worker
-
-
-def _init_worker(fn) -> None:
-  """Runs first in each worker process (inherited, not pickled: fork)."""
-  global _batch_fn
-  _batch_fn = fn
-  # The parent handles preemption (hyperface_jax/preemption.py) and Ctrl-C, then closes
-  # the pool; a worker killed by the signal sent to the whole process group would break
-  # the pool before the parent saved its checkpoint.
-  signal.signal(signal.SIGTERM, signal.SIG_IGN)
-  signal.signal(signal.SIGINT, signal.SIG_IGN)
-  try:
-    import cv2  # pylint: disable=g-import-not-at-top
-
-    cv2.setNumThreads(1)  # no OpenCV thread pool inherited half-initialised from the parent
-  except ImportError:  # pragma: no cover
-    pass
-
-
-def _call(step: int, rows: int) -> Batch:
-  return _batch_fn(step, rows)
 
 
 def _shutdown(pool) -> None:
@@ -78,7 +47,7 @@ def _shutdown(pool) -> None:
 
 
 class Prefetcher:
-  """The host batches of steps start + 1 .. stop, computed ahead by `workers` processes.
+  """The host batches of steps start + 1 .. stop, computed ahead by `workers` threads.
 
   Args:
     train_batch: `(step, rows) -> dict of numpy arrays`, a pure function of the step
@@ -86,7 +55,7 @@ class Prefetcher:
     rows: this host's rows per batch (passed to `train_batch`).
     start: the last step already trained (0 for a fresh run, the restored step on resume).
     stop: the last step (config.total_steps).
-    workers: worker processes; 0 builds each batch inline in `get`.
+    workers: worker threads; 0 builds each batch inline in `get`.
     prefetch: batches asked for ahead of the one consumed (at least `workers` are).
   """
 
@@ -111,12 +80,7 @@ class Prefetcher:
     self._finalizer = None
 
   def _start(self) -> None:
-    self._pool = concurrent.futures.ProcessPoolExecutor(
-      self._workers,
-      mp_context=multiprocessing.get_context("fork"),
-      initializer=_init_worker,
-      initargs=(self._fn,),
-    )
+    self._pool = concurrent.futures.ThreadPoolExecutor(self._workers, "prefetch")
     # Closes the pool when this object is collected; holds the pool, never `self`.
     self._finalizer = weakref.finalize(self, _shutdown, self._pool)
 
@@ -132,14 +96,9 @@ class Prefetcher:
       return self._fn(step, self._rows)
     if self._pool is None:
       self._start()
-    with warnings.catch_warnings():
-      # JAX warns on every fork once it has started (its threads could hold locks the child
-      # needs); the workers run only numpy and OpenCV (module docstring). The processes
-      # are forked by the first submit.
-      warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
-      while self._submitted < min(step + self._depth, self._stop):
-        self._submitted += 1
-        self._pending.append(self._pool.submit(_call, self._submitted, self._rows))
+    while self._submitted < min(step + self._depth, self._stop):
+      self._submitted += 1
+      self._pending.append(self._pool.submit(self._fn, self._submitted, self._rows))
     future = self._pending.popleft()
     try:
       batch = future.result()

@@ -57,6 +57,7 @@ class RelationTraitEvaluator:
   def set_baselines(self, train_cues, train_traits):
     """Fits the baselines on the training pairs' cues [P, 9] and traits [P, 8]."""
     from sklearn.ensemble import HistGradientBoostingClassifier  # pylint: disable=g-import-not-at-top
+    from threadpoolctl import threadpool_limits  # pylint: disable=g-import-not-at-top
 
     y = np.asarray(train_traits, np.int64)
     # Ties go to 0 (absent), the more frequent label in every trait of the papers' data.
@@ -69,7 +70,8 @@ class RelationTraitEvaluator:
       model = HistGradientBoostingClassifier(
         max_iter=300, learning_rate=0.05, early_stopping=True, random_state=self.seed
       )
-      self.cue_models.append(model.fit(np.asarray(train_cues, np.float64), y[:, t]))
+      with threadpool_limits(1):  # see update()
+        self.cue_models.append(model.fit(np.asarray(train_cues, np.float64), y[:, t]))
 
   def _add(self, which, truth, pred):
     for t in range(truth.shape[1]):
@@ -84,10 +86,17 @@ class RelationTraitEvaluator:
     self._add(0, truth, (np.asarray(outputs["relations"])[rows] > 0).astype(np.int64))
     if self.majority is not None:
       self._add(1, truth, np.broadcast_to(self.majority, truth.shape))
+      from threadpoolctl import threadpool_limits  # pylint: disable=g-import-not-at-top
+
       cues = np.asarray(batch["cues"], np.float64)[rows]
-      pred = [
-        m.predict(cues) if hasattr(m, "predict") else np.full(len(cues), m) for m in self.cue_models
-      ]
+      # One OpenMP thread: the trees are tiny, and on a loaded machine (load 15 on 2 cores)
+      # OpenMP's spinning threads made the 8 x 8 predict calls of the 950 test pairs take
+      # over 10 minutes (measured; the relation run's own training took 3.3).
+      with threadpool_limits(1):
+        pred = [
+          m.predict(cues) if hasattr(m, "predict") else np.full(len(cues), m)
+          for m in self.cue_models
+        ]
       self._add(2, truth, np.stack(pred, 1).astype(np.int64))
 
   def result(self) -> Dict[str, float]:

@@ -87,8 +87,10 @@ def hyperface_base() -> ml_collections.ConfigDict:
       norm="none",
       norm_axis_name="data",
       # "xla", "shifted_dw" or "auto" (shifted_dw on CPU): how conv1 computes its weight
-      # gradient (models/fast_conv.py; same parameters, same values; bench/vs_pytorch.py).
-      conv_impl="xla",
+      # gradient (models/fast_conv.py; same parameters, same values). "auto": on an idle
+      # 2-core CPU shifted_dw trained hyperface_alexnet 12 % and the demo 10 % faster
+      # (bench/vs_pytorch.py, README); accelerators keep XLA's (not measured there).
+      conv_impl="auto",
     )
   )
   c.input_size = 227  # docs/papers.md 1.1: proposals resized to 227x227

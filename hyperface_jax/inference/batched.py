@@ -29,6 +29,7 @@ import numpy as np
 from hyperface_jax import registry
 from hyperface_jax.data import preprocess
 from hyperface_jax.data.boxes import denormalize_landmarks
+from hyperface_jax.inference.crop_network import CropNetwork
 
 
 def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
@@ -114,7 +115,7 @@ def batch_plan(n: int, batch_size: int, min_bucket: int = 8) -> List[tuple]:
   return plan
 
 
-class BatchedNetwork:
+class BatchedNetwork(CropNetwork):
   """Runs the multi-task model on regions of many images in bucketed batches.
 
   Attributes:
@@ -165,26 +166,6 @@ class BatchedNetwork:
       return res
 
     self._forward = jax.jit(forward)
-
-  def crops(self, images: Sequence[np.ndarray], regions: Sequence[np.ndarray]) -> np.ndarray:
-    """uint8 [sum N_i, S, S, 3] training-identical crops of regions [N_i, 4] per image."""
-    parts = [
-      preprocess.crop_and_resize(img, reg, self.input_size)
-      for img, reg in zip(images, regions, strict=True)
-      if len(reg)
-    ]
-    if not parts:
-      return np.zeros((0, self.input_size, self.input_size, 3), np.uint8)
-    return np.concatenate(parts, 0)
-
-  def run_crops(self, crops: np.ndarray) -> Dict[str, np.ndarray]:
-    """Model outputs of uint8 crops [N, S, S, 3], batched with padding (and, with
-    `flip_test`, averaged with those of the mirrored crops)."""
-    out = self._run_crops(crops)
-    if self.flip_test and out:
-      mirrored = preprocess.flip_labels(self._run_crops(np.ascontiguousarray(crops[:, :, ::-1])))
-      out = {k: 0.5 * (out[k] + mirrored[k]) for k in out}
-    return out
 
   def _run_crops(self, crops: np.ndarray) -> Dict[str, np.ndarray]:
     n = len(crops)

@@ -24,6 +24,7 @@ import numpy as np
 
 from hyperface_jax.data import preprocess
 from hyperface_jax.data.boxes import denormalize_landmarks
+from hyperface_jax.inference.crop_network import CropNetwork
 
 # What the analyzer reads of the network (inference/batched.py forward).
 REQUIRED_OUTPUTS = ("detection", "landmarks", "visibility", "pose", "gender")
@@ -43,7 +44,7 @@ def _softmax_last(logits: np.ndarray) -> np.ndarray:
   return e / e.sum(axis=-1, keepdims=True)
 
 
-class OnnxNetwork:
+class OnnxNetwork(CropNetwork):
   """Runs an exported ONNX per-crop network on regions of many images (module docstring).
 
   Attributes:
@@ -95,25 +96,6 @@ class OnnxNetwork:
     self.fixed_batch = self.spec["input"]["shape"][0]
     self.batch_size = int(batch_size)
     self.flip_test = bool(flip_test)
-
-  def crops(self, images: Sequence[np.ndarray], regions: Sequence[np.ndarray]) -> np.ndarray:
-    """uint8 [sum N_i, S, S, 3] training-identical crops of regions [N_i, 4] per image."""
-    parts = [
-      preprocess.crop_and_resize(img, reg, self.input_size)
-      for img, reg in zip(images, regions, strict=True)
-      if len(reg)
-    ]
-    if not parts:
-      return np.zeros((0, self.input_size, self.input_size, 3), np.uint8)
-    return np.concatenate(parts, 0)
-
-  def run_crops(self, crops: np.ndarray) -> Dict[str, np.ndarray]:
-    """Outputs of uint8 crops [N, S, S, 3] (with `flip_test`, averaged with the mirror's)."""
-    out = self._run_crops(crops)
-    if self.flip_test and out:
-      mirrored = preprocess.flip_labels(self._run_crops(np.ascontiguousarray(crops[:, :, ::-1])))
-      out = {k: 0.5 * (out[k] + mirrored[k]) for k in out}
-    return out
 
   def _run_crops(self, crops: np.ndarray) -> Dict[str, np.ndarray]:
     n = len(crops)

@@ -1,14 +1,15 @@
 """Our train step against PyTorch's on the same network, loss, optimiser, batch and fp32.
 
   .venv/bin/python bench/vs_pytorch.py [--configs=hyperface_alexnet@32,demo] [--rounds=3] \
-      [--steps=3] [--conv_impls=xla,shifted_dw] [--torch_compile]
+      [--steps=3] [--impls=xla/xla,shifted_dw/xla,shifted_dw/masked_grad] [--torch_compile]
   .venv/bin/python bench/vs_pytorch.py --layers
 
 For each config (`NAME`, `NAME:ARG` of configs/NAME.py, `@N` sets the batch size, else the
 config's) it builds
 - ours: the real data-parallel train step of hyperface_jax.steps on one device, built as
   hyperface_jax/train.py `build` does (the config's model, task losses, weighting and
-  optimiser), once per `--conv_impls` entry (config.model.conv_impl, models/fast_conv.py);
+  optimiser), once per `--impls` entry CONV/POOL (config.model.conv_impl,
+  models/fast_conv.py, and config.model.pool_impl, models/fast_pool.py);
 - PyTorch eager: tests/torch_reference.py HyperFaceAlexNet (the same layers and channel
   counts: backbone, fusion conv1a / conv3a / conv_all / fc_full, five heads), the same
   weighted task losses (docs/papers.md 1.6) and optimiser (SGD momentum + weight decay, or
@@ -25,9 +26,9 @@ against this machine's fp32 matmul rate, measured here with numpy and jax (2048 
 "images per CPU-s" divides by the CPU time of this process (all its threads) instead of
 the wall clock: on a machine shared with other jobs it moves less with their load.
 `--layers` prints only the CPU time of the layers the speed levers change: conv1's weight
-gradient (models/fast_conv.py) and the max-pools (models/alexnet.py max_pool_3x3_s2, against
-a slice formulation that was not adopted: 10-15 % faster there, a negligible share of the
-step, and a change to what the ONNX exporter rewrites).
+gradient (models/fast_conv.py) and the max-pools (XLA's reduce_window gradient, the
+masked-slice gradient of models/fast_pool.py, and a slice formulation of the forward that
+was not adopted: 10-15 % faster, and a change to what the ONNX exporter rewrites).
 Random region batches with every task labelled (bench/model_flops.py random_batch).
 """
 
@@ -52,7 +53,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))  # torch_reference.py
 from model_flops import _NoCheckpoint, flops, random_batch  # noqa: E402  (bench/)
 
 from hyperface_jax import sharding, steps, train  # noqa: E402
-from hyperface_jax.models import alexnet, fast_conv  # noqa: E402
+from hyperface_jax.models import alexnet, fast_conv, fast_pool  # noqa: E402
 from hyperface_jax.models.fusion import fused_grid  # noqa: E402
 from hyperface_jax.models.layers import scale_channels  # noqa: E402
 
@@ -106,15 +107,17 @@ def slice_max_pool(x):
 
 class JaxRunner:
   """Our train step (steps.make_train_step) on one device, fed one fixed batch, with
-  config.model.conv_impl = `conv_impl`."""
+  config.model.conv_impl and pool_impl from `impls` = "CONV/POOL"."""
 
-  def __init__(self, config, conv_impl: str, batch_np):
-    self.name = f"ours ({conv_impl})"
-    self._build(config, conv_impl, batch_np)
+  def __init__(self, config, impls: str, batch_np):
+    conv_impl, _, pool_impl = impls.partition("/")
+    self.name = f"ours (conv {conv_impl}, pool {pool_impl or 'xla'})"
+    self._build(config, conv_impl, pool_impl or "xla", batch_np)
 
-  def _build(self, config, conv_impl, batch_np):
+  def _build(self, config, conv_impl, pool_impl, batch_np):
     config = config.copy_and_resolve_references()
     config.model.conv_impl = conv_impl
+    config.model.pool_impl = pool_impl
     jax.config.update("jax_default_prng_impl", config.prng_impl)
     mesh = sharding.make_mesh(jax.devices()[:1])
     model, loss_fn, optimizer, weigher, init = train.build(config, mesh)
@@ -197,7 +200,7 @@ def compare(name: str, args, peak: float) -> list:
   config = load_config(name)
   n = config.batch_size
   batch_np = random_batch(np.random.default_rng(0), n, config.input_size)
-  runners = [JaxRunner(config, impl, batch_np) for impl in args.conv_impls.split(",")]
+  runners = [JaxRunner(config, impl, batch_np) for impl in args.impls.split(",")]
   step_flops = runners[0].flops
   runners.append(TorchRunner(config, batch_np))
   notes = []
@@ -257,8 +260,8 @@ def _cpu_seconds(fn, *args, repeats: int = 4) -> float:
 
 def layer_levers(batch: int = 32) -> None:
   """CPU seconds of forward + backward of the two layers the levers change, at 227 px:
-  conv1 (XLA vs the shifted-matmul weight gradient) and the 3x3 / 2 max-pools after conv1
-  and conv2 (reduce_window vs models/alexnet.py's slices), as a markdown table."""
+  conv1 (XLA vs the shifted-matmul weight gradient) and the 3x3 / 2 max-pools after conv1,
+  conv2 and conv5 (XLA's gradient, models/fast_pool.py's, a slice forward), as a table."""
   rng = np.random.default_rng(0)
   rows = []
   x = jnp.asarray(rng.normal(size=(batch, 227, 227, 3)), jnp.float32)
@@ -269,10 +272,18 @@ def layer_levers(batch: int = 32) -> None:
     # x and dy are arguments: closed over, XLA would fold the weight gradient to a constant.
     grad = jax.jit(jax.grad(lambda w_, x_, d_, c=conv: jnp.sum(c(x_, w_, *args) * d_)))
     rows.append(("conv1 forward + weight gradient", name, _cpu_seconds(grad, w, x, dy)))
-  for shape in ((batch, 55, 55, 96), (batch, 27, 27, 256)):
+  for shape in ((batch, 55, 55, 96), (batch, 27, 27, 256), (batch, 13, 13, 256)):
     a = jnp.asarray(rng.normal(size=shape), jnp.float32)
     g = jnp.asarray(rng.normal(size=alexnet.max_pool_3x3_s2(a).shape), jnp.float32)
-    for name, pool in (("reduce_window", alexnet.max_pool_3x3_s2), ("slices", slice_max_pool)):
+    pools = (
+      ("reduce_window (XLA gradient)", alexnet.max_pool_3x3_s2),
+      (
+        "reduce_window, masked-slice gradient",
+        lambda v: fast_pool.max_pool_masked_grad(v, (3, 3), (2, 2)),
+      ),
+      ("9 slices (XLA gradient)", slice_max_pool),
+    )
+    for name, pool in pools:
       grad = jax.jit(jax.grad(lambda a_, g_, pool=pool: jnp.sum(pool(jax.nn.relu(a_)) * g_)))
       rows.append(
         (f"max-pool {shape[1]}x{shape[2]}x{shape[3]} fwd + bwd", name, _cpu_seconds(grad, a, g))
@@ -287,7 +298,11 @@ def main():
   parser.add_argument("--configs", default="hyperface_alexnet@32,demo")
   parser.add_argument("--rounds", type=int, default=3)
   parser.add_argument("--steps", type=int, default=3, help="steps per implementation per round")
-  parser.add_argument("--conv_impls", default="xla,shifted_dw")
+  parser.add_argument(
+    "--impls",
+    default="xla/xla,shifted_dw/xla,shifted_dw/masked_grad",
+    help="comma-separated CONV/POOL pairs of config.model.conv_impl / pool_impl",
+  )
   parser.add_argument("--torch_compile", action="store_true")
   parser.add_argument("--layers", action="store_true", help="only the per-layer lever table")
   args = parser.parse_args()

@@ -1,5 +1,6 @@
 """models/fast_conv.py (shifted-matmul weight gradient) equals XLA's convolution in values
-and gradients, in isolation and in a HyperFace-AlexNet train step."""
+and gradients, in isolation and in a HyperFace-AlexNet train step (where models/fast_pool.py's
+pool gradient is checked too)."""
 
 from __future__ import annotations
 
@@ -118,9 +119,9 @@ def test_unknown_conv_impl_is_refused():
     model.init(jax.random.key(0), jnp.zeros((1, 67, 67, 3)))
 
 
-def _train_steps(conv_impl: str, num_steps: int = 2):
+def _train_steps(num_steps: int = 2, **model_overrides):
   config = smoke.get_config()
-  config.model.conv_impl = conv_impl
+  config.model.update(model_overrides)
   config.batch_size = 4
   mesh = sharding.make_mesh(jax.devices()[:1])
   model, loss_fn, optimizer, weigher, init = train.build(config, mesh)
@@ -136,10 +137,14 @@ def _train_steps(conv_impl: str, num_steps: int = 2):
   return losses, jax.device_get(state.params)
 
 
-def test_train_step_shifted_dw_equals_xla():
-  """HyperFace-AlexNet (configs/smoke.py, SGD) trained two steps either way."""
-  losses_xla, params_xla = _train_steps("xla")
-  losses_fast, params_fast = _train_steps("shifted_dw")
+@pytest.mark.parametrize(
+  "lever", [dict(conv_impl="shifted_dw"), dict(pool_impl="masked_grad")], ids=lambda d: str(d)
+)
+def test_train_step_fast_impl_equals_xla(lever):
+  """HyperFace-AlexNet (configs/smoke.py, SGD) trained two steps with XLA's convolution and
+  pools, and with one CPU lever (models/fast_conv.py, models/fast_pool.py)."""
+  losses_xla, params_xla = _train_steps(conv_impl="xla", pool_impl="xla")
+  losses_fast, params_fast = _train_steps(**{"conv_impl": "xla", "pool_impl": "xla", **lever})
   np.testing.assert_allclose(losses_fast, losses_xla, rtol=1e-4)
   jax.tree.map(
     lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), params_fast, params_xla

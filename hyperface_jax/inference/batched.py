@@ -71,13 +71,15 @@ def load_variables(config, workdir: str, step: Optional[int] = None):
 
 def inference_model(config):
   """The model of `config` for single-device inference (no cross-device BatchNorm; XLA's
-  convolutions: `conv_impl` only changes the weight gradient, models/fast_conv.py, and a
-  plain forward pass keeps the exported programs free of custom-gradient calls)."""
+  convolutions and pools: `conv_impl` and `pool_impl` only change gradients,
+  models/fast_conv.py and fast_pool.py, and a plain forward pass keeps the exported
+  programs free of custom-gradient calls)."""
   kwargs = dict(config.model)
   if "norm_axis_name" in kwargs:
     kwargs["norm_axis_name"] = None
-  if "conv_impl" in kwargs:
-    kwargs["conv_impl"] = "xla"
+  for key in ("conv_impl", "pool_impl"):
+    if key in kwargs:
+      kwargs[key] = "xla"
   return registry.MODELS.get(config.model_name)(**kwargs)
 
 

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from hyperface_jax.models.fast_conv import FastConv, resolve_conv_impl
+from hyperface_jax.models.fast_pool import check_pool_impl, max_pool_masked_grad
 from hyperface_jax.models.layers import conv_norm_relu, local_response_norm, scale_channels
 
 # He initialisation for ReLU layers: keeps activation variance through the stack when
@@ -21,12 +22,15 @@ CAFFENET_CHANNELS = (96, 256, 384, 384, 256)
 TORCHVISION_CHANNELS = (64, 192, 384, 256, 256)
 
 
-def max_pool_3x3_s2(x: jax.Array) -> jax.Array:
+def max_pool_3x3_s2(x: jax.Array, pool_impl: str = "xla") -> jax.Array:
   """AlexNet 3x3 / stride 2 max-pool, VALID (floor) mode.
 
   Caffe pools in ceil mode; both agree at 227 and at every size HyperFusion accepts
-  (35 + 32 g, where every pooled extent minus 3 is even), see fusion.py.
+  (35 + 32 g, where every pooled extent minus 3 is even), see fusion.py. `pool_impl`
+  "masked_grad" gives the same values with models/fast_pool.py's gradient.
   """
+  if check_pool_impl(pool_impl) == "masked_grad":
+    return max_pool_masked_grad(x, (3, 3), (2, 2))
   return nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
 
 
@@ -53,6 +57,9 @@ class AlexNetBackbone(nn.Module):
       computed as shifted matmuls on a space-to-depth input, a CPU speed lever measured
       by bench/vs_pytorch.py; parameters are identical in both. "auto": "shifted_dw" on
       the CPU backend, "xla" elsewhere.
+    pool_impl: "xla" (nn.max_pool) or "masked_grad": the three 3x3 / 2 max-pools get
+      models/fast_pool.py's gradient (same values, less CPU time, not less wall time
+      on 2 cores: a measured lever that is not the default).
 
   The torchvision AlexNet is `conv_channels=TORCHVISION_CHANNELS, conv1_pad=2, lrn=False,
   conv_groups=1` (models/classifiers.py); parameter names are the same in every variant.
@@ -68,6 +75,10 @@ class AlexNetBackbone(nn.Module):
   conv1_pad: int = 0
   lrn_before_pool: bool = False
   conv_impl: str = "xla"
+  pool_impl: str = "xla"
+
+  def pool(self, x: jax.Array) -> jax.Array:
+    return max_pool_3x3_s2(x, self.pool_impl)
 
   def channels(self, n: int) -> int:
     """Scaled channel count of a layer with n channels in the paper."""
@@ -135,13 +146,13 @@ class AlexNetBackbone(nn.Module):
     f["conv3"] = self.block("conv3", f["norm2"], c3, 3, 1, 1, train=train)
     f["conv4"] = self.block("conv4", f["conv3"], c4, 3, 1, 1, g, train)
     f["conv5"] = self.block("conv5", f["conv4"], c5, 3, 1, 1, g, train)
-    f["pool5"] = max_pool_3x3_s2(f["conv5"])  # row 11 (fused)
+    f["pool5"] = self.pool(f["conv5"])  # row 11 (fused)
     return f
 
   def pool_and_norm(self, f: Dict[str, jax.Array], level: str, x: jax.Array) -> None:
     """Sets f["max<level>"] and f["norm<level>"] in CaffeNet or BVLC AlexNet order."""
     if self.lrn_before_pool:  # BVLC AlexNet: conv -> ReLU -> LRN -> pool
-      f[f"max{level}"] = f[f"norm{level}"] = max_pool_3x3_s2(self.local_norm(x))
+      f[f"max{level}"] = f[f"norm{level}"] = self.pool(self.local_norm(x))
     else:  # CaffeNet and the paper: conv -> ReLU -> pool -> LRN
-      f[f"max{level}"] = max_pool_3x3_s2(x)
+      f[f"max{level}"] = self.pool(x)
       f[f"norm{level}"] = self.local_norm(f[f"max{level}"])

@@ -42,6 +42,7 @@ class HyperFaceAlexNet(nn.Module):
       data-parallel step; None = per-device statistics).
     dtype: computation dtype; params are float32, outputs float32.
     conv_impl: the backbone's conv1, "xla", "shifted_dw" or "auto" (models/alexnet.py).
+    pool_impl: the backbone's max-pools, "xla", "masked_grad" or "auto" (models/alexnet.py).
   """
 
   width: float = 1.0
@@ -59,6 +60,7 @@ class HyperFaceAlexNet(nn.Module):
   norm_axis_name: Any = None
   dtype: Any = jnp.float32
   conv_impl: str = "xla"
+  pool_impl: str = "xla"
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> Dict[str, jax.Array]:
@@ -85,6 +87,7 @@ class HyperFaceAlexNet(nn.Module):
       norm_axis_name=self.norm_axis_name,
       dtype=self.dtype,
       conv_impl=self.conv_impl,
+      pool_impl=self.pool_impl,
       name="backbone",
     )(images, train)
     hyper = HyperFusion(

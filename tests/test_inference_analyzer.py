@@ -153,15 +153,20 @@ def test_no_recompilation_across_image_sizes(face_analyzer):
 
 
 def test_bucket_sizes_and_batch_plan_hand_worked():
-  assert batched.bucket_sizes(256) == [8, 16, 32, 64, 128, 256]
-  assert batched.bucket_sizes(100, 8) == [8, 16, 32, 64, 100]
+  assert batched.bucket_sizes(256) == [8, 16, 24, 32, 64, 128, 256]
+  assert batched.bucket_sizes(100, 8) == [8, 16, 24, 32, 64, 100]
+  assert batched.bucket_sizes(32, 8) == [8, 16, 24, 32]
+  assert batched.bucket_sizes(20, 4) == [4, 8, 12, 16, 20]
+  assert batched.bucket_sizes(6, 8) == [6]
   assert batched.bucket_sizes(4, 8) == [4]
   assert batched.bucket_sizes(256, 256) == [256]  # the old single fixed batch
   assert batched.batch_plan(0, 256) == []
-  assert batched.batch_plan(20, 256) == [(0, 20, 32)]
+  assert batched.batch_plan(20, 256) == [(0, 20, 24)]
+  assert batched.batch_plan(50, 32) == [(0, 32, 32), (32, 50, 24)]
   assert batched.batch_plan(5, 256) == [(0, 5, 8)]
   assert batched.batch_plan(300, 256) == [(0, 256, 256), (256, 300, 64)]
   assert batched.batch_plan(17, 16, 4) == [(0, 16, 16), (16, 17, 4)]
+  assert batched.batch_plan(40, 256) == [(0, 40, 64)]
   with pytest.raises(ValueError, match="min_bucket"):
     batched.bucket_sizes(16, 0)
 

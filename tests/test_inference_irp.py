@@ -1,6 +1,7 @@
 """Iterative Region Proposals (docs/papers.md section 1.8 step 3) with a fake network."""
 
 import numpy as np
+import pytest
 
 from hyperface_jax.data import boxes as box_lib
 from hyperface_jax.data import face_rect, face_rect_batched, render
@@ -85,6 +86,26 @@ def test_irp_unusable_boxes_are_not_rescored():
   )[0]
   np.testing.assert_allclose(out["box"][0], [40, 40, 50, 50])
   assert calls[-1] == [0]
+
+
+def test_irp_max_candidates_moves_only_the_best_and_keeps_the_rest():
+  """Three candidates (IoU scores 0.694, 0.36, 0.8) with max_candidates=2: the two best
+  (rows 0 and 2) are re-scored on the true box; row 1 passes through unchanged."""
+  regions = np.array([[35, 35, 60, 60], [45, 45, 30, 30], [40, 40, 50, 40]], float)
+  images = [np.zeros((160, 160, 3), np.uint8)]
+  calls = []
+  net = _fake_network(calls)
+  dets = net(images, [regions])
+  true_boxes = lambda lm, v, w, h: np.repeat(TRUE_BOX[None], len(lm), 0)  # noqa: E731
+  out = irp.iterative_region_proposals(net, images, dets, max_candidates=2, rect_fn=true_boxes)[0]
+  assert calls[-1] == [2]
+  np.testing.assert_array_equal(out["irp_improved"], [1, 0, 1])
+  np.testing.assert_allclose(out["box"][1], regions[1])
+  np.testing.assert_allclose(out["score"], [1.0, 0.36, 1.0])
+  every = irp.iterative_region_proposals(net, images, dets, max_candidates=0, rect_fn=true_boxes)
+  np.testing.assert_array_equal(every[0]["irp_improved"], [1, 1, 1])
+  with pytest.raises(ValueError, match="max_candidates"):
+    irp.iterative_region_proposals(net, images, dets, max_candidates=-1)
 
 
 def test_boxes_from_landmarks_matches_ground_truth_box():

@@ -237,6 +237,7 @@ class FaceAnalyzer:
       iterations=iterations,
       score_threshold=cfg.irp.score_threshold,
       tie_tolerance=cfg.irp.tie_tolerance,
+      max_candidates=cfg.irp.max_candidates,
       visibility_threshold=cfg.nms.visibility_threshold,
     )
     t3 = _clock()

@@ -3,9 +3,9 @@
 Regions of any number of images of any sizes are cropped on the host exactly as in
 training (`data.preprocess.crop_and_resize` + `normalize`), concatenated and cut into
 batches of `batch_size`; the rest is padded up to the smallest *bucket* that holds it
-(powers of two from `min_bucket` up to `batch_size`, `bucket_sizes`), so the jitted model
-compiles at most once per bucket for the life of the object whatever the images
-(docs/papers.md section 1.8 step 2), and 20 crops cost a batch of 32, not of 256.
+(8, 16, 24, 32, then powers of two up to `batch_size`, `bucket_sizes`), so the jitted
+model compiles at most once per bucket for the life of the object whatever the images
+(docs/papers.md section 1.8 step 2), and 20 crops cost a batch of 24, not of 256.
 
 Why crops are cut with OpenCV on the host and not with a jitted gather: the crop
 size S is small (99 px demo, 227 px paper) and `cv2.warpAffine` cuts one S x S crop in
@@ -93,17 +93,19 @@ _EMPTY_OUTPUTS = {
 
 
 def bucket_sizes(batch_size: int, min_bucket: int = 8) -> List[int]:
-  """The padded batch sizes: powers of two from `min_bucket` below `batch_size`, then
-  `batch_size` itself (bucket_sizes(256) = [8, 16, 32, 64, 128, 256])."""
+  """The padded batch sizes below `batch_size`, then `batch_size` itself: m, 2m, 3m, 4m,
+  then doubling, where m is the smallest power of two >= min(min_bucket, batch_size)
+  (bucket_sizes(256) = [8, 16, 24, 32, 64, 128, 256]). The small steps keep the padding
+  of the few-dozen-crop batches the default pipeline runs under m crops."""
   if batch_size < 1 or min_bucket < 1:
     raise ValueError(f"batch_size and min_bucket must be >= 1; got {batch_size}, {min_bucket}.")
-  sizes, b = [], 1
-  while b < min(min_bucket, batch_size):
-    b *= 2
-  while b < batch_size:
-    sizes.append(b)
-    b *= 2
-  return sizes + [int(batch_size)]
+  m = 1
+  while m < min(min_bucket, batch_size):
+    m *= 2
+  sizes = [m, 2 * m, 3 * m, 4 * m]
+  while sizes[-1] < batch_size:
+    sizes.append(2 * sizes[-1])
+  return [b for b in sizes if b < batch_size] + [int(batch_size)]
 
 
 def batch_plan(n: int, batch_size: int, min_bucket: int = 8) -> List[tuple]:

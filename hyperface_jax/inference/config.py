@@ -76,10 +76,13 @@ def inference_config() -> ml_collections.ConfigDict:
   # Hard cap on proposals per image, highest-ranked first (keeps the network batch bounded).
   c.max_proposals = 3000
   # Network batches (docs/papers.md 1.8 step 2): every crop of every image goes through
-  # batches of `batch_size`; the rest is padded to the smallest power-of-two bucket from
-  # `min_bucket` up that holds it (inference/batched.py bucket_sizes), each bucket one
-  # compiled program: 20 crops run as a batch of 32, not 256 (docs/inference.md latency).
-  c.batch_size = 256
+  # batches of `batch_size`; the rest is padded to the smallest bucket that holds it
+  # (8, 16, 24, 32, then powers of two; inference/batched.py bucket_sizes), each bucket
+  # one compiled program: 20 crops run as a batch of 24, not 256. Documented default 32:
+  # on the 2-core CPU the demo model's forward costs ~1.0 ms a crop in batches of 16-40
+  # and 1.35-1.45 ms in batches of 48-128 (docs/inference.md latency), so 50 proposals
+  # run fastest as 32 + 24. Accelerators want larger batches: set it there.
+  c.batch_size = 32
   c.min_bucket = 8
   # Average every crop's outputs with those of its mirror image (inference/batched.py;
   # the papers use single crops); twice the network time.
@@ -89,9 +92,10 @@ def inference_config() -> ml_collections.ConfigDict:
       enabled=True,
       iterations=1,  # docs/papers.md 1.8 [?]; TK runs up to 3 stages
       score_threshold=0.25,  # candidates entering IRP (TK keeps det > 0.25 between stages)
-      tie_tolerance=1e-3,
+      tie_tolerance=1e-3,  # new box wins at score >= old - this (irp.py: saturated scores)
+      max_candidates=0,  # per image, IRP only the best this many (0 = all; irp.py)
     )
-  )  # new box wins at score >= old - this (irp.py: saturated scores)
+  )
   # The paper's L-NMS (inference/lnms.py PAPER_LNMS, which also holds top_k, the final
   # score_threshold and the visibility_threshold of the L-NMS boxes) with four documented
   # defaults of ours below.

@@ -57,6 +57,7 @@ def iterative_region_proposals(
   score_threshold: float = 0.25,
   visibility_threshold: float = 0.5,
   tie_tolerance: float = 1e-3,
+  max_candidates: int = 0,
   rect_fn: Optional[Callable] = None,
 ) -> list[Detections]:
   """Runs IRP on the detections of several images at once.
@@ -73,6 +74,9 @@ def iterative_region_proposals(
       already-confident box; at (near) equal scores the landmark-fitted box is preferred,
       since fitting the box is what IRP is for (documented default 1e-3; docs/papers.md 1.8
       says only "the higher score").
+    max_candidates: per image, only the best-scoring this many candidates get a new box
+      (0 = all); the others pass through with their proposal box (a latency bound:
+      candidates of one face mostly share its landmark box; docs/inference.md).
     rect_fn: FaceRectCalculator override (tests).
 
   Returns:
@@ -81,6 +85,8 @@ def iterative_region_proposals(
   """
   if iterations < 0:
     raise ValueError(f"iterations must be >= 0; got {iterations}.")
+  if max_candidates < 0:
+    raise ValueError(f"max_candidates must be >= 0 (0 = all); got {max_candidates}.")
   current = []
   for dets in detections:
     dets = select(dets, np.asarray(dets["score"]) >= score_threshold)
@@ -93,6 +99,9 @@ def iterative_region_proposals(
         dets["landmarks"], dets["visibility"], img.shape[:2], visibility_threshold, rect_fn
       )
       ok = _usable(boxes, img.shape[:2])
+      if max_candidates and len(ok) > max_candidates:
+        order = np.argsort(-np.asarray(dets["score"]), kind="stable")
+        ok[order[max_candidates:]] = False  # the rest keep their boxes
       usable.append(ok)
       new_boxes.append(boxes[ok])
     rescored = network(images, new_boxes)

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 
 import numpy as np
+from run_record import write_run_record  # bench/run_record.py
 
 from hyperface_jax.data import scene_store
 from hyperface_jax.evaluation import detection
@@ -227,19 +226,7 @@ def main(argv=None):
     print(table(results))
   print(json.dumps(results, indent=1, sort_keys=True))
   if args.output:
-    tmp = args.output + ".tmp"
-    with open(tmp, "w") as f:
-      json.dump(
-        {
-          "command": " ".join(sys.argv),
-          "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-          "results": results,
-        },
-        f,
-        indent=1,
-        sort_keys=True,
-      )
-    os.replace(tmp, args.output)
+    write_run_record(args.output, results=results)
 
 
 if __name__ == "__main__":

@@ -24,10 +24,10 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 
 import numpy as np
+from run_record import write_run_record  # bench/run_record.py
 
 from hyperface_jax.data import render
 from hyperface_jax.inference import analyzer as analyzer_lib
@@ -137,20 +137,9 @@ def main(argv=None):
   )
   print(markdown(rows))
   if args.output:
-    tmp = args.output + ".tmp"
-    with open(tmp, "w") as f:
-      json.dump(
-        {
-          "command": " ".join(sys.argv),
-          "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-          "load_average": {"before": load_before, "after": load_after},
-          "rows": rows,
-        },
-        f,
-        indent=1,
-        sort_keys=True,
-      )
-    os.replace(tmp, args.output)
+    write_run_record(
+      args.output, load_average={"before": load_before, "after": load_after}, rows=rows
+    )
 
 
 if __name__ == "__main__":

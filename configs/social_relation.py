@@ -5,12 +5,12 @@ r"""Siamese relation network: 8 interpersonal traits of face pairs (docs/papers.
   python -m hyperface_jax.main --config=configs/social_relation.py:cpu \
       --workdir=runs/social_relation_cpu
 
-reaches (measured: 2-core CPU shared with other jobs, 4.8 min wall at load 9) on the 950
-test pairs of synth_faces (1500 scenes): mean trait accuracy 0.753, mean balanced accuracy
-0.592, against 0.702 / 0.500 for the majority per trait and 0.724 / 0.556 for the spatial-
-cues-only trees (labels carry 10 % flipped bits: about 0.9 is the ceiling; trees on the
-true attributes of both faces + cues reach 0.88). docs/social.md has the per-trait table
-and what limits it: the attribute run's expression recognition on the pair faces (0.41).
+reaches (measured on the idle 2-core CPU: 1 min 2 s wall) on the 950 test pairs of
+synth_faces (1500 scenes): mean trait accuracy 0.770, mean balanced accuracy 0.629,
+against 0.702 / 0.500 for the majority per trait and 0.724 / 0.556 for the spatial-cues-
+only trees (labels carry 10 % flipped bits: about 0.9 is the ceiling; trees on the true
+attributes of both faces + cues reach 0.88). docs/social.md has the per-trait table and
+what limits it: the attribute run's expression recognition on the pair faces.
 
 Two weight-shared face branches initialised from the attribute run (config.model_init,
 models/social.py; its bridging templates are reused, hyperface_jax/bridging.py) and kept
@@ -23,7 +23,7 @@ pairs come from face scenes with `relations` (synth_faces here; the social_relat
 builder writes the same schema), flipped with the pair order kept. Variants (ARG):
 
   (none)  synth_faces (6000 / 300 / 1500 scenes), from runs/social_attributes
-  cpu     the same pairs at CPU scale, from runs/social_attributes_cpu (about 4 minutes)
+  cpu     the same pairs at CPU scale, from runs/social_attributes_cpu (about 1 minute)
   real    the social_relation dataset (docs/datasets/social_relation.md), from
           runs/social_attributes_real; not measured here
 
@@ -77,8 +77,8 @@ def get_config(arg=None):
   c.tasks = ("relations",)
   c.weighting.weights = {"relations": 1.0}
   # :cpu 800 steps: with the face frozen (branch and heads) the validation loss still falls
-  # from step 400 to 800 (4.359 -> 4.278; test mean balanced accuracy 0.585 -> 0.592), and
-  # the stage takes 4.8 min at load 9 (docs/social.md).
+  # from step 400 to 800 (4.359 -> 4.278; test mean balanced accuracy 0.585 -> 0.592, on
+  # the 2000-step attribute run), and the stage takes 1 min idle (docs/social.md).
   c.total_steps = 10000 if arg in (None, "real") else 800
   c.batch_size = 64
   c.eval_batch_size = 128

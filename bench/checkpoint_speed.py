@@ -31,9 +31,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.train_step_lib import build_train_step  # noqa: E402
 from bench.weighting_step_time import random_batch  # noqa: E402
 from configs import demo  # noqa: E402
-from hyperface_jax import checkpointing, sharding, steps, train  # noqa: E402
+from hyperface_jax import checkpointing, sharding  # noqa: E402
 
 
 def setup(batch_size: int):
@@ -41,17 +42,7 @@ def setup(batch_size: int):
   config = demo.get_config()
   config.batch_size = batch_size
   mesh = sharding.make_mesh()
-  model, loss_fn, optimizer, weigher, init = train.build(config, mesh)
-  state = jax.jit(init, out_shardings=sharding.replicated(mesh))(train.prng_key(config))
-  step = steps.make_train_step(
-    mesh,
-    model=model,
-    loss_fn=loss_fn,
-    optimizer=optimizer,
-    weighting=weigher,
-    seed=0,
-    prng_impl=config.get("prng_impl"),
-  )
+  _, step, state = build_train_step(config, mesh, seed=0)
   rng = np.random.default_rng(0)
   batches = [sharding.global_batch(mesh, random_batch(config, batch_size, rng)) for _ in range(2)]
   state, metrics = step(state, batches[0])  # compile

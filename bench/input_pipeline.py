@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import os
 import sys
 import tempfile
@@ -35,19 +34,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hyperface_jax import sharding, steps, train  # noqa: E402
+from train_step_lib import build_train_step, load_config  # noqa: E402  (bench/)
+
+from hyperface_jax import sharding, train  # noqa: E402
 from hyperface_jax.data import inputs, prefetch  # noqa: E402
 from hyperface_jax.metric_writer import read_metrics  # noqa: E402
-
-
-class _NoCheckpoint:
-  def latest_step(self):
-    return None
-
-
-def load_config(name: str):
-  module, _, arg = name.partition(":")
-  return importlib.import_module(f"configs.{module}").get_config(arg or None)
 
 
 def pipeline_rate(data, rows: int, workers: int, batches: int, prefetch_depth: int):
@@ -66,19 +57,8 @@ def pipeline_rate(data, rows: int, workers: int, batches: int, prefetch_depth: i
 
 def step_rate(config, batch, num_steps: int) -> float:
   """Images/s of the real train step on one fixed batch (train.py's mesh)."""
-  jax.config.update("jax_default_prng_impl", config.prng_impl)
   mesh = sharding.make_mesh()
-  model, loss_fn, optimizer, weigher, init = train.build(config, mesh)
-  state = train.restore_or_init(config, mesh, init, _NoCheckpoint())
-  step = steps.make_train_step(
-    mesh,
-    model=model,
-    loss_fn=loss_fn,
-    optimizer=optimizer,
-    weighting=weigher,
-    seed=config.seed,
-    prng_impl=config.get("prng_impl"),
-  )
+  _, step, state = build_train_step(config, mesh)
   batch = sharding.global_batch(mesh, batch)
   state, metrics = step(state, batch)
   jax.block_until_ready(metrics)

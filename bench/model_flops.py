@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib
 import json
 import os
 import sys
@@ -40,7 +39,9 @@ import optax
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # accelerator_expect
 
-from hyperface_jax import registry, sharding, steps, train  # noqa: E402
+from train_step_lib import build_train_step, load_config  # noqa: E402  (bench/)
+
+from hyperface_jax import registry, sharding  # noqa: E402
 
 
 def random_batch(rng, n, size):
@@ -75,22 +76,16 @@ def measure(
   `num_steps` 0 only counts FLOPs (ips is then nan)."""
   if name.startswith("imagenet:"):
     return measure_classifier(name.split(":", 1)[1], num_steps, batch_size or 32, dtype=dtype)
-  module, _, arg = name.partition(":")
-  config = importlib.import_module(f"configs.{module}").get_config(arg or None)
+  config = load_config(name)
   if batch_size:
     config.batch_size = batch_size
   config.compute_dtype = dtype
-  jax.config.update("jax_default_prng_impl", config.prng_impl)
   devices = jax.devices()[: num_devices or None]
   mesh = sharding.make_mesh(devices)
   sharding.check_batch_size(config.batch_size, mesh)
-  model, loss_fn, optimizer, weigher, init = train.build(config, mesh)
-  state = train.restore_or_init(config, mesh, init, _NoCheckpoint())
+  model, step, state = build_train_step(config, mesh, seed=0)
   n, size = config.batch_size, config.input_size
   batch = sharding.global_batch(mesh, random_batch(np.random.default_rng(0), n, size))
-  step = steps.make_train_step(
-    mesh, model=model, loss_fn=loss_fn, optimizer=optimizer, weighting=weigher, seed=0
-  )
   # The compiled step is the per-device program (shard_map): its FLOPs are those of n /
   # len(devices) images.
   step_flops = flops(step.lower(state, batch).compile()) * len(devices)
@@ -183,11 +178,6 @@ def measure_classifier(
     devices=1,
     device_kind=jax.devices()[0].device_kind,
   )
-
-
-class _NoCheckpoint:
-  def latest_step(self):
-    return None
 
 
 def main():

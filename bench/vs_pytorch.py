@@ -35,7 +35,6 @@ Random region batches with every task labelled (bench/model_flops.py random_batc
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import statistics
 import sys
@@ -50,9 +49,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))  # torch_reference.py
 
-from model_flops import _NoCheckpoint, flops, random_batch  # noqa: E402  (bench/)
+from model_flops import flops, random_batch  # noqa: E402  (bench/)
+from train_step_lib import build_train_step, load_config  # noqa: E402  (bench/)
 
-from hyperface_jax import sharding, steps, train  # noqa: E402
+from hyperface_jax import sharding  # noqa: E402
 from hyperface_jax.models import alexnet, fast_conv, fast_pool  # noqa: E402
 from hyperface_jax.models.fusion import fused_grid  # noqa: E402
 from hyperface_jax.models.layers import scale_channels  # noqa: E402
@@ -82,16 +82,6 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
   return out
 
 
-def load_config(name: str):
-  """configs/NAME.py's config for `NAME[:ARG][@BATCH]`."""
-  name, _, batch = name.partition("@")
-  module, _, arg = name.partition(":")
-  config = importlib.import_module(f"configs.{module}").get_config(arg or None)
-  if batch:
-    config.batch_size = int(batch)
-  return config
-
-
 def slice_max_pool(x):
   """A candidate formulation of models/alexnet.py max_pool_3x3_s2 (the `--layers` lever
   table): the maximum of the 9 strided slices a 3x3 / 2 window covers, the same values."""
@@ -118,14 +108,9 @@ class JaxRunner:
     config = config.copy_and_resolve_references()
     config.model.conv_impl = conv_impl
     config.model.pool_impl = pool_impl
-    jax.config.update("jax_default_prng_impl", config.prng_impl)
     mesh = sharding.make_mesh(jax.devices()[:1])
-    model, loss_fn, optimizer, weigher, init = train.build(config, mesh)
-    self.state = train.restore_or_init(config, mesh, init, _NoCheckpoint())
+    _, step, self.state = build_train_step(config, mesh, seed=0)
     self.batch = sharding.global_batch(mesh, batch_np)
-    step = steps.make_train_step(
-      mesh, model=model, loss_fn=loss_fn, optimizer=optimizer, weighting=weigher, seed=0
-    )
     self.step = step.lower(self.state, self.batch).compile()
     self.flops = flops(self.step)
     self.loss = None

@@ -1,0 +1,62 @@
+"""The real train step of a config, for the benchmarks that time it.
+
+bench/model_flops.py, bench/vs_pytorch.py, bench/input_pipeline.py and
+bench/checkpoint_speed.py all time hyperface_jax's own step: `train.build` (the config's
+model, task losses, weighting and optimiser), the initial state as a run without a
+checkpoint starts (`train.restore_or_init`), and `steps.make_train_step`, the jitted
+data-parallel step `train.py` runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any, NamedTuple
+
+import jax
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from hyperface_jax import steps, train  # noqa: E402
+
+
+def load_config(name: str):
+  """configs/NAME.py's config for `NAME[:ARG][@BATCH]` (`@N` sets the batch size)."""
+  name, _, batch = name.partition("@")
+  module, _, arg = name.partition(":")
+  config = importlib.import_module(f"configs.{module}").get_config(arg or None)
+  if batch:
+    config.batch_size = int(batch)
+  return config
+
+
+class NoCheckpoint:
+  """A checkpoint manager with nothing saved: `train.restore_or_init` initialises."""
+
+  def latest_step(self):
+    return None
+
+
+class TrainStep(NamedTuple):
+  model: Any
+  step: Any  # (state, batch) -> (state, metrics), jitted over `mesh`
+  state: Any  # the initial train state
+
+
+def build_train_step(config, mesh, seed: int | None = None) -> TrainStep:
+  """The model, jitted train step and initial state of `config` on `mesh`, as train.py
+  builds them (dropout and region keys from `seed`, default config.seed)."""
+  jax.config.update("jax_default_prng_impl", config.prng_impl)
+  model, loss_fn, optimizer, weigher, init = train.build(config, mesh)
+  state = train.restore_or_init(config, mesh, init, NoCheckpoint())
+  step = steps.make_train_step(
+    mesh,
+    model=model,
+    loss_fn=loss_fn,
+    optimizer=optimizer,
+    weighting=weigher,
+    seed=config.seed if seed is None else seed,
+    prng_impl=config.get("prng_impl"),
+  )
+  return TrainStep(model, step, state)

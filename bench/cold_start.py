@@ -39,17 +39,10 @@ sys.path.insert(0, os.path.join(REPO, "bench"))
 
 def make_workdir(config_name: str, workdir: str) -> str:
   """An untrained workdir of configs/<config_name>.py (as tests/test_predict_cli.py)."""
-  from hyperface_jax import checkpointing, sharding, train  # pylint: disable=g-import-not-at-top
+  from hyperface_jax import train  # pylint: disable=g-import-not-at-top
 
   config = importlib.import_module(f"configs.{config_name}").get_config()
-  train.make_workdir(workdir)
-  train._write_config(config, workdir)  # pylint: disable=protected-access
-  mesh = sharding.make_mesh()
-  init = train.build(config, mesh)[-1]
-  ckpt = checkpointing.Checkpointer(workdir)
-  ckpt.save(0, train.restore_or_init(config, mesh, init, ckpt))
-  ckpt.close()
-  return workdir
+  return train.write_initial_workdir(config, workdir)
 
 
 def write_image(path: str) -> str:

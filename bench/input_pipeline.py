@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from train_step_lib import build_train_step, load_config  # noqa: E402  (bench/)
+from train_step_lib import build_train_step, images_per_second, load_config  # noqa: E402  (bench/)
 
 from hyperface_jax import sharding, train  # noqa: E402
 from hyperface_jax.data import inputs, prefetch  # noqa: E402
@@ -60,13 +60,7 @@ def step_rate(config, batch, num_steps: int) -> float:
   mesh = sharding.make_mesh()
   _, step, state = build_train_step(config, mesh)
   batch = sharding.global_batch(mesh, batch)
-  state, metrics = step(state, batch)
-  jax.block_until_ready(metrics)
-  t0 = time.perf_counter()
-  for _ in range(num_steps):
-    state, metrics = step(state, batch)
-  jax.block_until_ready(metrics)
-  return num_steps * config.batch_size / (time.perf_counter() - t0)
+  return images_per_second(step, state, batch, num_steps, config.batch_size)
 
 
 def loop_rate(name: str, workers: int, num_steps: int, log_every: int) -> float:

@@ -39,7 +39,7 @@ import optax
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # accelerator_expect
 
-from train_step_lib import build_train_step, load_config  # noqa: E402  (bench/)
+from train_step_lib import build_train_step, images_per_second, load_config  # noqa: E402  (bench/)
 
 from hyperface_jax import registry, sharding  # noqa: E402
 
@@ -95,13 +95,7 @@ def measure(
   fwd_flops = flops(forward.lower(variables, one).compile())
   ips = float("nan")
   if num_steps:
-    state, metrics = step(state, batch)
-    jax.block_until_ready(metrics)
-    t0 = time.perf_counter()
-    for _ in range(num_steps):
-      state, metrics = step(state, batch)
-    jax.block_until_ready(metrics)
-    ips = num_steps * n / (time.perf_counter() - t0)
+    ips = images_per_second(step, state, batch, num_steps, n)
   params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
   width = config.model.get("width", config.model.get("base_width"))
   return dict(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import time
 from typing import Any, NamedTuple
 
 import jax
@@ -60,3 +61,15 @@ def build_train_step(config, mesh, seed: int | None = None) -> TrainStep:
     prng_impl=config.get("prng_impl"),
   )
   return TrainStep(model, step, state)
+
+
+def images_per_second(step, state, batch, num_steps: int, rows: int) -> float:
+  """Images/s of `num_steps` calls of `step` on one fixed batch of `rows` images, after a
+  warm-up call (compilation)."""
+  state, metrics = step(state, batch)
+  jax.block_until_ready(metrics)
+  t0 = time.perf_counter()
+  for _ in range(num_steps):
+    state, metrics = step(state, batch)
+  jax.block_until_ready(metrics)
+  return num_steps * rows / (time.perf_counter() - t0)

@@ -273,6 +273,20 @@ def make_workdir(workdir) -> None:
     raise NotADirectoryError(f"--workdir={workdir}: {e.strerror or e}{where}; {expected}.") from e
 
 
+def write_initial_workdir(config, workdir: str) -> str:
+  """Makes `workdir` a run of `config` at step 0: config.json and the initial train state
+  as the step-0 checkpoint (what predict, evaluate and export read), without training.
+  For tests and benchmarks of the tools that load a run (bench/cold_start.py)."""
+  make_workdir(workdir)
+  _write_config(config, workdir)
+  mesh = sharding.make_mesh()
+  init = build(config, mesh)[-1]
+  ckpt = checkpointing.Checkpointer(workdir)
+  ckpt.save(0, restore_or_init(config, mesh, init, ckpt))
+  ckpt.close()
+  return workdir
+
+
 def _write_config(config, workdir: str) -> None:
   """Writes config.json; only the primary process (the others would race on the rename)."""
   if jax.process_index() != 0:

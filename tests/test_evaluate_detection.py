@@ -94,17 +94,11 @@ def smoke_workdir(tmp_path_factory):
   """A run of the smoke config (config.json + the initialised state at step 0)."""
   sys.path.insert(0, REPO)
   from configs import smoke  # pylint: disable=g-import-not-at-top
-  from hyperface_jax import checkpointing, sharding, train  # pylint: disable=g-import-not-at-top
+  from hyperface_jax import train  # pylint: disable=g-import-not-at-top
 
   workdir = str(tmp_path_factory.mktemp("smoke_wd"))
   config = smoke.get_config()
-  train._write_config(config, workdir)  # pylint: disable=protected-access
-  mesh = sharding.make_mesh()
-  init = train.build(config, mesh)[-1]
-  ckpt = checkpointing.Checkpointer(workdir)
-  ckpt.save(0, train.restore_or_init(config, mesh, init, ckpt))
-  ckpt.close()
-  return workdir
+  return train.write_initial_workdir(config, workdir)
 
 
 def _run_fake(tmp_path, data_dir, name, dets):

@@ -64,13 +64,7 @@ def smoke_workdir(tmp_path_factory):
 
   workdir = str(tmp_path_factory.mktemp("smoke_wd"))
   config = smoke.get_config()
-  train._write_config(config, workdir)  # pylint: disable=protected-access
-  mesh = sharding.make_mesh()
-  init = train.build(config, mesh)[-1]
-  ckpt = checkpointing.Checkpointer(workdir)
-  ckpt.save(0, train.restore_or_init(config, mesh, init, ckpt))
-  ckpt.close()
-  return workdir
+  return train.write_initial_workdir(config, workdir)
 
 
 def _synth_test_scene(min_faces):

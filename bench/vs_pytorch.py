@@ -82,6 +82,24 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
   return out
 
 
+def conv1_space_to_depth(x, w):
+  """A candidate formulation of conv1's forward (the `--layers` lever table): the 11x11 / 4
+  convolution as a 3x3 / 1 one over the 4x4 space-to-depth input (48 channels), the kernel
+  zero-padded to 12x12; the same values."""
+  b, h, _, c = x.shape
+  s, k, k2 = 4, w.shape[0], -(-w.shape[0] // 4)
+  ho = (h - k) // s + 1
+  hn = (ho - 1 + k2) * s
+  xp = jnp.pad(x[:, :hn, :hn], ((0, 0), (0, max(0, hn - h)), (0, max(0, hn - h)), (0, 0)))
+  xs = xp.reshape(b, hn // s, s, hn // s, s, c).transpose(0, 1, 3, 2, 4, 5)
+  xs = xs.reshape(b, hn // s, hn // s, s * s * c)
+  wp = jnp.pad(w, ((0, k2 * s - k), (0, k2 * s - k), (0, 0), (0, 0)))
+  ws = wp.reshape(k2, s, k2, s, c, -1).transpose(0, 2, 1, 3, 4, 5).reshape(k2, k2, s * s * c, -1)
+  return lax.conv_general_dilated(
+    xs, ws, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+  )
+
+
 def slice_max_pool(x):
   """A candidate formulation of models/alexnet.py max_pool_3x3_s2 (the `--layers` lever
   table): the maximum of the 9 strided slices a 3x3 / 2 window covers, the same values."""
@@ -253,6 +271,12 @@ def layer_levers(batch: int = 32) -> None:
   w = jnp.asarray(rng.normal(size=(11, 11, 3, 96)) * 0.05, jnp.float32)
   args = ((4, 4), ((0, 0), (0, 0)), 1)
   dy = jnp.asarray(rng.normal(size=(batch, 55, 55, 96)), jnp.float32)
+  forwards = (
+    ("xla", jax.jit(lambda x_, w_: fast_conv._forward(x_, w_, *args))),
+    ("space-to-depth 3x3 over 48 channels", jax.jit(conv1_space_to_depth)),
+  )
+  for name, fwd in forwards:
+    rows.append(("conv1 forward", name, _cpu_seconds(fwd, x, w)))
   for name, conv in (("xla", fast_conv._forward), ("shifted_dw", fast_conv.conv2d_shifted_dw)):
     # x and dy are arguments: closed over, XLA would fold the weight gradient to a constant.
     grad = jax.jit(jax.grad(lambda w_, x_, d_, c=conv: jnp.sum(c(x_, w_, *args) * d_)))

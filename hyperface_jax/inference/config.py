@@ -79,8 +79,8 @@ def inference_config() -> ml_collections.ConfigDict:
   # batches of `batch_size`; the rest is padded to the smallest bucket that holds it
   # (8, 16, 24, 32, then powers of two; inference/batched.py bucket_sizes), each bucket
   # one compiled program: 20 crops run as a batch of 24, not 256. Documented default 32:
-  # on the 2-core CPU the demo model's forward costs ~1.0 ms a crop in batches of 16-40
-  # and 1.35-1.45 ms in batches of 48-128 (docs/inference.md latency), so 50 proposals
+  # on the 2-core CPU the demo model's forward costs ~1.1 ms a crop in batches of 16-40
+  # and ~1.5 ms in batches of 48-128 (bench/forward_batch_speed.py), so 50 proposals
   # run fastest as 32 + 24. Accelerators want larger batches: set it there.
   c.batch_size = 32
   c.min_bucket = 8

@@ -1,7 +1,8 @@
 """Our train step against PyTorch's on the same network, loss, optimiser, batch and fp32.
 
   .venv/bin/python bench/vs_pytorch.py [--configs=hyperface_alexnet@32,demo] [--rounds=3] \
-      [--steps=3] [--impls=xla/xla,shifted_dw/xla,shifted_dw/masked_grad] [--torch_compile]
+      [--steps=3] [--impls=xla/xla,shifted_dw/xla,shifted_dw/masked_grad] [--torch_compile] \
+      [--host_malloc=retain|system]
   .venv/bin/python bench/vs_pytorch.py --layers
 
 For each config (`NAME`, `NAME:ARG` of configs/NAME.py, `@N` sets the batch size, else the
@@ -29,6 +30,10 @@ the wall clock: on a machine shared with other jobs it moves less with their loa
 gradient (models/fast_conv.py) and the max-pools (XLA's reduce_window gradient, the
 masked-slice gradient of models/fast_pool.py, and a slice formulation of the forward that
 was not adopted: 10-15 % faster, and a change to what the ONNX exporter rewrites).
+Both run in this one process under `--host_malloc` (hyperface_jax/host_memory.py):
+"retain" (the default, what hyperface_jax.main sets) has glibc keep freed memory mapped,
+"system" keeps glibc's defaults, under which both steps re-fault their large temporaries
+in every step; the allocator setting speeds up both implementations.
 Random region batches with every task labelled (bench/model_flops.py random_batch).
 """
 
@@ -52,7 +57,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))  # torch_reference.py
 from model_flops import flops, random_batch  # noqa: E402  (bench/)
 from train_step_lib import build_train_step, load_config  # noqa: E402  (bench/)
 
-from hyperface_jax import sharding  # noqa: E402
+from hyperface_jax import host_memory, sharding  # noqa: E402
 from hyperface_jax.models import alexnet, fast_conv, fast_pool  # noqa: E402
 from hyperface_jax.models.fusion import fused_grid  # noqa: E402
 from hyperface_jax.models.layers import scale_channels  # noqa: E402
@@ -98,6 +103,22 @@ def conv1_space_to_depth(x, w):
   return lax.conv_general_dilated(
     xs, ws, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
   )
+
+
+def conv1_im2col(x, w):
+  """A candidate formulation of conv1's forward (the `--layers` lever table): the 121
+  strided slices of the input that the kernel offsets see, concatenated into patches
+  [B, 55, 55, 363], times the kernel as one [363, 96] matmul; the same values. Its weight
+  gradient would be the patches' transpose times dy, again one matmul."""
+  b, h, _, c = x.shape
+  k, s = w.shape[0], 4
+  ho = (h - k) // s + 1
+  cols = [
+    lax.slice(x, (0, i, j, 0), (b, i + s * (ho - 1) + 1, j + s * (ho - 1) + 1, c), (1, s, s, 1))
+    for i in range(k)
+    for j in range(k)
+  ]  # offset (i, j) in row-major order, as the kernel's HWIO reshape
+  return jnp.concatenate(cols, axis=-1) @ w.reshape(k * k * c, -1)
 
 
 def slice_max_pool(x):
@@ -274,8 +295,14 @@ def layer_levers(batch: int = 32) -> None:
   forwards = (
     ("xla", jax.jit(lambda x_, w_: fast_conv._forward(x_, w_, *args))),
     ("space-to-depth 3x3 over 48 channels", jax.jit(conv1_space_to_depth)),
+    ("im2col patches + one matmul", jax.jit(conv1_im2col)),
   )
+  reference = np.asarray(forwards[0][1](x, w))
   for name, fwd in forwards:
+    # Every candidate computes the same convolution (float32 summation order aside).
+    np.testing.assert_allclose(
+      np.asarray(fwd(x, w)), reference, rtol=0, atol=1e-4 * abs(reference).max()
+    )
     rows.append(("conv1 forward", name, _cpu_seconds(fwd, x, w)))
   for name, conv in (("xla", fast_conv._forward), ("shifted_dw", fast_conv.conv2d_shifted_dw)):
     # x and dy are arguments: closed over, XLA would fold the weight gradient to a constant.
@@ -314,7 +341,15 @@ def main():
   )
   parser.add_argument("--torch_compile", action="store_true")
   parser.add_argument("--layers", action="store_true", help="only the per-layer lever table")
+  parser.add_argument(
+    "--host_malloc",
+    default="retain",
+    choices=host_memory.MODES,
+    help="glibc malloc mode of this process, for both implementations (host_memory.py; "
+    "retain is what hyperface_jax.main sets)",
+  )
   args = parser.parse_args()
+  host_memory.configure(args.host_malloc)  # before the first large allocation
   if args.layers:
     layer_levers()
     return
@@ -322,7 +357,8 @@ def main():
   peak = max(peaks.values())
   print(
     f"fp32 2048x2048 matmul: numpy {peaks['numpy']:.0f} GFLOP/s, jax {peaks['jax']:.0f} "
-    f"GFLOP/s; load average {os.getloadavg()[0]:.2f}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
+    f"GFLOP/s; load average {os.getloadavg()[0]:.2f}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}; "
+    f"host_malloc={args.host_malloc}"
   )
   rows = [row for name in args.configs.split(",") for row in compare(name, args, peak)]
   print(

@@ -91,10 +91,12 @@ def hyperface_base() -> ml_collections.ConfigDict:
       # 2-core CPU shifted_dw trained hyperface_alexnet 12 % and the demo 10 % faster
       # (bench/vs_pytorch.py, README); accelerators keep XLA's (not measured there).
       conv_impl="auto",
-      # "xla" or "masked_grad": how the 3x3 / 2 max-pools compute their gradient
-      # (models/fast_pool.py; same values). masked_grad cut the CPU time per image 6 %
-      # but not the wall time on 2 cores (bench/vs_pytorch.py, README): not the default.
-      pool_impl="xla",
+      # "xla", "masked_grad" or "auto" (masked_grad on CPU): how the 3x3 / 2 max-pools
+      # compute their gradient (models/fast_pool.py; same values). "auto": with the host
+      # allocator of hyperface_jax.main (host_memory.py) masked_grad trained
+      # hyperface_alexnet 4-6 % and the demo 0-10 % faster on the 2-core CPU
+      # (bench/vs_pytorch.py, README "Against PyTorch").
+      pool_impl="auto",
     )
   )
   c.input_size = 227  # docs/papers.md 1.1: proposals resized to 227x227

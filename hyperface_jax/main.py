@@ -28,6 +28,13 @@ _MULTIHOST = flags.DEFINE_bool(
   "JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / "
   "JAX_PROCESS_ID, as launch/multihost_local.sh sets them).",
 )
+_HOST_MALLOC = flags.DEFINE_enum(
+  "host_malloc",
+  "retain",
+  ["retain", "system"],
+  "retain: glibc keeps freed memory mapped for reuse (hyperface_jax/host_memory.py; "
+  "measured 1.2-1.35x faster CPU train steps); system: glibc's defaults.",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -73,6 +80,10 @@ def initialize_distributed() -> None:
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  # First, before TensorFlow and XLA start the threads that allocate (host_memory.py).
+  from hyperface_jax import host_memory  # pylint: disable=g-import-not-at-top
+
+  host_memory.configure(_HOST_MALLOC.value)
   _hide_accelerators_from_tensorflow()
   import jax  # pylint: disable=g-import-not-at-top
 

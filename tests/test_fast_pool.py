@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hyperface_jax.models import alexnet
-from hyperface_jax.models.fast_pool import max_pool_masked_grad
+from hyperface_jax.models.fast_pool import max_pool_masked_grad, resolve_pool_impl
 
 
 def _xla_pool(x, window, strides):
@@ -75,3 +75,9 @@ def test_unknown_pool_impl_is_refused():
   model = alexnet.AlexNetBackbone(width=0.125, pool_impl="cudnn")
   with pytest.raises(ValueError, match="pool_impl must be one of"):
     model.init(jax.random.key(0), jnp.zeros((1, 67, 67, 3)))
+
+
+def test_auto_is_masked_grad_on_cpu():
+  expected = "masked_grad" if jax.default_backend() == "cpu" else "xla"
+  assert resolve_pool_impl("auto") == expected
+  assert resolve_pool_impl("xla") == "xla"

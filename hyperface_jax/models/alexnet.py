@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from hyperface_jax.models.fast_conv import FastConv, resolve_conv_impl
-from hyperface_jax.models.fast_pool import check_pool_impl, max_pool_masked_grad
+from hyperface_jax.models.fast_pool import max_pool_masked_grad, resolve_pool_impl
 from hyperface_jax.models.layers import conv_norm_relu, local_response_norm, scale_channels
 
 # He initialisation for ReLU layers: keeps activation variance through the stack when
@@ -29,7 +29,7 @@ def max_pool_3x3_s2(x: jax.Array, pool_impl: str = "xla") -> jax.Array:
   (35 + 32 g, where every pooled extent minus 3 is even), see fusion.py. `pool_impl`
   "masked_grad" gives the same values with models/fast_pool.py's gradient.
   """
-  if check_pool_impl(pool_impl) == "masked_grad":
+  if resolve_pool_impl(pool_impl) == "masked_grad":
     return max_pool_masked_grad(x, (3, 3), (2, 2))
   return nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
 
@@ -58,8 +58,8 @@ class AlexNetBackbone(nn.Module):
       by bench/vs_pytorch.py; parameters are identical in both. "auto": "shifted_dw" on
       the CPU backend, "xla" elsewhere.
     pool_impl: "xla" (nn.max_pool) or "masked_grad": the three 3x3 / 2 max-pools get
-      models/fast_pool.py's gradient (same values, less CPU time, not less wall time
-      on 2 cores: a measured lever that is not the default).
+      models/fast_pool.py's gradient (same values, a CPU speed lever measured by
+      bench/vs_pytorch.py). "auto": "masked_grad" on the CPU backend, "xla" elsewhere.
 
   The torchvision AlexNet is `conv_channels=TORCHVISION_CHANNELS, conv1_pad=2, lrn=False,
   conv_groups=1` (models/classifiers.py); parameter names are the same in every variant.

@@ -11,7 +11,10 @@ with the pooled output; the first offset that attains the window's maximum recei
 output's cotangent, which is added back at the slice's positions (`lax.pad` with interior
 padding = stride - 1). Every operation is elementwise, so XLA fuses the whole backward
 into a few loops. In isolation (bench/vs_pytorch.py --layers, batch 32) the three pools'
-forward + backward take 4-8x less CPU time than XLA's (545 -> 111 CPU ms).
+forward + backward take 4-8x less CPU time than XLA's (545 -> 111 CPU ms); with the host
+allocator keeping freed memory (hyperface_jax/host_memory.py) also less wall time, in
+isolation (110 + 66 + 15 -> 17 + 11 + 3 ms) and in the whole step (README "Against
+PyTorch"), so `"auto"` picks it on CPU.
 
 Ties go to the first maximum in row-major order within the window, as in XLA's
 `select_and_scatter_add` with the `ge` selector that `jax.grad` of a max-pool uses; only
@@ -28,16 +31,21 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-# Not the default anywhere: in the whole train step it saved CPU time but not wall time on
-# 2 cores (README "Against PyTorch": hyperface_alexnet 16.2 -> 16.4 images/s, 8.6 -> 9.1
-# images per CPU-second; the demo 238 -> 211 images/s).
-POOL_IMPLS = ("xla", "masked_grad")
+# "auto": "masked_grad" on the CPU backend, where it was measured faster once the host
+# allocator keeps freed memory (README "Against PyTorch", bench/vs_pytorch.py: under
+# host_malloc=retain hyperface_alexnet 18.1 -> 18.8 and 19.9 -> 21.0 images/s, the demo
+# 271 -> 299 and 272 -> 273, in two runs; under glibc's defaults it saved CPU time but not
+# wall time); "xla" on accelerators (not measured there).
+POOL_IMPLS = ("xla", "masked_grad", "auto")
 
 
-def check_pool_impl(pool_impl: str) -> str:
-  """`pool_impl` if it is one of POOL_IMPLS, else a ValueError naming them."""
+def resolve_pool_impl(pool_impl: str) -> str:
+  """ "xla" or "masked_grad" for a POOL_IMPLS name ("auto" looks at jax.default_backend()),
+  else a ValueError naming them."""
   if pool_impl not in POOL_IMPLS:
     raise ValueError(f"pool_impl must be one of {POOL_IMPLS}, got {pool_impl!r}.")
+  if pool_impl == "auto":
+    return "masked_grad" if jax.default_backend() == "cpu" else "xla"
   return pool_impl
 
 

@@ -34,9 +34,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from train_step_lib import build_train_step, images_per_second, load_config  # noqa: E402  (bench/)
+from train_step_lib import (  # noqa: E402  (bench/)
+  add_host_malloc_flag,
+  build_train_step,
+  images_per_second,
+  load_config,
+)
 
-from hyperface_jax import sharding, train  # noqa: E402
+from hyperface_jax import host_memory, sharding, train  # noqa: E402
 from hyperface_jax.data import inputs, prefetch  # noqa: E402
 from hyperface_jax.metric_writer import read_metrics  # noqa: E402
 
@@ -96,7 +101,9 @@ def main(argv=None):
   parser.add_argument("--loop_steps", type=int, default=60)
   parser.add_argument("--loop_workers", default="0,1,2")
   parser.add_argument("--log_every", type=int, default=20)
+  add_host_malloc_flag(parser)
   args = parser.parse_args(argv)
+  host_memory.configure(args.host_malloc)  # before the first large allocation
   workers = [int(w) for w in args.workers.split(",")]
   load_before = _load()
   rows = []

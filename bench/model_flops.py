@@ -39,9 +39,14 @@ import optax
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # accelerator_expect
 
-from train_step_lib import build_train_step, images_per_second, load_config  # noqa: E402  (bench/)
+from train_step_lib import (  # noqa: E402  (bench/)
+  add_host_malloc_flag,
+  build_train_step,
+  images_per_second,
+  load_config,
+)
 
-from hyperface_jax import registry, sharding  # noqa: E402
+from hyperface_jax import host_memory, registry, sharding  # noqa: E402
 
 
 def random_batch(rng, n, size):
@@ -191,7 +196,9 @@ def main():
     "--devices", type=int, default=1, help="devices of the data-parallel step (0: all)"
   )
   parser.add_argument("--json", default="", help="also write the rows to this JSON file")
+  add_host_malloc_flag(parser)
   args = parser.parse_args()
+  host_memory.configure(args.host_malloc)  # before the first large allocation
   rows = [
     measure(name, args.steps, args.batch, args.dtype, args.devices)
     for name in args.configs.split(",")

@@ -19,7 +19,7 @@ import jax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hyperface_jax import steps, train  # noqa: E402
+from hyperface_jax import host_memory, steps, train  # noqa: E402
 
 
 def load_config(name: str):
@@ -73,3 +73,15 @@ def images_per_second(step, state, batch, num_steps: int, rows: int) -> float:
     state, metrics = step(state, batch)
   jax.block_until_ready(metrics)
   return num_steps * rows / (time.perf_counter() - t0)
+
+
+def add_host_malloc_flag(parser) -> None:
+  """--host_malloc of an argparse bench: the glibc malloc mode of its process
+  (hyperface_jax/host_memory.py), by default "retain", as hyperface_jax.main trains; call
+  `host_memory.configure(args.host_malloc)` first thing after parsing."""
+  parser.add_argument(
+    "--host_malloc",
+    default="retain",
+    choices=host_memory.MODES,
+    help="glibc malloc mode of this process (host_memory.py; retain: as hyperface_jax.main)",
+  )

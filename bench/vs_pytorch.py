@@ -55,7 +55,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))  # torch_reference.py
 
 from model_flops import flops, random_batch  # noqa: E402  (bench/)
-from train_step_lib import build_train_step, load_config  # noqa: E402  (bench/)
+from train_step_lib import add_host_malloc_flag, build_train_step, load_config  # noqa: E402  (bench/)
 
 from hyperface_jax import host_memory, sharding  # noqa: E402
 from hyperface_jax.models import alexnet, fast_conv, fast_pool  # noqa: E402
@@ -341,13 +341,7 @@ def main():
   )
   parser.add_argument("--torch_compile", action="store_true")
   parser.add_argument("--layers", action="store_true", help="only the per-layer lever table")
-  parser.add_argument(
-    "--host_malloc",
-    default="retain",
-    choices=host_memory.MODES,
-    help="glibc malloc mode of this process, for both implementations (host_memory.py; "
-    "retain is what hyperface_jax.main sets)",
-  )
+  add_host_malloc_flag(parser)  # one setting for both implementations
   args = parser.parse_args()
   host_memory.configure(args.host_malloc)  # before the first large allocation
   if args.layers:

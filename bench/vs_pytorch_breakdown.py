@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from model_flops import random_batch
-from train_step_lib import build_train_step, load_config
+from train_step_lib import add_host_malloc_flag, build_train_step, load_config
 from vs_pytorch import TorchRunner
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -182,7 +182,7 @@ def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--configs", default="hyperface_alexnet@32")
   p.add_argument("--rounds", type=int, default=3)
-  p.add_argument("--host_malloc", default="retain", choices=host_memory.MODES)
+  add_host_malloc_flag(p)
   args = p.parse_args()
   host_memory.configure(args.host_malloc)
   print(f"load average {os.getloadavg()[0]:.2f}; host_malloc={args.host_malloc}")

@@ -5,9 +5,9 @@ the kernel every step: XLA allocates and frees them per execution, glibc serves 
 above its mmap threshold (at most 32 MB) with fresh `mmap`s and returns them with
 `munmap`, and allocations from XLA's worker threads land in per-thread arenas that hand
 freed memory back as well. Every page of a fresh mapping costs a page fault and a zeroing
-in the kernel: measured on the 2-core CPU, the HyperFace-AlexNet step (batch 32) faults in
-~800 MB per step and spends ~0.45 CPU-s per step in the kernel (`ru_minflt`, `ru_stime`);
-writing a fresh 167 MB array takes 132 ms where the same write into reused memory takes 8.
+in the kernel: measured on the 2-core CPU (bench/host_malloc.py), the HyperFace-AlexNet
+step (batch 32) faults in ~790 MB per step and spends ~0.4 CPU-s per step in the kernel
+(`ru_minflt`, `ru_stime`); with the settings below, none.
 
 `retain_freed_memory()` sets three glibc `mallopt` options at run time, so that freed
 blocks are reused instead of returned:
@@ -18,8 +18,9 @@ blocks are reused instead of returned:
 - `M_TRIM_THRESHOLD=2**31 - 1`: the heap top is not given back to the kernel.
 
 The cost is that the process keeps its peak heap: freed memory is reused by later
-allocations but not returned to the system. `bench/vs_pytorch.py --host_malloc` and
-`bench/host_malloc.py` measure it; README "Speed" has the table.
+allocations but not returned to the system (peak RSS of the AlexNet step 1.6 -> 2.7 GB).
+`bench/host_malloc.py` and `bench/vs_pytorch.py --host_malloc` measure it; the numbers are
+in README "Running a config" and "Against PyTorch".
 
 Written by hand because no package on the index does this: tcmalloc and jemalloc do the
 same job but must be `LD_PRELOAD`ed before the process starts and are not installed here;

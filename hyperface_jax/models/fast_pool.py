@@ -12,9 +12,9 @@ output's cotangent, which is added back at the slice's positions (`lax.pad` with
 padding = stride - 1). Every operation is elementwise, so XLA fuses the whole backward
 into a few loops. In isolation (bench/vs_pytorch.py --layers, batch 32) the three pools'
 forward + backward take 4-8x less CPU time than XLA's (545 -> 111 CPU ms); with the host
-allocator keeping freed memory (hyperface_jax/host_memory.py) also less wall time, in
-isolation (110 + 66 + 15 -> 17 + 11 + 3 ms) and in the whole step (README "Against
-PyTorch"), so `"auto"` picks it on CPU.
+allocator keeping freed memory (hyperface_jax/host_memory.py; then 160 + 103 + 24 ->
+34 + 26 + 4 CPU ms) also less wall time in the whole step (README "Against PyTorch"), so
+`"auto"` picks it on CPU.
 
 Ties go to the first maximum in row-major order within the window, as in XLA's
 `select_and_scatter_add` with the `ge` selector that `jax.grad` of a max-pool uses; only

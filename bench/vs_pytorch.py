@@ -1,7 +1,7 @@
 """Our train step against PyTorch's on the same network, loss, optimiser, batch and fp32.
 
   .venv/bin/python bench/vs_pytorch.py [--configs=hyperface_alexnet@32,demo] [--rounds=3] \
-      [--steps=3] [--impls=xla/xla,shifted_dw/xla,shifted_dw/masked_grad] [--torch_compile] \
+      [--steps=3] [--impls=xla/xla,shifted_dw/masked_grad,auto/auto] [--torch_compile] \
       [--host_malloc=retain|system]
   .venv/bin/python bench/vs_pytorch.py --layers
 
@@ -21,8 +21,10 @@ then times `--rounds` rounds, each running every implementation for `--steps` st
 turn (interleaved, so that other load on the machine hits all of them alike), after one
 warm-up step each. It prints a markdown table of images/s (median over rounds), the
 median per-round ratio ours / PyTorch eager, and the GFLOP/s each achieves: FLOPs of
-our step from XLA's cost analysis (`compiled.cost_analysis()`, a multiply-add = 2 FLOPs,
-as bench/model_flops.py; the same count is used for PyTorch, which runs the same network)
+our step with XLA's direct convolutions (`conv_impl="xla"`) from XLA's cost analysis
+(`compiled.cost_analysis()`, a multiply-add = 2 FLOPs, as bench/model_flops.py; the same
+count is used for every implementation and for PyTorch, which run the same network: for
+Winograd convolutions, which multiply less, it is an effective rate)
 against this machine's fp32 matmul rate, measured here with numpy and jax (2048 x 2048).
 "images per CPU-s" divides by the CPU time of this process (all its threads) instead of
 the wall clock: on a machine shared with other jobs it moves less with their load.
@@ -224,8 +226,11 @@ def compare(name: str, args, peak: float) -> list:
   config = load_config(name)
   n = config.batch_size
   batch_np = random_batch(np.random.default_rng(0), n, config.input_size)
+  # The network's FLOPs: of the step with XLA's direct convolutions, whichever --impls run
+  # (a Winograd convolution, models/winograd.py, does fewer multiplies for the same result;
+  # the GFLOP/s column is then an effective rate, comparable across implementations).
+  step_flops = JaxRunner(config, "xla/xla", batch_np).flops
   runners = [JaxRunner(config, impl, batch_np) for impl in args.impls.split(",")]
-  step_flops = runners[0].flops
   runners.append(TorchRunner(config, batch_np))
   notes = []
   if args.torch_compile:
@@ -336,7 +341,7 @@ def main():
   parser.add_argument("--steps", type=int, default=3, help="steps per implementation per round")
   parser.add_argument(
     "--impls",
-    default="xla/xla,shifted_dw/xla,shifted_dw/masked_grad",
+    default="xla/xla,shifted_dw/masked_grad,auto/auto",
     help="comma-separated CONV/POOL pairs of config.model.conv_impl / pool_impl",
   )
   parser.add_argument("--torch_compile", action="store_true")

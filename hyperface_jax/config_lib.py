@@ -86,11 +86,15 @@ def hyperface_base() -> ml_collections.ConfigDict:
       conv1a_input="norm1",
       norm="none",
       norm_axis_name="data",
-      # "xla", "shifted_dw" or "auto" (shifted_dw on CPU): how conv1 computes its weight
-      # gradient (models/fast_conv.py; same parameters, same values). "auto": on an idle
-      # 2-core CPU shifted_dw trained hyperface_alexnet 12 % and the demo 10 % faster
-      # (bench/vs_pytorch.py, README); accelerators keep XLA's (not measured there).
+      # "xla", "shifted_dw", "winograd" or "auto": how the backbone's convolutions are
+      # computed (models/fast_conv.py conv_algorithm; same parameters, same values up to
+      # float rounding). "auto" on CPU: conv1's weight gradient as shifted matmuls (12 %
+      # faster training of hyperface_alexnet, 10 % of the demo) and, in layers with >= 256
+      # output channels, conv2..conv5 as Winograd convolutions (hyperface_alexnet ~1.5x;
+      # README "Against PyTorch"); accelerators keep XLA's (not measured there).
       conv_impl="auto",
+      # (kernel size, output tile) of the Winograd convolutions (models/alexnet.py).
+      winograd_tiles=((3, 4), (5, 4)),
       # "xla", "masked_grad" or "auto" (masked_grad on CPU): how the 3x3 / 2 max-pools
       # compute their gradient (models/fast_pool.py; same values). "auto": with the host
       # allocator of hyperface_jax.main (host_memory.py) masked_grad trained

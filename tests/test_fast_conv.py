@@ -1,9 +1,11 @@
 """models/fast_conv.py (shifted-matmul weight gradient) equals XLA's convolution in values
-and gradients, in isolation and in a HyperFace-AlexNet train step (where models/fast_pool.py's
-pool gradient is checked too)."""
+and gradients, in isolation and in a HyperFace-AlexNet train step (where models/winograd.py's
+convolutions and models/fast_pool.py's pool gradient are checked too); which layers each
+conv_impl changes."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -17,9 +19,10 @@ from jax import lax
 from hyperface_jax import sharding, steps, train
 from hyperface_jax.models import alexnet
 from hyperface_jax.models.fast_conv import (
+  WINOGRAD_MIN_CHANNELS,
   FastConv,
   conv2d_shifted_dw,
-  resolve_conv_impl,
+  conv_algorithm,
   shifted_weight_grad,
 )
 
@@ -108,9 +111,36 @@ def test_module_matches_nn_conv(stride, padding, groups):
     assert _rel(a, b) < 1e-5
 
 
-def test_auto_is_shifted_dw_on_cpu():
-  assert resolve_conv_impl("auto") == ("shifted_dw" if jax.default_backend() == "cpu" else "xla")
-  assert resolve_conv_impl("xla") == "xla"
+@pytest.mark.parametrize(
+  "impl, kernel, stride, groups, channels, want",
+  [
+    ("xla", 11, 4, 1, (3, 96), "xla"),
+    ("shifted_dw", 11, 4, 1, (3, 96), "shifted_dw"),
+    ("shifted_dw", 3, 1, 1, (384, 384), "xla"),
+    ("winograd", 11, 4, 1, (3, 96), "shifted_dw"),
+    ("winograd", 3, 1, 1, (24, 48), "winograd"),  # explicit: every 3x3, however narrow
+    ("winograd", 5, 1, 1, (96, 256), "winograd"),
+    ("winograd", 3, 1, 2, (384, 384), "xla"),  # grouped: XLA's
+    ("winograd", 1, 1, 1, (768, 192), "xla"),  # 1x1: not in the tiles
+    ("auto", 11, 4, 1, (3, 96), "shifted_dw"),
+    ("auto", 5, 1, 1, (96, 256), "winograd"),  # the paper's conv2
+    ("auto", 3, 1, 1, (384, 256), "winograd"),  # conv5
+    ("auto", 3, 1, 1, (384, WINOGRAD_MIN_CHANNELS - 1), "xla"),  # narrower: not worth it
+    ("auto", 3, 1, 1, (128, 192), "xla"),  # the demo's conv3
+  ],
+)
+def test_conv_algorithm_per_layer(impl, kernel, stride, groups, channels, want):
+  if impl == "auto" and jax.default_backend() != "cpu":
+    want = "xla"
+  got = conv_algorithm(
+    impl,
+    kernel=kernel,
+    stride=stride,
+    groups=groups,
+    channels=channels,
+    winograd_kernels=dict(alexnet.WINOGRAD_TILES),
+  )
+  assert got == want
 
 
 def test_unknown_conv_impl_is_refused():
@@ -137,13 +167,21 @@ def _train_steps(num_steps: int = 2, **model_overrides):
   return losses, jax.device_get(state.params)
 
 
+@functools.lru_cache(maxsize=None)
+def _xla_reference():
+  return _train_steps(conv_impl="xla", pool_impl="xla")
+
+
 @pytest.mark.parametrize(
-  "lever", [dict(conv_impl="shifted_dw"), dict(pool_impl="masked_grad")], ids=lambda d: str(d)
+  "lever",
+  [dict(conv_impl="shifted_dw"), dict(conv_impl="winograd"), dict(pool_impl="masked_grad")],
+  ids=lambda d: str(d),
 )
 def test_train_step_fast_impl_equals_xla(lever):
   """HyperFace-AlexNet (configs/smoke.py, SGD) trained two steps with XLA's convolution and
-  pools, and with one CPU lever (models/fast_conv.py, models/fast_pool.py)."""
-  losses_xla, params_xla = _train_steps(conv_impl="xla", pool_impl="xla")
+  pools, and with one CPU lever (models/fast_conv.py, models/winograd.py for every 3x3
+  convolution of the narrow smoke backbone, models/fast_pool.py)."""
+  losses_xla, params_xla = _xla_reference()
   losses_fast, params_fast = _train_steps(**{"conv_impl": "xla", "pool_impl": "xla", **lever})
   np.testing.assert_allclose(losses_fast, losses_xla, rtol=1e-4)
   jax.tree.map(

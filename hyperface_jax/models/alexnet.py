@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Dict, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from hyperface_jax.models.fast_conv import FastConv, resolve_conv_impl
+from hyperface_jax.models.fast_conv import FastConv, conv_algorithm
 from hyperface_jax.models.fast_pool import max_pool_masked_grad, resolve_pool_impl
 from hyperface_jax.models.layers import conv_norm_relu, local_response_norm, scale_channels
 
 # He initialisation for ReLU layers: keeps activation variance through the stack when
 # training from scratch (pretrained AlexNet weights replace it by name later).
 relu_init = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
+
+# (kernel size, output tile) of the stride-1 convolutions that conv_impl="winograd" / "auto"
+# compute as Winograd F(tile x tile, kernel x kernel) (models/winograd.py): conv2's 5x5 and
+# conv3..conv5's 3x3, both with 4x4 output tiles. On the 2-core CPU, HyperFace-AlexNet at
+# batch 32 trained at (images/s, medians of 6-8 interleaved rounds): 18.4 with none,
+# 22.4 with 3x3 tiles of 2 alone, 25.1 with 3x3 / 2 and 5x5 / 4, 28 with 3x3 / 4 (or 5)
+# and 5x5 / 4 (bench/winograd_tiles.py).
+WINOGRAD_TILES = ((3, 4), (5, 4))
 
 # Channels of conv1..conv5: docs/papers.md section 1.2 (CaffeNet / BVLC AlexNet) and torchvision's
 # AlexNet ("One weird trick" variant, no LRN, no groups).
@@ -52,11 +61,13 @@ class AlexNetBackbone(nn.Module):
     lrn_before_pool: BVLC AlexNet order conv -> LRN -> pool in levels 1 and 2 (False:
       CaffeNet / the paper's order conv -> pool -> LRN). "max1"/"norm1" (and level 2)
       are then both the pooled map after LRN, so the fusion reads the same level.
-    conv_impl: "xla" (nn.Conv) or "shifted_dw": the strided conv1 is then
-      models/fast_conv.py's FastConv, the same convolution with its weight gradient
-      computed as shifted matmuls on a space-to-depth input, a CPU speed lever measured
-      by bench/vs_pytorch.py; parameters are identical in both. "auto": "shifted_dw" on
-      the CPU backend, "xla" elsewhere.
+    conv_impl: "xla" (nn.Conv), "shifted_dw" (the strided conv1 is models/fast_conv.py's
+      FastConv, the same convolution with its weight gradient computed as shifted
+      matmuls on a space-to-depth input), "winograd" (also conv3..conv5 as Winograd
+      convolutions, models/winograd.py) or "auto" (on the CPU backend "winograd" for the
+      layers with >= 256 output channels, else "shifted_dw"; "xla" on accelerators): CPU speed levers measured by bench/vs_pytorch.py. Parameters and
+      values (up to float rounding) are the same in all.
+    winograd_tiles: ((kernel size, output tile), ...) of the Winograd convolutions.
     pool_impl: "xla" (nn.max_pool) or "masked_grad": the three 3x3 / 2 max-pools get
       models/fast_pool.py's gradient (same values, a CPU speed lever measured by
       bench/vs_pytorch.py). "auto": "masked_grad" on the CPU backend, "xla" elsewhere.
@@ -76,6 +87,7 @@ class AlexNetBackbone(nn.Module):
   lrn_before_pool: bool = False
   conv_impl: str = "xla"
   pool_impl: str = "xla"
+  winograd_tiles: Tuple[Tuple[int, int], ...] = WINOGRAD_TILES
 
   def pool(self, x: jax.Array) -> jax.Array:
     return max_pool_3x3_s2(x, self.pool_impl)
@@ -85,14 +97,25 @@ class AlexNetBackbone(nn.Module):
     return scale_channels(n, self.width, self.conv_groups)
 
   def conv(
-    self, name: str, features: int, kernel: int, stride: int, pad: int, groups: int = 1
+    self, name: str, x: jax.Array, features: int, kernel: int, stride: int, pad: int, groups: int
   ) -> nn.Module:
-    # "shifted_dw" replaces only the strided conv (conv1): on CPU its XLA weight gradient
-    # is the slowest of the backbone per FLOP (bench/vs_pytorch.py --layers: conv1 forward +
-    # weight gradient 610 -> 386 CPU ms at batch 32), while for conv2 / conv3 XLA's took
-    # 20-25 % less CPU time than the shifted matmuls. Parameters and values are nn.Conv's.
-    fast = resolve_conv_impl(self.conv_impl) == "shifted_dw" and stride > 1
-    return (FastConv if fast else nn.Conv)(
+    # conv_impl (models/fast_conv.py conv_algorithm) changes how a convolution is computed,
+    # never its parameters or values: the strided conv1 gets the shifted-matmul weight
+    # gradient (on CPU XLA's is the slowest of the backbone per FLOP, bench/vs_pytorch.py
+    # --layers), wide stride-1 convs the Winograd algorithm (models/winograd.py).
+    tiles = dict(self.winograd_tiles)
+    algorithm = conv_algorithm(
+      self.conv_impl,
+      kernel=kernel,
+      stride=stride,
+      groups=groups,
+      channels=(x.shape[-1], features),
+      winograd_kernels=tuple(tiles),
+    )
+    module = nn.Conv
+    if algorithm != "xla":
+      module = functools.partial(FastConv, algorithm=algorithm, winograd_tile=tiles.get(kernel, 2))
+    return module(
       features,
       (kernel, kernel),
       strides=(stride, stride),
@@ -108,7 +131,7 @@ class AlexNetBackbone(nn.Module):
     return local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=1.0) if self.lrn else x
 
   def block(self, name, x, features, kernel, stride, pad, groups=1, train=False):
-    conv = self.conv(name, features, kernel, stride, pad, groups)
+    conv = self.conv(name, x, features, kernel, stride, pad, groups)
     return conv_norm_relu(
       conv, x, norm=self.norm, train=train, axis_name=self.norm_axis_name, name=name
     )

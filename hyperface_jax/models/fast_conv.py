@@ -27,21 +27,51 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-# "auto": "shifted_dw" on the CPU backend, where it was measured faster
-# (bench/vs_pytorch.py), "xla" on accelerators (not measured there).
-CONV_IMPLS = ("xla", "shifted_dw", "auto")
+from hyperface_jax.models import winograd
+
+CONV_IMPLS = ("xla", "shifted_dw", "winograd", "auto")
+ALGORITHMS = ("shifted_dw", "winograd")
 _DIMS = ("NHWC", "HWIO", "NHWC")
+# "auto" computes a stride-1 convolution by Winograd only when it has at least this many
+# output channels: on the 2-core CPU, HyperFace-AlexNet's conv2..conv5 (256 / 384 outputs)
+# as Winograd convolutions trained the paper model ~1.5x faster, while the demo model's
+# (width 0.5: 128 / 192 outputs) gained nothing and compiled slower (bench/vs_pytorch.py,
+# README "Against PyTorch").
+WINOGRAD_MIN_CHANNELS = 256
 
 Padding = Tuple[Tuple[int, int], Tuple[int, int]]
 
 
-def resolve_conv_impl(conv_impl: str) -> str:
-  """ "xla" or "shifted_dw" for a CONV_IMPLS name ("auto" looks at jax.default_backend())."""
+def conv_algorithm(
+  conv_impl: str,
+  *,
+  kernel: int,
+  stride: int,
+  groups: int,
+  channels: Tuple[int, int],
+  winograd_kernels: Sequence[int],
+) -> str:
+  """How a convolution is computed: "xla" (nn.Conv), "shifted_dw" or "winograd" (FastConv).
+
+  - "xla": every convolution is nn.Conv.
+  - "shifted_dw": strided ones (conv1) get the shifted-matmul weight gradient.
+  - "winograd": as "shifted_dw", and stride-1 ungrouped ones whose kernel size is in
+    `winograd_kernels` are Winograd convolutions (models/winograd.py).
+  - "auto": on the CPU backend "winograd", the Winograd part only where the output
+    channels (`channels` = (in, out)) are >= WINOGRAD_MIN_CHANNELS; on accelerators "xla"
+    (their convolution libraries were not measured against these formulations).
+  """
   if conv_impl not in CONV_IMPLS:
     raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}.")
-  if conv_impl == "auto":
-    return "shifted_dw" if jax.default_backend() == "cpu" else "xla"
-  return conv_impl
+  if conv_impl == "xla" or (conv_impl == "auto" and jax.default_backend() != "cpu"):
+    return "xla"
+  if stride > 1:
+    return "shifted_dw"
+  if conv_impl == "shifted_dw" or groups != 1 or kernel not in winograd_kernels:
+    return "xla"
+  if conv_impl == "auto" and channels[1] < WINOGRAD_MIN_CHANNELS:
+    return "xla"
+  return "winograd"
 
 
 def _forward(x, w, strides, padding, groups):
@@ -179,6 +209,8 @@ class FastConv(nn.Module):
   kernel_init: Callable = nn.linear.default_kernel_init
   bias_init: Callable = nn.initializers.zeros_init()
   dtype: Any = None
+  algorithm: str = "shifted_dw"
+  winograd_tile: int = 2
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -200,7 +232,18 @@ class FastConv(nn.Module):
     )
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     strides = tuple(int(s) for s in self.strides)
-    y = conv2d_shifted_dw(x, kernel, strides, _explicit_padding(self.padding, kernel_hw), groups)
+    padding = _explicit_padding(self.padding, kernel_hw)
+    if self.algorithm == "winograd":
+      if strides != (1, 1) or groups != 1:
+        raise ValueError(
+          f"FastConv: the winograd algorithm needs stride 1 and 1 group, got strides "
+          f"{strides} and {groups} groups."
+        )
+      y = winograd.conv2d(x, kernel, padding, self.winograd_tile)
+    elif self.algorithm == "shifted_dw":
+      y = conv2d_shifted_dw(x, kernel, strides, padding, groups)
+    else:
+      raise ValueError(f"FastConv.algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}.")
     if bias is not None:
       y = y + bias.reshape((1, 1, 1, -1))
     return y

@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from hyperface_jax.models.alexnet import AlexNetBackbone
+from hyperface_jax.models.alexnet import WINOGRAD_TILES, AlexNetBackbone
 from hyperface_jax.models.fusion import HyperFusion
 from hyperface_jax.models.heads import DEFAULT_TASKS, TaskHeads
 from hyperface_jax.registry import MODELS
@@ -41,7 +41,9 @@ class HyperFaceAlexNet(nn.Module):
     norm_axis_name: mesh axis for synchronised BatchNorm statistics ("data" inside the
       data-parallel step; None = per-device statistics).
     dtype: computation dtype; params are float32, outputs float32.
-    conv_impl: the backbone's conv1, "xla", "shifted_dw" or "auto" (models/alexnet.py).
+    conv_impl: the backbone's convolutions, "xla", "shifted_dw", "winograd" or "auto"
+      (models/alexnet.py).
+    winograd_tiles: ((kernel size, output tile), ...) of its Winograd convolutions.
     pool_impl: the backbone's max-pools, "xla", "masked_grad" or "auto" (models/alexnet.py).
   """
 
@@ -61,6 +63,7 @@ class HyperFaceAlexNet(nn.Module):
   dtype: Any = jnp.float32
   conv_impl: str = "xla"
   pool_impl: str = "xla"
+  winograd_tiles: Tuple[Tuple[int, int], ...] = WINOGRAD_TILES
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> Dict[str, jax.Array]:
@@ -88,6 +91,7 @@ class HyperFaceAlexNet(nn.Module):
       dtype=self.dtype,
       conv_impl=self.conv_impl,
       pool_impl=self.pool_impl,
+      winograd_tiles=tuple(tuple(p) for p in self.winograd_tiles),
       name="backbone",
     )(images, train)
     hyper = HyperFusion(

@@ -15,8 +15,10 @@ candidate in turn, so the machine's drift hits all alike; medians of wall millis
 - convolutions: HyperFace-AlexNet's conv1..conv5 at batch 32 as one layer each (random
   NCHW / NHWC tensors of the paper's shapes), forward and forward + the gradients training
   needs (conv1: the weight only, its input is the image; conv2..5: input and weight).
-  Ours is the layer as the model computes it on CPU: XLA's convolution, conv1 with
-  models/fast_conv.py's weight gradient (`conv_impl="auto"`).
+  Ours is the layer as the model computes it (models/fast_conv.py conv_algorithm) with
+  `conv_impl="auto"` (on CPU all five as Winograd convolutions, models/winograd.py; conv1
+  through space-to-depth) and with "shifted_dw" (XLA's convolutions; conv1's weight
+  gradient as shifted matmuls), the default before the Winograd convolutions.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from vs_pytorch import TorchRunner
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hyperface_jax import host_memory, sharding, train  # noqa: E402
-from hyperface_jax.models import fast_conv  # noqa: E402
+from hyperface_jax.models import alexnet, fast_conv, winograd  # noqa: E402
 
 # HyperFace-AlexNet's convolutions at 227 px (docs/papers.md 1.2): name, input size,
 # in / out channels, kernel, stride, padding, whether the input gradient is needed.
@@ -131,8 +133,32 @@ def _gradients(conv, args, needs_dx: bool):
   return grads
 
 
+def model_conv(k: int, s: int, pad: int, size: int, cin: int, cout: int, conv_impl: str):
+  """(name, (x, w, strides, padding, groups) -> y): the layer as models/alexnet.py computes
+  it with `conv_impl` on this backend (models/fast_conv.py conv_algorithm)."""
+  ho = (size + 2 * pad - k) // s + 1
+  tiles = dict(alexnet.WINOGRAD_TILES)
+  algorithm = fast_conv.conv_algorithm(
+    conv_impl,
+    kernel=k,
+    stride=s,
+    groups=1,
+    macs_per_image=ho * ho * cout * k * k * cin,
+    winograd_kernels=tuple(tiles),
+  )
+  if algorithm == "winograd":
+    tile = tiles[-(-k // s)]
+    name = f"Winograd F({tile}x{tile}, {-(-k // s)}x{-(-k // s)})"
+    return name, lambda x, w, strides, padding, groups: winograd.conv2d(
+      x, w, padding, tile, strides
+    )
+  if algorithm == "shifted_dw":
+    return "shifted-matmul dW", fast_conv.conv2d_shifted_dw
+  return "XLA", fast_conv._forward
+
+
 def conv_candidates(batch: int = 32) -> dict:
-  """{(layer, pass): (ours, PyTorch)} zero-argument callables of CONVS."""
+  """{(layer, pass, formulation): (ours, PyTorch)} zero-argument callables of CONVS."""
   import torch
 
   rng = np.random.default_rng(0)
@@ -142,11 +168,7 @@ def conv_candidates(batch: int = 32) -> dict:
     w = (rng.normal(size=(k, k, cin, cout)) * 0.05).astype(np.float32)
     ho = (size + 2 * pad - k) // s + 1
     dy = rng.normal(size=(batch, ho, ho, cout)).astype(np.float32)
-    args = ((s, s), ((pad, pad), (pad, pad)), 1)
-    conv = fast_conv.conv2d_shifted_dw if s > 1 else fast_conv._forward  # as alexnet.py on CPU
     jx, jw, jdy = jnp.asarray(x), jnp.asarray(w), jnp.asarray(dy)
-    fwd = jax.jit(lambda x_, w_, c=conv, a=args: c(x_, w_, *a))
-    bwd = jax.jit(_gradients(conv, args, needs_dx))
     tx = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     tx.requires_grad_(needs_dx)
     tw = torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1))).requires_grad_(True)
@@ -161,8 +183,18 @@ def conv_candidates(batch: int = 32) -> dict:
       torch.nn.functional.conv2d(tx, tw, stride=s, padding=pad).backward(tdy)
 
     grads = "dX + dW" if needs_dx else "dW"
-    out[(name, "forward")] = (lambda f=fwd, a=(jx, jw): f(*a), t_fwd)
-    out[(name, f"forward + {grads}")] = (lambda f=bwd, a=(jx, jw, jdy): f(*a), t_bwd)
+    args = ((s, s), ((pad, pad), (pad, pad)), 1)
+    # The default ("auto") and the formulation before Winograd ("shifted_dw": conv1's
+    # shifted-matmul weight gradient, XLA's convolution elsewhere).
+    for impl in ("shifted_dw", "auto"):
+      label, conv = model_conv(k, s, pad, size, cin, cout, impl)
+      fwd = jax.jit(lambda x_, w_, c=conv, a=args: c(x_, w_, *a))
+      bwd = jax.jit(_gradients(conv, args, needs_dx))
+      out[(name, "forward", f"({label})")] = (lambda f=fwd, a=(jx, jw): f(*a), t_fwd)
+      out[(name, f"forward + {grads}", f"({label})")] = (
+        lambda f=bwd, a=(jx, jw, jdy): f(*a),
+        t_bwd,
+      )
   return out
 
 

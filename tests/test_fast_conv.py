@@ -19,7 +19,7 @@ from jax import lax
 from hyperface_jax import sharding, steps, train
 from hyperface_jax.models import alexnet
 from hyperface_jax.models.fast_conv import (
-  WINOGRAD_MIN_CHANNELS,
+  WINOGRAD_MIN_MACS,
   FastConv,
   conv2d_shifted_dw,
   conv_algorithm,
@@ -111,25 +111,38 @@ def test_module_matches_nn_conv(stride, padding, groups):
     assert _rel(a, b) < 1e-5
 
 
+# Multiply-adds per image of HyperFace-AlexNet's layers at 227 px (width 1) and of the
+# demo's (99 px, width 0.5): output pixels x Cout x K x K x Cin.
+CONV1 = 55 * 55 * 96 * 11 * 11 * 3  # 105 M
+CONV2 = 27 * 27 * 256 * 5 * 5 * 96  # 448 M
+CONV5 = 13 * 13 * 256 * 3 * 3 * 384  # 150 M
+DEMO_CONV1 = 23 * 23 * 48 * 11 * 11 * 3  # 9 M
+DEMO_CONV3 = 5 * 5 * 192 * 3 * 3 * 128  # 6 M
+KERNELS = dict(alexnet.WINOGRAD_TILES)  # 3 and 5
+
+
 @pytest.mark.parametrize(
-  "impl, kernel, stride, groups, channels, want",
+  "impl, kernel, stride, groups, macs, want",
   [
-    ("xla", 11, 4, 1, (3, 96), "xla"),
-    ("shifted_dw", 11, 4, 1, (3, 96), "shifted_dw"),
-    ("shifted_dw", 3, 1, 1, (384, 384), "xla"),
-    ("winograd", 11, 4, 1, (3, 96), "shifted_dw"),
-    ("winograd", 3, 1, 1, (24, 48), "winograd"),  # explicit: every 3x3, however narrow
-    ("winograd", 5, 1, 1, (96, 256), "winograd"),
-    ("winograd", 3, 1, 2, (384, 384), "xla"),  # grouped: XLA's
-    ("winograd", 1, 1, 1, (768, 192), "xla"),  # 1x1: not in the tiles
-    ("auto", 11, 4, 1, (3, 96), "shifted_dw"),
-    ("auto", 5, 1, 1, (96, 256), "winograd"),  # the paper's conv2
-    ("auto", 3, 1, 1, (384, 256), "winograd"),  # conv5
-    ("auto", 3, 1, 1, (384, WINOGRAD_MIN_CHANNELS - 1), "xla"),  # narrower: not worth it
-    ("auto", 3, 1, 1, (128, 192), "xla"),  # the demo's conv3
+    ("xla", 11, 4, 1, CONV1, "xla"),
+    ("shifted_dw", 11, 4, 1, CONV1, "shifted_dw"),
+    ("shifted_dw", 3, 1, 1, CONV5, "xla"),
+    ("winograd", 11, 4, 1, CONV1, "winograd"),  # 3x3 after space-to-depth
+    ("winograd", 11, 4, 1, DEMO_CONV1, "winograd"),  # explicit: however small
+    ("winograd", 3, 1, 1, DEMO_CONV3, "winograd"),
+    ("winograd", 5, 1, 1, CONV2, "winograd"),
+    ("winograd", 3, 1, 2, CONV5, "xla"),  # grouped: XLA's
+    ("winograd", 7, 2, 1, CONV1, "shifted_dw"),  # 4x4 after space-to-depth: not in KERNELS
+    ("winograd", 1, 1, 1, CONV5, "xla"),
+    ("auto", 11, 4, 1, CONV1, "winograd"),
+    ("auto", 5, 1, 1, CONV2, "winograd"),
+    ("auto", 3, 1, 1, CONV5, "winograd"),
+    ("auto", 3, 1, 1, WINOGRAD_MIN_MACS - 1, "xla"),  # smaller: not worth it
+    ("auto", 11, 4, 1, DEMO_CONV1, "shifted_dw"),
+    ("auto", 3, 1, 1, DEMO_CONV3, "xla"),
   ],
 )
-def test_conv_algorithm_per_layer(impl, kernel, stride, groups, channels, want):
+def test_conv_algorithm_per_layer(impl, kernel, stride, groups, macs, want):
   if impl == "auto" and jax.default_backend() != "cpu":
     want = "xla"
   got = conv_algorithm(
@@ -137,8 +150,8 @@ def test_conv_algorithm_per_layer(impl, kernel, stride, groups, channels, want):
     kernel=kernel,
     stride=stride,
     groups=groups,
-    channels=channels,
-    winograd_kernels=dict(alexnet.WINOGRAD_TILES),
+    macs_per_image=macs,
+    winograd_kernels=tuple(KERNELS),
   )
   assert got == want
 
@@ -179,8 +192,8 @@ def _xla_reference():
 )
 def test_train_step_fast_impl_equals_xla(lever):
   """HyperFace-AlexNet (configs/smoke.py, SGD) trained two steps with XLA's convolution and
-  pools, and with one CPU lever (models/fast_conv.py, models/winograd.py for every 3x3
-  convolution of the narrow smoke backbone, models/fast_pool.py)."""
+  pools, and with one CPU lever (models/fast_conv.py; models/winograd.py for conv1..conv5
+  of the narrow smoke backbone, conv1 through space-to-depth; models/fast_pool.py)."""
   losses_xla, params_xla = _xla_reference()
   losses_fast, params_fast = _train_steps(**{"conv_impl": "xla", "pool_impl": "xla", **lever})
   np.testing.assert_allclose(losses_fast, losses_xla, rtol=1e-4)

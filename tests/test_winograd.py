@@ -14,8 +14,10 @@ from hyperface_jax.models import winograd
 from hyperface_jax.models.fast_conv import FastConv
 
 
-def _lax_conv(x, w, padding):
-  return lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+def _lax_conv(x, w, padding, strides=(1, 1)):
+  return lax.conv_general_dilated(
+    x, w, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+  )
 
 
 def test_f2x3_matrices_are_the_papers():
@@ -67,23 +69,42 @@ CASES = [  # (tile, kernel, padding, input H, input W): odd, even and partial la
 ]
 
 
+STRIDED = [  # (tile, kernel, stride, padding, input H, input W, channels)
+  (4, 11, 4, 0, 67, 67, 3),  # conv1 of the paper (Caffe, VALID) at the smallest input
+  (2, 11, 4, 2, 70, 66, 3),  # torchvision's padding, rows / columns left over
+  (2, 5, 2, 1, 17, 16, 4),  # 3x3 after space-to-depth over 16 channels
+]
+
+
 @pytest.mark.parametrize("tile, r, pad, h, w", CASES)
 def test_conv_and_gradients_equal_xla(tile, r, pad, h, w):
+  _check_against_xla(tile, r, 1, pad, h, w, 5)
+
+
+@pytest.mark.parametrize("tile, r, stride, pad, h, w, c", STRIDED)
+def test_strided_conv_by_space_to_depth_equals_xla(tile, r, stride, pad, h, w, c):
+  _check_against_xla(tile, r, stride, pad, h, w, c)
+
+
+def _check_against_xla(tile, r, stride, pad, h, w, c):
+  """Output, input and weight gradients of winograd.conv2d against lax's convolution."""
   rng = np.random.default_rng(h * w + tile)
-  x = jnp.asarray(rng.standard_normal((3, h, w, 5)), jnp.float32)
-  k = jnp.asarray(rng.standard_normal((r, r, 5, 7)), jnp.float32)
+  x = jnp.asarray(rng.standard_normal((3, h, w, c)), jnp.float32)
+  k = jnp.asarray(rng.standard_normal((r, r, c, 7)), jnp.float32)
   padding = ((pad, pad), (pad, pad))
-  cot = jnp.asarray(rng.standard_normal((3, h + 2 * pad - r + 1, w + 2 * pad - r + 1, 7)))
+  ho, wo = ((n + 2 * pad - r) // stride + 1 for n in (h, w))
+  cot = jnp.asarray(rng.standard_normal((3, ho, wo, 7)))
 
   def value_and_grads(conv):  # one compiled program per case (eager is slower)
     y, vjp = jax.vjp(conv, x, k)
     return (y, *vjp(cot.astype(y.dtype)))
 
-  want = jax.jit(lambda: value_and_grads(lambda x, k: _lax_conv(x, k, padding)))()
-  got = jax.jit(lambda: value_and_grads(lambda x, k: winograd.conv2d(x, k, padding, tile)))()
+  st = (stride, stride)
+  want = jax.jit(lambda: value_and_grads(lambda x, k: _lax_conv(x, k, padding, st)))()
+  got = jax.jit(lambda: value_and_grads(lambda x, k: winograd.conv2d(x, k, padding, tile, st)))()
   # F(m, 5)'s transforms hold entries up to 5 and 1/4..1/6 (F(m, 3)'s: 1 and 1/2), which
   # roughly triples float32 rounding relative to the result's scale.
-  rel = 1e-5 if r == 3 else 5e-5
+  rel = 1e-5 if -(-r // stride) == 3 else 5e-5
   for a, b in zip(got, want, strict=True):  # the output, dL/dx, dL/dw
     assert a.shape == b.shape
     np.testing.assert_allclose(a, b, rtol=0, atol=rel * float(jnp.max(jnp.abs(b))))
@@ -113,8 +134,8 @@ def test_fast_conv_winograd_module_has_nn_conv_parameters_and_values():
 @pytest.mark.parametrize(
   "kw, message",
   [
-    (dict(strides=(2, 2)), "needs stride 1 and 1 group"),
-    (dict(feature_group_count=2), "needs stride 1 and 1 group"),
+    (dict(strides=(2, 1)), "needs 1 group, square kernels and strides"),
+    (dict(feature_group_count=2), "needs 1 group, square kernels and strides"),
     (dict(algorithm="fft"), "FastConv.algorithm must be one of"),
   ],
 )

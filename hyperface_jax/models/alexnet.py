@@ -17,12 +17,14 @@ from hyperface_jax.models.layers import conv_norm_relu, local_response_norm, sca
 # training from scratch (pretrained AlexNet weights replace it by name later).
 relu_init = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
 
-# (kernel size, output tile) of the stride-1 convolutions that conv_impl="winograd" / "auto"
-# compute as Winograd F(tile x tile, kernel x kernel) (models/winograd.py): conv2's 5x5 and
-# conv3..conv5's 3x3, both with 4x4 output tiles. On the 2-core CPU, HyperFace-AlexNet at
-# batch 32 trained at (images/s, medians of 6-8 interleaved rounds): 18.4 with none,
-# 22.4 with 3x3 tiles of 2 alone, 25.1 with 3x3 / 2 and 5x5 / 4, 28 with 3x3 / 4 (or 5)
-# and 5x5 / 4 (bench/winograd_tiles.py).
+# (kernel size, output tile) of the convolutions that conv_impl="winograd" / "auto" compute
+# as Winograd F(tile x tile, kernel x kernel) (models/winograd.py): conv2's 5x5 and
+# conv3..conv5's 3x3 (and conv1's, 3x3 after space-to-depth), all with 4x4 output tiles.
+# On the 2-core CPU, HyperFace-AlexNet at batch 32 trained at (images/s, medians of 8
+# interleaved rounds, bench/winograd_tiles.py, before conv1 was included): 19.5 with none,
+# 22.5 with 3x3 tiles of 2 alone, 25.4 with 3x3 / 2 and 5x5 / 4, 28.2 with 3x3 / 4 and
+# 5x5 / 4, 29.6 with 3x3 / 5 and 5x5 / 4 (within noise; F(4x4, 3x3) is the better
+# studied). Float32 error against XLA's convolution: ~1e-5 of the output's scale.
 WINOGRAD_TILES = ((3, 4), (5, 4))
 
 # Channels of conv1..conv5: docs/papers.md section 1.2 (CaffeNet / BVLC AlexNet) and torchvision's
@@ -63,10 +65,11 @@ class AlexNetBackbone(nn.Module):
       are then both the pooled map after LRN, so the fusion reads the same level.
     conv_impl: "xla" (nn.Conv), "shifted_dw" (the strided conv1 is models/fast_conv.py's
       FastConv, the same convolution with its weight gradient computed as shifted
-      matmuls on a space-to-depth input), "winograd" (also conv3..conv5 as Winograd
-      convolutions, models/winograd.py) or "auto" (on the CPU backend "winograd" for the
-      layers with >= 256 output channels, else "shifted_dw"; "xla" on accelerators): CPU speed levers measured by bench/vs_pytorch.py. Parameters and
-      values (up to float rounding) are the same in all.
+      matmuls on a space-to-depth input), "winograd" (every convolution with a kernel in
+      `winograd_tiles` as a Winograd convolution, models/winograd.py) or "auto" (on the
+      CPU backend "winograd" for the convolutions of >= 50 M multiply-adds per image,
+      the others as "shifted_dw"; "xla" on accelerators): CPU speed levers measured by
+      bench/vs_pytorch.py. Parameters and values (up to float rounding) are the same.
     winograd_tiles: ((kernel size, output tile), ...) of the Winograd convolutions.
     pool_impl: "xla" (nn.max_pool) or "masked_grad": the three 3x3 / 2 max-pools get
       models/fast_pool.py's gradient (same values, a CPU speed lever measured by
@@ -100,21 +103,24 @@ class AlexNetBackbone(nn.Module):
     self, name: str, x: jax.Array, features: int, kernel: int, stride: int, pad: int, groups: int
   ) -> nn.Module:
     # conv_impl (models/fast_conv.py conv_algorithm) changes how a convolution is computed,
-    # never its parameters or values: the strided conv1 gets the shifted-matmul weight
-    # gradient (on CPU XLA's is the slowest of the backbone per FLOP, bench/vs_pytorch.py
-    # --layers), wide stride-1 convs the Winograd algorithm (models/winograd.py).
+    # never its parameters or values (up to float rounding): large convolutions become
+    # Winograd convolutions (models/winograd.py; conv1 by space-to-depth as 3x3 over 48
+    # channels), a strided one that does not gets the shifted-matmul weight gradient (on
+    # CPU XLA's is the slowest of the backbone per FLOP, bench/vs_pytorch.py --layers).
     tiles = dict(self.winograd_tiles)
+    h, w = ((n + 2 * pad - kernel) // stride + 1 for n in x.shape[1:3])
     algorithm = conv_algorithm(
       self.conv_impl,
       kernel=kernel,
       stride=stride,
       groups=groups,
-      channels=(x.shape[-1], features),
+      macs_per_image=h * w * features * kernel * kernel * x.shape[-1] // groups,
       winograd_kernels=tuple(tiles),
     )
     module = nn.Conv
     if algorithm != "xla":
-      module = functools.partial(FastConv, algorithm=algorithm, winograd_tile=tiles.get(kernel, 2))
+      tile = tiles.get(-(-kernel // stride), 2)
+      module = functools.partial(FastConv, algorithm=algorithm, winograd_tile=tile)
     return module(
       features,
       (kernel, kernel),

@@ -27,17 +27,19 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from hyperface_jax.models import winograd
+from hyperface_jax.models import space_to_depth, winograd
 
 CONV_IMPLS = ("xla", "shifted_dw", "winograd", "auto")
 ALGORITHMS = ("shifted_dw", "winograd")
 _DIMS = ("NHWC", "HWIO", "NHWC")
-# "auto" computes a stride-1 convolution by Winograd only when it has at least this many
-# output channels: on the 2-core CPU, HyperFace-AlexNet's conv2..conv5 (256 / 384 outputs)
-# as Winograd convolutions trained the paper model ~1.5x faster, while the demo model's
-# (width 0.5: 128 / 192 outputs) gained nothing and compiled slower (bench/vs_pytorch.py,
-# README "Against PyTorch").
-WINOGRAD_MIN_CHANNELS = 256
+
+# "auto" computes a convolution by Winograd only when it does at least this many
+# multiply-adds per image. HyperFace-AlexNet's (75-224 M at 227 px) trained 1.45x faster as
+# Winograd convolutions on the 2-core CPU (19.5 -> 28.2 images/s with conv2..conv5), while
+# the demo model's (5-19 M: width 0.5 at 99 px) ran slower (279 -> 240) and compile slower:
+# small convolutions are bound by the memory traffic of the transforms
+# (bench/winograd_tiles.py, README "Against PyTorch").
+WINOGRAD_MIN_MACS = 50_000_000
 
 Padding = Tuple[Tuple[int, int], Tuple[int, int]]
 
@@ -48,30 +50,29 @@ def conv_algorithm(
   kernel: int,
   stride: int,
   groups: int,
-  channels: Tuple[int, int],
+  macs_per_image: int,
   winograd_kernels: Sequence[int],
 ) -> str:
   """How a convolution is computed: "xla" (nn.Conv), "shifted_dw" or "winograd" (FastConv).
 
   - "xla": every convolution is nn.Conv.
   - "shifted_dw": strided ones (conv1) get the shifted-matmul weight gradient.
-  - "winograd": as "shifted_dw", and stride-1 ungrouped ones whose kernel size is in
-    `winograd_kernels` are Winograd convolutions (models/winograd.py).
-  - "auto": on the CPU backend "winograd", the Winograd part only where the output
-    channels (`channels` = (in, out)) are >= WINOGRAD_MIN_CHANNELS; on accelerators "xla"
-    (their convolution libraries were not measured against these formulations).
+  - "winograd": ungrouped ones whose kernel, after the space-to-depth rewrite of a strided
+    one (ceil(kernel / stride)), is in `winograd_kernels` are Winograd convolutions
+    (models/winograd.py); other strided ones as "shifted_dw".
+  - "auto": on the CPU backend "winograd", the Winograd part only for convolutions of at
+    least WINOGRAD_MIN_MACS multiply-adds per image; on accelerators "xla" (their
+    convolution libraries were not measured against these formulations).
   """
   if conv_impl not in CONV_IMPLS:
     raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}.")
   if conv_impl == "xla" or (conv_impl == "auto" and jax.default_backend() != "cpu"):
     return "xla"
-  if stride > 1:
-    return "shifted_dw"
-  if conv_impl == "shifted_dw" or groups != 1 or kernel not in winograd_kernels:
-    return "xla"
-  if conv_impl == "auto" and channels[1] < WINOGRAD_MIN_CHANNELS:
-    return "xla"
-  return "winograd"
+  winograd_ok = groups == 1 and -(-kernel // stride) in winograd_kernels
+  if conv_impl != "shifted_dw" and winograd_ok:
+    if conv_impl == "winograd" or macs_per_image >= WINOGRAD_MIN_MACS:
+      return "winograd"
+  return "shifted_dw" if stride > 1 else "xla"
 
 
 def _forward(x, w, strides, padding, groups):
@@ -106,18 +107,12 @@ def shifted_weight_grad(
   sh, sw = strides
   b, _, _, cin = x.shape
   _, ho, wo, cout = dy.shape
-  xp = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
   if (sh, sw) != (1, 1) and groups == 1:
-    k2h, k2w = -(-kh_size // sh), -(-kw_size // sw)  # ceil(K / s) offsets of the s2d kernel
-    hn, wn = (ho - 1 + k2h) * sh, (wo - 1 + k2w) * sw  # input extent the s2d kernel reads
-    xp = xp[:, :hn, :wn]  # rows / columns no output reads (VALID floor) are dropped
-    xp = jnp.pad(xp, ((0, 0), (0, hn - xp.shape[1]), (0, wn - xp.shape[2]), (0, 0)))
-    xs2d = xp.reshape(b, hn // sh, sh, wn // sw, sw, cin).transpose(0, 1, 3, 2, 4, 5)
-    xs2d = xs2d.reshape(b, hn // sh, wn // sw, sh * sw * cin)
-    dw = shifted_weight_grad(xs2d, dy, (k2h, k2w), (1, 1), ((0, 0), (0, 0)), 1)
-    # Offset kh = i * sh + a of the original kernel is s2d offset i, sub-row a.
-    dw = dw.reshape(k2h, k2w, sh, sw, cin, cout).transpose(0, 2, 1, 3, 4, 5)
-    return dw.reshape(k2h * sh, k2w * sw, cin, cout)[:kh_size, :kw_size]
+    xs2d = space_to_depth.input_s2d(x, kernel_hw, strides, padding)
+    k2 = space_to_depth.s2d_kernel_size(kernel_hw, strides)
+    dw = shifted_weight_grad(xs2d, dy, k2, (1, 1), ((0, 0), (0, 0)), 1)
+    return space_to_depth.kernel_from_s2d(dw, kernel_hw, strides, cin)
+  xp = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
   cg, og = cin // groups, cout // groups
   dyg = dy.reshape(b, ho, wo, groups, og)
   taps = []
@@ -234,12 +229,12 @@ class FastConv(nn.Module):
     strides = tuple(int(s) for s in self.strides)
     padding = _explicit_padding(self.padding, kernel_hw)
     if self.algorithm == "winograd":
-      if strides != (1, 1) or groups != 1:
+      if groups != 1 or strides[0] != strides[1] or kernel_hw[0] != kernel_hw[1]:
         raise ValueError(
-          f"FastConv: the winograd algorithm needs stride 1 and 1 group, got strides "
-          f"{strides} and {groups} groups."
+          f"FastConv: the winograd algorithm needs 1 group, square kernels and strides, got "
+          f"{groups} groups, kernel {kernel_hw}, strides {strides}."
         )
-      y = winograd.conv2d(x, kernel, padding, self.winograd_tile)
+      y = winograd.conv2d(x, kernel, padding, self.winograd_tile, strides)
     elif self.algorithm == "shifted_dw":
       y = conv2d_shifted_dw(x, kernel, strides, padding, groups)
     else:

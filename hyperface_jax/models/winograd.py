@@ -35,6 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from hyperface_jax.models import space_to_depth
+
 Padding = Tuple[Tuple[int, int], Tuple[int, int]]
 
 # Finite interpolation points in the order they are taken (plus the point at infinity).
@@ -110,21 +112,34 @@ def _untile(at: np.ndarray, x: jax.Array, axis: int) -> jax.Array:
   return jnp.stack(_combine(at, [x[j] for j in range(x.shape[0])]), axis=axis)
 
 
-def conv2d(x: jax.Array, w: jax.Array, padding: Padding, tile: int = 2) -> jax.Array:
-  """Stride-1, ungrouped NHWC / HWIO correlation by Winograd F(tile x tile, r x r).
+def conv2d(
+  x: jax.Array,
+  w: jax.Array,
+  padding: Padding,
+  tile: int = 2,
+  strides: Tuple[int, int] = (1, 1),
+) -> jax.Array:
+  """Ungrouped NHWC / HWIO correlation by Winograd F(tile x tile, r x r).
 
-  Equal to `lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=("NHWC",
-  "HWIO", "NHWC"))` up to float rounding, for square kernels r x r.
+  Equal to `lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=("NHWC",
+  "HWIO", "NHWC"))` up to float rounding, for square kernels. A strided convolution is
+  first rewritten as a stride-1 one by space-to-depth (models/space_to_depth.py; conv1
+  11x11 / 4 becomes 3x3 over 48 channels), so r is then ceil(K / s).
 
   Args:
     x: input [B, H, W, Cin].
-    w: kernel [r, r, Cin, Cout].
+    w: kernel [K, K, Cin, Cout].
     padding: ((top, bottom), (left, right)) zero padding.
     tile: m, the output tile's side.
+    strides: (s, s).
 
   Returns:
-    [B, Ho, Wo, Cout], Ho = H + top + bottom - r + 1 (likewise Wo).
+    [B, Ho, Wo, Cout], Ho = (H + top + bottom - K) // s + 1 (likewise Wo).
   """
+  if tuple(strides) != (1, 1):
+    x = space_to_depth.input_s2d(x, w.shape[:2], strides, padding)
+    w = space_to_depth.kernel_s2d(w, strides)
+    padding = ((0, 0), (0, 0))
   r, r2, cin, cout = w.shape
   if r != r2 or x.shape[-1] != cin:
     raise ValueError(f"winograd.conv2d: kernel {w.shape} must be square HWIO over input {x.shape}.")

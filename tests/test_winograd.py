@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from hyperface_jax.models import winograd
+from hyperface_jax.models import alexnet, winograd
 from hyperface_jax.models.fast_conv import FastConv
 
 
@@ -145,3 +145,10 @@ def test_fast_conv_refuses_what_winograd_cannot_do(kw, message):
   )
   with pytest.raises(ValueError, match=message):
     module.init(jax.random.key(0), jnp.zeros((1, 8, 8, 4)))
+
+
+@pytest.mark.parametrize("tiles", [((3,),), ((3, 0),), (("a", 4),), 3])
+def test_malformed_winograd_tiles_are_refused(tiles):
+  model = alexnet.AlexNetBackbone(width=0.125, conv_impl="winograd", winograd_tiles=tiles)
+  with pytest.raises(ValueError, match=r"model.winograd_tiles must be \(\(kernel size"):
+    model.init(jax.random.key(0), jnp.zeros((1, 67, 67, 3)))

@@ -27,6 +27,22 @@ relu_init = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
 # studied). Float32 error against XLA's convolution: ~1e-5 of the output's scale.
 WINOGRAD_TILES = ((3, 4), (5, 4))
 
+
+def winograd_tile_map(pairs) -> Dict[int, int]:
+  """{kernel size: output tile} of `winograd_tiles`, refusing anything but (int, int) pairs
+  of positive sizes (a config value such as ((3, 4), (5, 4)))."""
+  try:
+    tiles = {int(k): int(m) for k, m in pairs}
+  except (TypeError, ValueError):
+    tiles = None
+  if tiles is None or any(k < 1 or m < 1 for k, m in tiles.items()):
+    raise ValueError(
+      f"model.winograd_tiles must be ((kernel size, output tile), ...) of positive ints, "
+      f"e.g. ((3, 4), (5, 4)); got {pairs!r}."
+    )
+  return tiles
+
+
 # Channels of conv1..conv5: docs/papers.md section 1.2 (CaffeNet / BVLC AlexNet) and torchvision's
 # AlexNet ("One weird trick" variant, no LRN, no groups).
 CAFFENET_CHANNELS = (96, 256, 384, 384, 256)
@@ -107,7 +123,7 @@ class AlexNetBackbone(nn.Module):
     # Winograd convolutions (models/winograd.py; conv1 by space-to-depth as 3x3 over 48
     # channels), a strided one that does not gets the shifted-matmul weight gradient (on
     # CPU XLA's is the slowest of the backbone per FLOP, bench/vs_pytorch.py --layers).
-    tiles = dict(self.winograd_tiles)
+    tiles = winograd_tile_map(self.winograd_tiles)
     h, w = ((n + 2 * pad - kernel) // stride + 1 for n in x.shape[1:3])
     algorithm = conv_algorithm(
       self.conv_impl,

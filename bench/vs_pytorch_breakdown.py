@@ -122,13 +122,17 @@ def phase_candidates(config_name: str) -> dict:
 
 
 def _gradients(conv, args, needs_dx: bool):
-  """(x, w, dy) -> the gradients training needs of `conv`: (dX, dW), or (dW,) for a layer
-  whose input is the image."""
+  """(x, w, dy) -> the output and the gradients training needs of `conv`: (y, (dX, dW)),
+  or (y, (dW,)) for a layer whose input is the image. The output is returned so that the
+  forward pass is computed, as PyTorch's forward + backward does (for a linear layer the
+  gradients alone do not need it, and XLA would drop it)."""
 
   def grads(x, w, dy):
     if needs_dx:
-      return jax.vjp(lambda x_, w_: conv(x_, w_, *args), x, w)[1](dy)
-    return jax.vjp(lambda w_: conv(x, w_, *args), w)[1](dy)
+      y, vjp = jax.vjp(lambda x_, w_: conv(x_, w_, *args), x, w)
+    else:
+      y, vjp = jax.vjp(lambda w_: conv(x, w_, *args), w)
+    return y, vjp(dy)
 
   return grads
 

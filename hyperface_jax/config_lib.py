@@ -88,10 +88,11 @@ def hyperface_base() -> ml_collections.ConfigDict:
       norm_axis_name="data",
       # "xla", "shifted_dw", "winograd" or "auto": how the backbone's convolutions are
       # computed (models/fast_conv.py conv_algorithm; same parameters, same values up to
-      # float rounding). "auto" on CPU: conv1's weight gradient as shifted matmuls (12 %
-      # faster training of hyperface_alexnet, 10 % of the demo) and, in layers with >= 256
-      # output channels, conv2..conv5 as Winograd convolutions (hyperface_alexnet ~1.5x;
-      # README "Against PyTorch"); accelerators keep XLA's (not measured there).
+      # float rounding). "auto" on CPU: convolutions of >= 50 M multiply-adds per image
+      # (all five of hyperface_alexnet's) as Winograd convolutions, models/winograd.py
+      # (1.24x PyTorch eager's training speed, README "Against PyTorch"); smaller strided
+      # ones (the demo's conv1) with the shifted-matmul weight gradient. Accelerators keep
+      # XLA's (not measured there).
       conv_impl="auto",
       # (kernel size, output tile) of the Winograd convolutions (models/alexnet.py).
       winograd_tiles=((3, 4), (5, 4)),

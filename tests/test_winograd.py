@@ -122,6 +122,21 @@ def test_float32_error_is_rounding_only_at_the_paper_size():
   assert rel < 4e-6, rel
 
 
+def test_bfloat16_input_is_transformed_in_float32():
+  """A bfloat16 input gives a bfloat16 output within bfloat16 rounding of the float32
+  convolution of the same (rounded) values: F(4x4, 5x5)'s transforms in bfloat16 would be
+  off by far more (their constants reach 10)."""
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.standard_normal((2, 12, 12, 8)), jnp.bfloat16)
+  k = jnp.asarray(rng.standard_normal((5, 5, 8, 4)), jnp.bfloat16)
+  padding = ((2, 2), (2, 2))
+  got = winograd.conv2d(x, k, padding, 4)
+  assert got.dtype == jnp.bfloat16
+  want = _lax_conv(x.astype(jnp.float32), k.astype(jnp.float32), padding)
+  err = float(jnp.max(jnp.abs(got.astype(jnp.float32) - want)) / jnp.max(jnp.abs(want)))
+  assert err < 2**-8, err
+
+
 def test_fast_conv_winograd_module_has_nn_conv_parameters_and_values():
   kw = dict(features=6, kernel_size=(3, 3), padding=((1, 1), (1, 1)))
   x = jnp.asarray(np.random.default_rng(1).standard_normal((2, 7, 7, 4)), jnp.float32)

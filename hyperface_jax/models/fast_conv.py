@@ -1,4 +1,8 @@
-"""A 2-D convolution whose weight gradient is a sum of shifted matmuls (CPU speed lever).
+"""CPU speed levers for a 2-D convolution: which formulation each layer gets, and FastConv.
+
+`conv_algorithm` picks, per layer and `config.model.conv_impl`, XLA's convolution
+(nn.Conv), a Winograd convolution (models/winograd.py) or the shifted-matmul weight
+gradient below; `FastConv` computes the latter two with nn.Conv's parameters.
 
 On XLA's CPU backend the weight gradient of AlexNet's conv1 (11x11, stride 4, 3 input
 channels) runs at a fraction of the machine's matmul rate (bench/vs_pytorch.py --layers):
@@ -14,7 +18,7 @@ XLA computes it as a convolution with a 4-dilated 55x55 window over 3 "batch" ch
 The result equals XLA's weight gradient up to float32 summation order (tests/test_fast_conv.py).
 `FastConv` is a flax module with nn.Conv's parameter names and shapes ("kernel"
 [KH, KW, Cin / groups, Cout], "bias" [Cout]), so checkpoints and converted weights load into
-either implementation unchanged. `config.model.conv_impl` picks it (models/alexnet.py).
+either implementation unchanged.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ ALGORITHMS = ("shifted_dw", "winograd")
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
 # "auto" computes a convolution by Winograd only when it does at least this many
-# multiply-adds per image. HyperFace-AlexNet's (75-224 M at 227 px) trained 1.45x faster as
+# multiply-adds per image. HyperFace-AlexNet's (105-448 M at 227 px) trained 1.45x faster as
 # Winograd convolutions on the 2-core CPU (19.5 -> 28.2 images/s with conv2..conv5), while
 # the demo model's (5-19 M: width 0.5 at 99 px) ran slower (279 -> 240) and compile slower:
 # small convolutions are bound by the memory traffic of the transforms
@@ -177,11 +181,14 @@ def _explicit_padding(padding, kernel_hw) -> Padding:
 
 
 class FastConv(nn.Module):
-  """nn.Conv (2-D, NHWC) with the shifted-matmul weight gradient (module docstring).
+  """nn.Conv (2-D, NHWC) computed as `algorithm`: "shifted_dw" (XLA's forward, the
+  shifted-matmul weight gradient; module docstring) or "winograd" (models/winograd.py
+  F(winograd_tile x winograd_tile, K x K), strided kernels through space-to-depth).
 
   Parameters and their names, shapes and initialisers are nn.Conv's; the forward value is
-  nn.Conv's too. Only what models/alexnet.py uses is supported: 2-D kernels, integer
-  strides, VALID or explicit padding, feature_group_count, no dilation.
+  nn.Conv's too (Winograd: up to float rounding). Only what models/alexnet.py uses is
+  supported: 2-D kernels, integer strides, VALID or explicit padding, feature_group_count
+  (not with Winograd), no dilation.
 
   Attributes:
     features: output channels.
@@ -193,6 +200,8 @@ class FastConv(nn.Module):
     kernel_init: initialiser of "kernel" [KH, KW, Cin / groups, features].
     bias_init: initialiser of "bias".
     dtype: computation dtype (None: the input's); params are float32.
+    algorithm: "shifted_dw" or "winograd" (ALGORITHMS).
+    winograd_tile: output tile side m of the Winograd convolution.
   """
 
   features: int

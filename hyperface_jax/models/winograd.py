@@ -6,19 +6,20 @@ tile of a stride-1 r x r correlation is
   Y = A^T [ (G g G^T) * (B^T d B) ] A
 
 where d is the (m + r - 1)^2 input tile and g the kernel; the products (*) of all tiles and
-channels are (m + r - 1)^2 independent matmuls [tiles, Cin] x [Cin, Cout]. For F(2x2, 3x3)
-they hold 16 multiplies per 4 outputs instead of 36 (2.25x fewer), for F(2x2, 5x5) 36
-instead of 100 (2.8x). The transforms are adds and subtracts that XLA fuses into loops.
+channels are (m + r - 1)^2 independent matmuls [tiles, Cin] x [Cin, Cout]. F(4x4, 3x3)
+(the default for 3x3 kernels, models/alexnet.py WINOGRAD_TILES) does 36 multiplies per 16
+outputs instead of 144 (4x fewer), F(4x4, 5x5) 64 instead of 400 (6.25x). The transforms
+are adds, subtracts and small constant factors that XLA fuses into loops.
 
 Why by hand: XLA's CPU backend has no Winograd convolution, and on this CPU its direct
 convolutions (YNNPACK) run HyperFace-AlexNet's conv2..conv5 slower than PyTorch's oneDNN
-(README "vs PyTorch"). Written with jnp ops, the function is differentiable as it stands:
+(README "Against PyTorch"). Written with jnp ops, the function is differentiable as it stands:
 its input and weight gradients are the transposed transforms around the same batched
 matmuls, so the backward passes get the same saving. No library offers this for JAX.
 
 Numerics: the transforms are exact in real arithmetic; in float32 the result differs from
-`lax.conv_general_dilated` by rounding only (relative ~1e-6 for F(2, 3), ~1e-5 for
-F(2, 5); tests/test_winograd.py). The matrices are built here for any (m, r) from the
+`lax.conv_general_dilated` by rounding only (relative to the output's scale ~1e-6 for
+F(2, 3), ~1e-5 for F(4, 3), F(2, 5) and F(4, 5); tests/test_winograd.py). The matrices are built here for any (m, r) from the
 interpolation points 0, 1, -1, 2, -2, 1/2, -1/2, ... and infinity (Lavin & Gray section 4),
 the choice that keeps their entries small.
 """
@@ -145,8 +146,9 @@ def conv2d(
     raise ValueError(f"winograd.conv2d: kernel {w.shape} must be square HWIO over input {x.shape}.")
   at, g, bt = transforms(tile, r)
   a = tile + r - 1
-  # The transforms multiply by up to 5.25 and add many terms: in bfloat16 they would lose
-  # most of its 8 bits, so a lower-precision input is computed in float32 and cast back.
+  # The transforms scale by constants up to 10 and add up to 8 terms: in bfloat16 they
+  # would lose most of its 8 bits, so a lower-precision input is computed in float32 and
+  # the result cast back.
   dtype = x.dtype
   x, w = (
     x.astype(jnp.promote_types(dtype, jnp.float32)),

@@ -10,7 +10,9 @@ that config) on one device, fed random region batches of the config's batch size
 --batch). `imagenet:MODEL` is an ImageNet classifier of the registry (e.g. resnet101) at
 224x224 with a softmax cross-entropy, SGD-momentum train step updating BatchNorm
 statistics, the step that fine-tunes converted weights. GFLOPs come from
-`compiled.cost_analysis()["flops"]` (XLA's count: a multiply-add is 2 FLOPs).
+`compiled.cost_analysis()["flops"]` (XLA's count: a multiply-add is 2 FLOPs) of the step
+with XLA's direct convolutions (`model.conv_impl="xla"`): the network's FLOPs, whichever
+formulation trains (a Winograd convolution multiplies less for the same result).
 Images/s is wall-clock over `--steps` steps after one warm-up step, on whatever
 machine runs this; the README names the machine for its numbers.
 
@@ -91,11 +93,20 @@ def measure(
   model, step, state = build_train_step(config, mesh, seed=0)
   n, size = config.batch_size, config.input_size
   batch = sharding.global_batch(mesh, random_batch(np.random.default_rng(0), n, size))
+  # The network's FLOPs are counted with XLA's direct convolutions: a Winograd convolution
+  # (models/winograd.py, `conv_impl="auto"` on CPU) computes the same layer with fewer
+  # multiplies, so images/s x these FLOPs is an effective rate, comparable across
+  # implementations and machines.
+  counting = model, step, state
+  if config.model.get("conv_impl", "xla") != "xla":
+    direct = config.copy_and_resolve_references()
+    direct.model.conv_impl = "xla"
+    counting = build_train_step(direct, mesh, seed=0)
   # The compiled step is the per-device program (shard_map): its FLOPs are those of n /
   # len(devices) images.
-  step_flops = flops(step.lower(state, batch).compile()) * len(devices)
+  step_flops = flops(counting[1].lower(counting[2], batch).compile()) * len(devices)
   variables = {"params": state.params, **state.model_state}
-  forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  forward = jax.jit(lambda v, x: counting[0].apply(v, x, train=False))
   one = jax.ShapeDtypeStruct((n // len(devices), size, size, 3), np.float32)  # a device's rows
   fwd_flops = flops(forward.lower(variables, one).compile())
   ips = float("nan")

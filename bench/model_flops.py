@@ -98,7 +98,8 @@ def measure(
   # multiplies, so images/s x these FLOPs is an effective rate, comparable across
   # implementations and machines.
   counting = model, step, state
-  if config.model.get("conv_impl", "xla") != "xla":
+  conv_impl = config.model.get("conv_impl", "xla")
+  if conv_impl == "winograd" or (conv_impl == "auto" and jax.default_backend() == "cpu"):
     direct = config.copy_and_resolve_references()
     direct.model.conv_impl = "xla"
     counting = build_train_step(direct, mesh, seed=0)

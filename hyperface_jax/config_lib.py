@@ -94,7 +94,8 @@ def hyperface_base() -> ml_collections.ConfigDict:
       # ones (the demo's conv1) with the shifted-matmul weight gradient. Accelerators keep
       # XLA's (not measured there).
       conv_impl="auto",
-      # (kernel size, output tile) of the Winograd convolutions (models/alexnet.py).
+      # (kernel size, output tile) of the Winograd convolutions: models/alexnet.py's
+      # WINOGRAD_TILES, written out because configs import no JAX (bench/winograd_tiles.py).
       winograd_tiles=((3, 4), (5, 4)),
       # "xla", "masked_grad" or "auto" (masked_grad on CPU): how the 3x3 / 2 max-pools
       # compute their gradient (models/fast_pool.py; same values). "auto": with the host

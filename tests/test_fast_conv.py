@@ -200,3 +200,8 @@ def test_train_step_fast_impl_equals_xla(lever):
   jax.tree.map(
     lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), params_fast, params_xla
   )
+
+
+def test_config_default_tiles_are_the_models():
+  """config_lib writes the default out (configs import no JAX): it must stay the model's."""
+  assert tuple(map(tuple, smoke.get_config().model.winograd_tiles)) == alexnet.WINOGRAD_TILES

@@ -60,7 +60,7 @@ from model_flops import flops, random_batch  # noqa: E402  (bench/)
 from train_step_lib import add_host_malloc_flag, build_train_step, load_config  # noqa: E402  (bench/)
 
 from hyperface_jax import host_memory, sharding  # noqa: E402
-from hyperface_jax.models import alexnet, fast_conv, fast_pool  # noqa: E402
+from hyperface_jax.models import alexnet, fast_conv, fast_pool, space_to_depth  # noqa: E402
 from hyperface_jax.models.fusion import fused_grid  # noqa: E402
 from hyperface_jax.models.layers import scale_channels  # noqa: E402
 
@@ -93,15 +93,8 @@ def conv1_space_to_depth(x, w):
   """A candidate formulation of conv1's forward (the `--layers` lever table): the 11x11 / 4
   convolution as a 3x3 / 1 one over the 4x4 space-to-depth input (48 channels), the kernel
   zero-padded to 12x12; the same values."""
-  b, h, _, c = x.shape
-  s, k, k2 = 4, w.shape[0], -(-w.shape[0] // 4)
-  ho = (h - k) // s + 1
-  hn = (ho - 1 + k2) * s
-  xp = jnp.pad(x[:, :hn, :hn], ((0, 0), (0, max(0, hn - h)), (0, max(0, hn - h)), (0, 0)))
-  xs = xp.reshape(b, hn // s, s, hn // s, s, c).transpose(0, 1, 3, 2, 4, 5)
-  xs = xs.reshape(b, hn // s, hn // s, s * s * c)
-  wp = jnp.pad(w, ((0, k2 * s - k), (0, k2 * s - k), (0, 0), (0, 0)))
-  ws = wp.reshape(k2, s, k2, s, c, -1).transpose(0, 2, 1, 3, 4, 5).reshape(k2, k2, s * s * c, -1)
+  xs = space_to_depth.input_s2d(x, w.shape[:2], (4, 4), ((0, 0), (0, 0)))
+  ws = space_to_depth.kernel_s2d(w, (4, 4))
   return lax.conv_general_dilated(
     xs, ws, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
   )

@@ -139,20 +139,20 @@ def _gradients(conv, args, needs_dx: bool):
 
 def model_conv(k: int, s: int, pad: int, size: int, cin: int, cout: int, conv_impl: str):
   """(name, (x, w, strides, padding, groups) -> y): the layer as models/alexnet.py computes
-  it with `conv_impl` on this backend (models/fast_conv.py conv_algorithm)."""
-  ho = (size + 2 * pad - k) // s + 1
-  tiles = dict(alexnet.WINOGRAD_TILES)
-  algorithm = fast_conv.conv_algorithm(
+  it with `conv_impl` on this backend (alexnet.conv_formulation)."""
+  algorithm, tile = alexnet.conv_formulation(
     conv_impl,
+    alexnet.WINOGRAD_TILES,
     kernel=k,
     stride=s,
+    pad=pad,
     groups=1,
-    macs_per_image=ho * ho * cout * k * k * cin,
-    winograd_kernels=tuple(tiles),
+    in_shape=(size, size, cin),
+    features=cout,
   )
   if algorithm == "winograd":
-    tile = tiles[-(-k // s)]
-    name = f"Winograd F({tile}x{tile}, {-(-k // s)}x{-(-k // s)})"
+    k2 = -(-k // s)
+    name = f"Winograd F({tile}x{tile}, {k2}x{k2})"
     return name, lambda x, w, strides, padding, groups: winograd.conv2d(
       x, w, padding, tile, strides
     )

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from hyperface_jax.models.fast_conv import FastConv, conv_algorithm
 from hyperface_jax.models.fast_pool import max_pool_masked_grad, resolve_pool_impl
 from hyperface_jax.models.layers import conv_norm_relu, local_response_norm, scale_channels
+from hyperface_jax.models.space_to_depth import s2d_kernel_size
 
 # He initialisation for ReLU layers: keeps activation variance through the stack when
 # training from scratch (pretrained AlexNet weights replace it by name later).
@@ -41,6 +42,35 @@ def winograd_tile_map(pairs) -> Dict[int, int]:
       f"e.g. ((3, 4), (5, 4)); got {pairs!r}."
     )
   return tiles
+
+
+def conv_formulation(
+  conv_impl: str,
+  winograd_tiles,
+  *,
+  kernel: int,
+  stride: int,
+  pad: int,
+  groups: int,
+  in_shape: Tuple[int, int, int],
+  features: int,
+) -> Tuple[str, int]:
+  """(algorithm, Winograd tile) of a square conv over an input [H, W, C]: the layer's
+  multiply-adds per image and its kernel after space-to-depth decide (fast_conv.py
+  conv_algorithm); the tile only matters for "winograd"."""
+  tiles = winograd_tile_map(winograd_tiles)
+  h, w, cin = in_shape
+  ho, wo = ((n + 2 * pad - kernel) // stride + 1 for n in (h, w))
+  (k2, _) = s2d_kernel_size((kernel, kernel), (stride, stride))
+  algorithm = conv_algorithm(
+    conv_impl,
+    kernel=kernel,
+    stride=stride,
+    groups=groups,
+    macs_per_image=ho * wo * features * kernel * kernel * cin // groups,
+    winograd_kernels=tuple(tiles),
+  )
+  return algorithm, tiles.get(k2, 2)
 
 
 # Channels of conv1..conv5: docs/papers.md section 1.2 (CaffeNet / BVLC AlexNet) and torchvision's
@@ -123,19 +153,18 @@ class AlexNetBackbone(nn.Module):
     # Winograd convolutions (models/winograd.py; conv1 by space-to-depth as 3x3 over 48
     # channels), a strided one that does not gets the shifted-matmul weight gradient (on
     # CPU XLA's is the slowest of the backbone per FLOP, bench/vs_pytorch.py --layers).
-    tiles = winograd_tile_map(self.winograd_tiles)
-    h, w = ((n + 2 * pad - kernel) // stride + 1 for n in x.shape[1:3])
-    algorithm = conv_algorithm(
+    algorithm, tile = conv_formulation(
       self.conv_impl,
+      self.winograd_tiles,
       kernel=kernel,
       stride=stride,
+      pad=pad,
       groups=groups,
-      macs_per_image=h * w * features * kernel * kernel * x.shape[-1] // groups,
-      winograd_kernels=tuple(tiles),
+      in_shape=x.shape[1:],
+      features=features,
     )
     module = nn.Conv
     if algorithm != "xla":
-      tile = tiles.get(-(-kernel // stride), 2)
       module = functools.partial(FastConv, algorithm=algorithm, winograd_tile=tile)
     return module(
       features,

@@ -72,7 +72,8 @@ def conv_algorithm(
     raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}.")
   if conv_impl == "xla" or (conv_impl == "auto" and jax.default_backend() != "cpu"):
     return "xla"
-  winograd_ok = groups == 1 and -(-kernel // stride) in winograd_kernels
+  (k2, _) = space_to_depth.s2d_kernel_size((kernel, kernel), (stride, stride))
+  winograd_ok = groups == 1 and k2 in winograd_kernels
   if conv_impl != "shifted_dw" and winograd_ok:
     if conv_impl == "winograd" or macs_per_image >= WINOGRAD_MIN_MACS:
       return "winograd"

@@ -33,6 +33,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from hyperface_jax import registry
+from hyperface_jax.data import boxes as box_lib
 from hyperface_jax.data import schemes
 
 Spec = Tuple[Tuple[int, ...], Any]  # (per-example shape, numpy dtype)
@@ -422,6 +423,65 @@ register(
   )
 )
 register(classification_task("gender", 2))  # 0 male, 1 female; loss_G (section 1.6)
+
+
+# Fast-HyperFace's proposal net (docs/papers.md section 1.11 leaves the detector open; the
+# documented choice, models/fast_proposal_net.py, is MTCNN-P-Net-like): besides face /
+# non-face it regresses the face box from its window, so that one window per face suffices
+# after NMS. Targets: data/boxes.py `encode_box_deltas` (R-CNN's parameterisation).
+# Documented default after MTCNN (Zhang et al. 2016, section 2.3): regions with IoU > 0.4
+# ("part faces" and positives) carry the box target.
+BOX_REGRESSION_MIN_IOU = 0.4
+
+
+def _box_deltas_encode(fields, regions):
+  """The matched face's box relative to the region; rows without a face (w = 0) get the
+  region itself (deltas 0), which the task's mask then zeroes anyway."""
+  regions = np.asarray(regions, np.float64)
+  face = np.asarray(fields["box"], np.float64)
+  ok = (face[:, 2] > 0) & (face[:, 3] > 0) & (regions[:, 2] > 0) & (regions[:, 3] > 0)
+  safe_regions = np.where(ok[:, None], regions, 1.0)
+  face = np.where(ok[:, None], face, safe_regions)
+  return {"box_regression": box_lib.encode_box_deltas(face, safe_regions)}
+
+
+def _box_deltas_flip(arrays):
+  """A horizontal mirror of the crop negates the centre's x offset; sizes are kept."""
+  out = dict(arrays)
+  if "box_regression" in out:
+    d = np.asarray(out["box_regression"]).copy()
+    d[..., 0] = -d[..., 0]
+    out["box_regression"] = d
+  return out
+
+
+def _box_deltas_metrics(pred, labels, weight):
+  """Mean IoU of the regressed box with the face box (both decoded in the region's unit
+  square), and the mean squared error of the four deltas."""
+  w = np.asarray(weight) > 0.5
+  unit = np.broadcast_to(np.array([0.0, 0.0, 1.0, 1.0]), np.shape(pred))
+  target = np.asarray(labels["box_regression"], np.float64)
+  iou = box_lib.paired_iou(
+    box_lib.decode_box_deltas(np.asarray(pred, np.float64), unit),
+    box_lib.decode_box_deltas(target, unit),
+  )
+  sq = ((np.asarray(pred, np.float64) - target) ** 2).mean(-1)
+  return {"iou": (float(iou[w].sum()), float(w.sum())), "mse": (float(sq[w].sum()), float(w.sum()))}
+
+
+register(
+  Task(
+    name="box_regression",
+    labels={"box_regression": ((4,), np.float32)},
+    fields={"box": ((4,), np.float32)},
+    output_shape=(4,),
+    loss="mean_squared_error",  # MTCNN's Euclidean box loss (Zhang et al. 2016, eq. 2)
+    metrics=_box_deltas_metrics,
+    min_iou=BOX_REGRESSION_MIN_IOU,
+    encode=_box_deltas_encode,
+    flip=_box_deltas_flip,
+  )
+)
 
 # Landmark schemes of the other datasets (docs/papers.md sections 2.1, 5.5-5.9).
 register(landmark_task("landmarks5", "landmarks5", "visibility5", 5, schemes.FIVE_FLIP))

@@ -138,9 +138,14 @@ def test_preprocessing_json_describes_input_normalization_and_outputs(workdirs, 
   assert fixed["input"]["shape"] == [4, 67, 67, 3] and fixed["outputs"][0]["shape"] == [4, 2]
   dense = runtime.read_spec(exports("fast", "proposals", "stablehlo", "dynamic"))
   assert dense["input"]["dims"] == ["b", "h", "w", 3] and dense["crop"]["stride"] == 4
-  (out,) = dense["outputs"]
-  assert out["name"] == "detection_map" and out["shape"] == [None, None, None, 2]
+  outs = {o["name"]: o for o in dense["outputs"]}
+  assert sorted(outs) == ["box_regression_map", "detection_map"]
+  out = outs["detection_map"]
+  assert out["shape"] == [None, None, None, 2]
   assert out["shape_expr"][1] == "floordiv(floordiv(h - 4, 2) - 5, 2) - 1"
+  assert outs["box_regression_map"]["shape"] == [None, None, None, 4]
+  assert outs["box_regression_map"]["units"] == "box deltas"
+  assert "log(w_face / 24)" in outs["box_regression_map"]["meaning"]
 
 
 @pytest.mark.parametrize("mode", preprocess.NORMALIZE_MODES)
@@ -157,7 +162,7 @@ def test_normalization_from_the_json_alone_equals_preprocess(mode):
 
 def test_export_checks_itself_and_records_the_difference(workdirs, tmp_path):
   payload = api.export(workdirs["fast"], "stablehlo", str(tmp_path / "x"), batch=2)
-  assert payload["check"]["max_abs_diff"] == {"detection": 0.0}
+  assert payload["check"]["max_abs_diff"] == {"box_regression": 0.0, "detection": 0.0}
   assert runtime.read_spec(str(tmp_path / "x"))["check"] == payload["check"]
   assert sorted(os.listdir(tmp_path)) == ["x"]
   assert sorted(os.listdir(tmp_path / "x")) == ["model.stablehlo", "preprocessing.json"]
@@ -195,7 +200,8 @@ def test_cli(workdirs, tmp_path, capsys):
   args = ["export", f"--workdir={workdirs['fast']}", "--format=tflite", f"--output={out}"]
   assert cli.main(args + ["--batch=3"]) == 0
   printed = capsys.readouterr().out
-  assert "detection [3, 2]" in printed and "max |exported - JAX|: detection" in printed
+  assert "box_regression [3, 4], detection [3, 2]" in printed
+  assert "max |exported - JAX|: box_regression" in printed and ", detection " in printed
   assert runtime.read_spec(out)["input"]["shape"] == [3, 24, 24, 3]
   for extra, message in [
     (["--batch=0"], "--batch must be a positive integer or 'dynamic'"),

@@ -143,7 +143,7 @@ def test_learned_dense_scores_equal_the_crop_scores(fast_workdir):
   from hyperface_jax.inference import batched, fast_proposals
 
   gen = registry.PROPOSALS.get("learned")(
-    workdir=fast_workdir, min_side=24.0, scale_step=10.0, score_threshold=0.0
+    workdir=fast_workdir, min_side=24.0, scale_step=10.0, score_threshold=0.0, regress_boxes=False
   )
   assert isinstance(gen, fast_proposals.LearnedProposals)
   image = np.random.default_rng(0).integers(0, 255, (40, 56, 3), np.uint8)
@@ -163,6 +163,35 @@ def test_learned_dense_scores_equal_the_crop_scores(fast_workdir):
   assert out.shape[1] == 4 and 0 < len(out) <= 300
   with pytest.raises(ValueError, match="workdir"):
     fast_proposals.LearnedProposals("")
+
+
+def test_learned_windows_move_to_their_regressed_face_boxes(fast_workdir):
+  """With the box head (configs/fast_hyperface.py), each window becomes the box its crop
+  regresses (data/boxes.py decode_box_deltas), squared about the centre; scores unchanged."""
+
+  from hyperface_jax.data import boxes as box_lib
+  from hyperface_jax.data import preprocess
+  from hyperface_jax.inference import batched, fast_proposals
+
+  kw = dict(min_side=24.0, scale_step=10.0, score_threshold=0.0)
+  plain = fast_proposals.LearnedProposals(fast_workdir, regress_boxes=False, **kw)
+  moved = fast_proposals.LearnedProposals(fast_workdir, **kw)  # regress_boxes=True default
+  image = np.random.default_rng(2).integers(0, 255, (40, 56, 3), np.uint8)
+  windows, scores = plain.score_windows(image)
+  boxes, moved_scores = moved.score_windows(image)
+  np.testing.assert_array_equal(moved_scores, scores)
+  config = batched.load_workdir_config(fast_workdir)
+  model, variables, _ = batched.load_variables(config, fast_workdir)
+  pick = np.flatnonzero(windows[:, 2] == 24)[[0, 7, -1]]
+  crops = preprocess.normalize(preprocess.crop_and_resize(image, windows[pick], 24))
+  deltas = np.asarray(model.apply(variables, crops, train=False)["box_regression"])
+  want = box_lib.decode_box_deltas(deltas, windows[pick])
+  side = np.sqrt(want[:, 2] * want[:, 3])
+  centre = want[:, :2] + want[:, 2:] / 2
+  np.testing.assert_allclose(boxes[pick, 2], side, rtol=1e-4)
+  np.testing.assert_allclose(boxes[pick, 3], side, rtol=1e-4)
+  np.testing.assert_allclose(boxes[pick, :2] + side[:, None] / 2, centre, rtol=1e-4, atol=1e-3)
+  assert not np.allclose(boxes[pick], windows[pick])  # the random head does move them
 
 
 def test_proposal_recall_bench_ranks_by_generator_order():
@@ -208,7 +237,12 @@ def test_learned_smallest_window_follows_the_image_size(fast_workdir):
 
   image = np.random.default_rng(1).integers(0, 255, (100, 200, 3), np.uint8)
   gen = fast_proposals.LearnedProposals(
-    fast_workdir, min_side=24.0, scale_step=1.5, min_side_fraction=0.5, score_threshold=0.0
+    fast_workdir,
+    min_side=24.0,
+    scale_step=1.5,
+    min_side_fraction=0.5,
+    score_threshold=0.0,
+    regress_boxes=False,
   )
   boxes, _ = gen.score_windows(image)
   # Smallest face searched: max(24, 0.5 * min(100, 200)) = 50 px, then 75 (112.5 > 100).

@@ -85,6 +85,49 @@ def iou(a, b):
   return out
 
 
+def paired_iou(a, b):
+  """IoU of each box of `a` with the box of `b` in the same row: [..., 4] x2 -> [...]."""
+  ca = xywh_to_corners(_check_boxes(a, "a"))
+  cb = xywh_to_corners(_check_boxes(b, "b"))
+  wh = np.clip(np.minimum(ca[..., 2:], cb[..., 2:]) - np.maximum(ca[..., :2], cb[..., :2]), 0, None)
+  inter = wh[..., 0] * wh[..., 1]
+  union = area(a) + area(b) - inter
+  with np.errstate(divide="ignore", invalid="ignore"):
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def encode_box_deltas(boxes, regions):
+  """Box-regression targets of `boxes` relative to `regions` (R-CNN's parameterisation,
+  Girshick et al. 2014, appendix C; documented choice -- MTCNN's P-Net regresses the corner
+  offsets / window side instead, which ties position to scale):
+  ((cx_b - cx_r) / w_r, (cy_b - cy_r) / h_r, log(w_b / w_r), log(h_b / h_r)).
+
+  Args:
+    boxes: [..., 4] x, y, w, h with w, h > 0 (the faces).
+    regions: [..., 4] x, y, w, h with w, h > 0 (the windows / crops).
+
+  Returns:
+    float64 [..., 4]; `decode_box_deltas(encode_box_deltas(b, r), r) == b`.
+  """
+  b = _check_boxes(boxes, "boxes")
+  r = _check_boxes(regions, "regions")
+  if np.any(~(b[..., 2:] > 0)) or np.any(~(r[..., 2:] > 0)):
+    raise ValueError("encode_box_deltas needs boxes and regions with w, h > 0.")
+  centre = (b[..., :2] + b[..., 2:] / 2 - r[..., :2] - r[..., 2:] / 2) / r[..., 2:]
+  return np.concatenate([centre, np.log(b[..., 2:] / r[..., 2:])], axis=-1)
+
+
+def decode_box_deltas(deltas, regions, max_log_scale: float = 2.0):
+  """Inverse of `encode_box_deltas`: the boxes [..., 4] that `deltas` describe relative to
+  `regions`. Log-scales are clipped to +-`max_log_scale` (a wild prediction then gives a
+  box at most e^2 = 7.4x its window, not an overflow)."""
+  d = _check_boxes(deltas, "deltas")
+  r = _check_boxes(regions, "regions")
+  size = r[..., 2:] * np.exp(np.clip(d[..., 2:], -max_log_scale, max_log_scale))
+  centre = r[..., :2] + r[..., 2:] / 2 + d[..., :2] * r[..., 2:]
+  return np.concatenate([centre - size / 2, size], axis=-1)
+
+
 def inside_fraction(boxes, image_hw):
   """Fraction of each box's area that lies inside the image [-0.5, W-0.5] x [-0.5, H-0.5].
 

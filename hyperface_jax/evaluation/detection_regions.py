@@ -1,4 +1,6 @@
-"""Region-level face / non-face evaluator for models that predict only detection (R-CNN_Face).
+"""Region-level face / non-face evaluator for models that predict only detection (R-CNN_Face,
+Fast-HyperFace's proposal net; any other declared task they have, such as the proposal
+net's box_regression, is scored by its own metrics, evaluation/task_metrics.py).
 
 Reuses HyperFaceRegionEvaluator's metrics, baselines and protocol notes
 (detection/ap, detection/accuracy, baseline/detection/*) and only reads
@@ -35,6 +37,7 @@ class DetectionRegionEvaluator(HyperFaceRegionEvaluator):
       raise KeyError(f"detection_regions needs outputs['detection']; got {sorted(outputs)}.")
     example = np.asarray(batch["example_mask"]) > 0.5
     self._count_examples += int(example.sum())
+    self._others.update(batch, outputs)  # other declared tasks (the proposal net's boxes)
     rows = masked_rows(batch, "detection_mask", example)
     self._add("detection/score", _softmax1(np.asarray(outputs["detection"])[rows]))
     self._add("detection/label", np.asarray(batch["detection"]).astype(np.int64)[rows])

@@ -132,6 +132,17 @@ _KNOWN_OUTPUTS = {
     "logits",
     "dense face / non-face logits [non-face, face] of every 24 x 24 window (see crop.stride)",
   ),
+  "box_regression": (
+    "box deltas",
+    "the face box relative to the crop region: ((cx_face - cx) / w, (cy_face - cy) / h, "
+    "log(w_face / w), log(h_face / h)) (hyperface_jax/data/boxes.py decode_box_deltas)",
+  ),
+  "box_regression_map": (
+    "box deltas",
+    "dense box deltas of every 24 x 24 window (see crop.stride), relative to the window: "
+    "((cx_face - cx) / 24, (cy_face - cy) / 24, log(w_face / 24), log(h_face / 24)) in the "
+    "level's pixels (hyperface_jax/data/boxes.py decode_box_deltas)",
+  ),
   "landmarks": (
     "region-normalized",
     "21 AFLW points ((x - cx) / w, (y - cy) / h), (cx, cy) the crop region's centre and "

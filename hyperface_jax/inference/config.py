@@ -71,6 +71,10 @@ def inference_config() -> ml_collections.ConfigDict:
       min_side_fraction=0.1,
       border=8,
       bucket=32,
+      # A net trained with the box-regression head (configs/fast_hyperface.py) moves each
+      # window onto the face box it predicts before NMS (fast_proposals.score_windows);
+      # False scores the plain windows (a net without the head always does).
+      regress_boxes=True,
     )
   )
   # Hard cap on proposals per image, highest-ranked first (keeps the network batch bounded).

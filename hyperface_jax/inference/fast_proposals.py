@@ -7,7 +7,8 @@ window (s runs over s0 * scale_step^k up to min(H, W), like the sliding window, 
 s0 = max(min_side, min_side_fraction * min(H, W))), pads it by `border` px of black (the training crops' fill, so windows may hang over the image
 edge as training regions do), and runs the net fully convolutionally: output cell (i, j)
 scores the 24 px window at (4 j, 4 i) of the padded level. Windows scoring at least
-`score_threshold` are mapped back to image pixels, reduced by box NMS at `nms_iou`, and the
+`score_threshold` are mapped back to image pixels (and, with the net's box-regression head,
+moved onto the face box each one predicts), reduced by box NMS at `nms_iou`, and the
 `max_proposals` best are returned, best first.
 
 Compilation: padded levels are rounded up to multiples of `bucket` px, so the jitted net
@@ -22,6 +23,7 @@ import cv2
 import jax
 import numpy as np
 
+from hyperface_jax.data import boxes as box_lib
 from hyperface_jax.data import preprocess
 from hyperface_jax.inference import batched
 from hyperface_jax.inference.proposals import check_image, window_sides
@@ -38,10 +40,13 @@ def _load(workdir: str, step: int):
       "need a configs/fast_hyperface.py run (model 'fast_proposal_net')."
     )
   model, variables, _ = batched.load_variables(config, workdir, None if step < 0 else step)
-  forward = jax.jit(
-    lambda v, x: jax.nn.softmax(model.apply(v, x, train=False)["detection_map"], -1)[..., 1]
-  )
-  return config, variables, forward
+
+  def forward(v, x):
+    """Face probability [B, h, w] and, if the net has the head, box deltas [B, h, w, 4]."""
+    out = model.apply(v, x, train=False)
+    return jax.nn.softmax(out["detection_map"], -1)[..., 1], out.get("box_regression_map")
+
+  return config, variables, jax.jit(forward)
 
 
 class LearnedProposals:
@@ -59,6 +64,7 @@ class LearnedProposals:
     border: int = 8,
     bucket: int = 32,
     min_side_fraction: float = 0.0,
+    regress_boxes: bool = True,
   ):
     if not workdir:
       raise ValueError(
@@ -70,9 +76,15 @@ class LearnedProposals:
     self.score_threshold, self.max_proposals, self.nms_iou = score_threshold, max_proposals, nms_iou
     self.min_side, self.scale_step, self.border, self.bucket = min_side, scale_step, border, bucket
     self.min_side_fraction = float(min_side_fraction)
+    self.regress_boxes = bool(regress_boxes)
 
   def score_windows(self, image):
-    """All scanned windows: (boxes [N, 4] in image pixels, face probabilities [N])."""
+    """All scanned windows: (boxes [N, 4] in image pixels, face probabilities [N]).
+
+    With a box-regression head (configs/fast_hyperface.py, models/fast_proposal_net.py) and
+    `regress_boxes`, each window is replaced by the face box it predicts, squared about its
+    centre (side sqrt(w h): HyperFace's crops are square, data/sampling.py), as MTCNN's
+    P-Net calibrates its windows before NMS (Zhang et al. 2016, section 2.1)."""
     image = check_image(image)
     h, w = image.shape[:2]
     normalize = self.config.data.get("normalize", "minus_half")
@@ -92,7 +104,7 @@ class LearnedProposals:
       levels.append((sh, sw, self._forward(self.variables, x)))
     all_boxes, all_scores = [], []
     half = self.window / 2
-    for sh, sw, prob in levels:
+    for sh, sw, (prob, deltas) in levels:
       prob = np.asarray(prob)[0]  # [gh, gw]
       # Window origin in the level (continuous frame) along each grid axis.
       ox = fpn.STRIDE * np.arange(prob.shape[1]) - self.border - 0.5
@@ -108,6 +120,12 @@ class LearnedProposals:
       b[:, 1] = (oy[gy.ravel()] + 0.5) * sy - 0.5
       b[:, 2] = self.window * sx
       b[:, 3] = self.window * sy
+      if deltas is not None and self.regress_boxes:
+        b = box_lib.decode_box_deltas(np.asarray(deltas)[0][gy, gx].reshape(-1, 4), b)
+        side = np.sqrt(b[:, 2] * b[:, 3])
+        b = np.stack(
+          [b[:, 0] + (b[:, 2] - side) / 2, b[:, 1] + (b[:, 3] - side) / 2, side, side], 1
+        )
       all_boxes.append(b)
       all_scores.append(prob[gy, gx].ravel())
     return np.concatenate(all_boxes), np.concatenate(all_scores)

@@ -12,7 +12,8 @@ the S x S window at (STRIDE * j, STRIDE * i): inference/fast_proposals.py runs i
 image pyramid.
 
 Layers (VALID convolutions; S = 24): conv3 16 -> pool2 -> conv3 32 -> conv3 32 -> pool2 ->
-conv3 64 -> conv1 2, total stride 4, receptive field 24 x 24.
+conv3 64 -> conv1 2 (face / non-face) and, with `box_regression`, conv1 4 (box deltas);
+total stride 4, receptive field 24 x 24.
 """
 
 from __future__ import annotations
@@ -42,18 +43,25 @@ class FastProposalNet(nn.Module):
     width: channel multiplier.
     norm: "none" or "batch" (BatchNorm for training from scratch, models/layers.py).
     norm_axis_name: mesh axis for synchronised BatchNorm statistics (None = per device).
+    box_regression: also regress each window's face box (the "box_regression" task,
+      hyperface_jax/tasks.py: 4 deltas of data/boxes.py `encode_box_deltas`), as MTCNN's
+      P-Net does (Zhang et al. 2016); inference/fast_proposals.py then moves every window
+      onto its face before NMS.
     dtype: computation dtype.
   """
 
   width: float = 1.0
   norm: str = "batch"
   norm_axis_name: Any = None
+  box_regression: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> Dict[str, jax.Array]:
-    """Scores crops ([B, 24, 24, 3] -> "detection" [B, 2]) or whole images (a bigger input
-    -> "detection_map" [B, h, w, 2] with h = (H - 24) // 4 + 1 for H divisible by 4).
+    """Scores crops ([B, 24, 24, 3] -> "detection" [B, 2], with `box_regression`
+    "box_regression" [B, 4]) or whole images (a bigger input -> "detection_map"
+    [B, h, w, 2], "box_regression_map" [B, h, w, 4], h = (H - 24) // 4 + 1 for H divisible
+    by 4).
 
     Args:
       images: float32 [B, H, W, 3] normalized as the training crops, H, W >= 24.
@@ -79,6 +87,11 @@ class FastProposalNet(nn.Module):
     x = nn.max_pool(x, (2, 2), (2, 2))
     x = conv_norm_relu(_conv(w(64), 3, "conv4", self.dtype), x, name="conv4", **kw)
     logits = nn.Conv(2, (1, 1), dtype=self.dtype, name="score")(x).astype(jnp.float32)
+    out = {"detection": logits}
+    if self.box_regression:
+      out["box_regression"] = nn.Conv(4, (1, 1), dtype=self.dtype, name="box")(x).astype(
+        jnp.float32
+      )
     if logits.shape[1:3] == (1, 1):
-      return {"detection": logits.reshape(logits.shape[0], 2)}
-    return {"detection_map": logits}
+      return {k: v.reshape(v.shape[0], v.shape[-1]) for k, v in out.items()}
+    return {f"{k}_map": v for k, v in out.items()}

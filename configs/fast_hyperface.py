@@ -11,9 +11,9 @@ A tiny fully-convolutional face / non-face net (models/fast_proposal_net.py, 24 
 windows) trained through the one training loop on the same IoU-labelled regions as
 HyperFace's detection task (docs/papers.md 1.4: IoU > 0.5 face, < 0.35 non-face) with the
 HyperFace detection loss (docs/papers.md 1.6), and, like MTCNN's P-Net, a box regression
-from each window to its face (IoU > 0.4; inference/fast_proposals.py applies it). The default region sampling (scale 0.6-1.6,
-shift 0.25 of the face side) yields many near-miss negatives, which is what a proposal
-net scanning every position needs to learn. The paper does not say which detector
+from each window to its face (IoU > 0.4; inference/fast_proposals.py applies it). The
+default region sampling (scale 0.6-1.6, shift 0.25 of the face side) yields many near-miss
+negatives, which is what a proposal net scanning every position needs to learn. The paper does not say which detector
 Fast-HyperFace uses (docs/papers.md 1.11 [?]); this is the documented choice.
 
 Variants:
@@ -37,7 +37,7 @@ def get_config(arg=None):
   )
   c.input_size = 24  # the net's receptive field (one output cell)
   # Face / non-face, and the face box regressed from the window (tasks.py box_regression,
-  # regions with IoU > 0.4); weights 1 : 0.5 as MTCNN's P-Net (Zhang et al. 2016, 2.3).
+  # regions with IoU > 0.4); weights 1 : 0.5 as MTCNN's P-Net (Zhang et al. 2016, II.C).
   c.tasks = ("detection", "box_regression")
   c.weighting.weights = ml_collections.ConfigDict(dict(detection=1.0, box_regression=0.5))
   c.evaluator.name = "detection_regions"

@@ -429,7 +429,7 @@ register(classification_task("gender", 2))  # 0 male, 1 female; loss_G (section 
 # documented choice, models/fast_proposal_net.py, is MTCNN-P-Net-like): besides face /
 # non-face it regresses the face box from its window, so that one window per face suffices
 # after NMS. Targets: data/boxes.py `encode_box_deltas` (R-CNN's parameterisation).
-# Documented default after MTCNN (Zhang et al. 2016, section 2.3): regions with IoU > 0.4
+# Documented default after MTCNN (Zhang et al. 2016, section III.A): regions with IoU > 0.4
 # ("part faces" and positives) carry the box target.
 BOX_REGRESSION_MIN_IOU = 0.4
 
@@ -475,7 +475,7 @@ register(
     labels={"box_regression": ((4,), np.float32)},
     fields={"box": ((4,), np.float32)},
     output_shape=(4,),
-    loss="mean_squared_error",  # MTCNN's Euclidean box loss (Zhang et al. 2016, eq. 2)
+    loss="mean_squared_error",  # MTCNN's Euclidean box loss (Zhang et al. 2016, II.C eq. 2)
     metrics=_box_deltas_metrics,
     min_iou=BOX_REGRESSION_MIN_IOU,
     encode=_box_deltas_encode,

@@ -84,7 +84,7 @@ class LearnedProposals:
     With a box-regression head (configs/fast_hyperface.py, models/fast_proposal_net.py) and
     `regress_boxes`, each window is replaced by the face box it predicts, squared about its
     centre (side sqrt(w h): HyperFace's crops are square, data/sampling.py), as MTCNN's
-    P-Net calibrates its windows before NMS (Zhang et al. 2016, section 2.1)."""
+    P-Net calibrates its windows before NMS (Zhang et al. 2016, section II.A)."""
     image = check_image(image)
     h, w = image.shape[:2]
     normalize = self.config.data.get("normalize", "minus_half")

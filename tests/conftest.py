@@ -29,5 +29,5 @@ os.environ.setdefault("JAX_DEFAULT_PRNG_IMPL", "rbg")
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   _cache = tempfile.mkdtemp(prefix="hyperface_jax_tests_xla_cache_")
   os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
-  os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 * 2**30))
   atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 * 2**30))

@@ -465,8 +465,7 @@ def _box_deltas_metrics(pred, labels, weight):
     box_lib.decode_box_deltas(np.asarray(pred, np.float64), unit),
     box_lib.decode_box_deltas(target, unit),
   )
-  sq = ((np.asarray(pred, np.float64) - target) ** 2).mean(-1)
-  return {"iou": (float(iou[w].sum()), float(w.sum())), "mse": (float(sq[w].sum()), float(w.sum()))}
+  return {"iou": (float(iou[w].sum()), float(w.sum())), **_mse_metrics(pred, labels, weight)}
 
 
 register(

@@ -26,7 +26,7 @@ import numpy as np
 from hyperface_jax.data import boxes as box_lib
 from hyperface_jax.data import preprocess
 from hyperface_jax.inference import batched
-from hyperface_jax.inference.proposals import check_image, window_sides
+from hyperface_jax.inference.proposals import check_image, square_about_centre, window_sides
 from hyperface_jax.models import fast_proposal_net as fpn
 from hyperface_jax.registry import PROPOSALS
 
@@ -121,10 +121,8 @@ class LearnedProposals:
       b[:, 2] = self.window * sx
       b[:, 3] = self.window * sy
       if deltas is not None and self.regress_boxes:
-        b = box_lib.decode_box_deltas(np.asarray(deltas)[0][gy, gx].reshape(-1, 4), b)
-        side = np.sqrt(b[:, 2] * b[:, 3])
-        b = np.stack(
-          [b[:, 0] + (b[:, 2] - side) / 2, b[:, 1] + (b[:, 3] - side) / 2, side, side], 1
+        b = square_about_centre(
+          box_lib.decode_box_deltas(np.asarray(deltas)[0][gy, gx].reshape(-1, 4), b)
         )
       all_boxes.append(b)
       all_scores.append(prob[gy, gx].ravel())

@@ -46,7 +46,10 @@ DEFAULT = "proposals -> net -> IRP -> L-NMS (default)"
 POSTPROCESSING = {
   "proposals -> net -> plain NMS": dict(PLAIN, **{"irp.enabled": False}),
   "proposals -> net -> IRP -> plain NMS": dict(PLAIN, **{"irp.enabled": True}),
-  "proposals -> net -> IRP -> L-NMS (paper)": dict(PAPER_LNMS, **{"irp.enabled": True}),
+  # The paper's IRP keeps the better of a candidate's two boxes (docs/papers.md 1.8 step 3).
+  "proposals -> net -> IRP -> L-NMS (paper)": dict(
+    PAPER_LNMS, **{"irp.enabled": True, "irp.keep": "better"}
+  ),
   DEFAULT: {"irp.enabled": True},  # the configured L-NMS (inference/config.py)
 }
 

@@ -250,6 +250,7 @@ def test_face_analyzer_runs_an_onnx_export_without_jax(workdirs, exports, tmp_pa
     # A random model scores ~0.5: low thresholds so that faces come out.
     "irp.score_threshold": 0.0,
     "nms.score_threshold": 0.0,
+    "detection_threshold": 0.0,
   }
   image = render.render_scene(np.random.default_rng([9, 1]))["image"]
   np.save(tmp_path / "image.npy", image)

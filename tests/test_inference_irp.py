@@ -135,3 +135,37 @@ def test_batched_face_rects_equal_the_per_face_calculator():
   assert np.isnan(want).any() and np.isfinite(want).any()  # both kinds of faces present
   np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
   np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_irp_keep_both_adds_the_new_boxes_and_refits_only_them():
+  """keep="both" on the first test's candidates: both stay as they were; the first one's
+  landmark box (TRUE_BOX, IoU score 1.0) is added, the second one's (score 0 < 0.25) is
+  not. A second round refits only the added row."""
+  regions = np.array([[35, 35, 60, 60], [45, 45, 30, 30], [0, 0, 10, 10]], float)
+  images = [np.zeros((160, 160, 3), np.uint8)]
+  calls, fitted = [], []
+  net = _fake_network(calls)
+  dets = net(images, [regions])
+
+  def rect_fn(lm, vis, w, h):
+    fitted.append(len(lm))
+    out = np.repeat(TRUE_BOX[None], len(lm), 0)
+    if len(lm) == 2:  # round 1: the two candidates; the second one's box misses the face
+      out[1] = [100.0, 100.0, 30.0, 30.0]
+    return out
+
+  out = irp.iterative_region_proposals(net, images, dets, keep="both", rect_fn=rect_fn)[0]
+  np.testing.assert_allclose(out["box"], [[35, 35, 60, 60], [45, 45, 30, 30], TRUE_BOX])
+  np.testing.assert_allclose(out["score"], [2500 / 3600, 0.36, 1.0])
+  np.testing.assert_array_equal(out["irp_improved"], [0, 0, 1])
+  assert out["landmarks"].shape == (3, 21, 2) and out["p_female"].shape == (3,)
+
+  fitted.clear()
+  two = irp.iterative_region_proposals(
+    net, images, dets, iterations=2, keep="both", rect_fn=rect_fn
+  )[0]
+  assert fitted == [2, 1] and calls[-2:] == [[2], [1]]
+  np.testing.assert_allclose(two["box"][3], TRUE_BOX)
+  np.testing.assert_array_equal(two["irp_improved"], [0, 0, 1, 2])
+  with pytest.raises(ValueError, match="keep must be one of"):
+    irp.iterative_region_proposals(net, images, dets, keep="newest")

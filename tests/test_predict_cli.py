@@ -273,6 +273,7 @@ def test_real_analyzer_on_a_smoke_model(smoke_workdir, tmp_path, capsys):
       f"--input={src}",
       f"--output={tmp_path}/out",
       "--config.nms.score_threshold=0.0",
+      "--config.detection_threshold=0.0",  # a random model scores ~0.5
       "--config.max_faces=2",
       "--config.batch_size=32",
       "--config.proposals.sliding_window.min_side=40",
@@ -320,6 +321,7 @@ def test_program_fills_the_persistent_compilation_cache(smoke_workdir, tmp_path)
       f"--input={src / 'x.png'}",
       f"--output={tmp_path / 'out'}",
       "--config.nms.score_threshold=0.0",
+      "--config.detection_threshold=0.0",  # a random model scores ~0.5
       "--config.max_faces=2",
       "--config.batch_size=32",
       "--config.proposals.sliding_window.min_side=40",

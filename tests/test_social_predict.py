@@ -142,6 +142,7 @@ def test_relations_on_a_real_photograph_with_a_detector(relation_workdir, smoke_
     f"--detector_workdir={smoke_workdir}",
     "--config.irp.score_threshold=0.0",
     "--config.nms.score_threshold=0.0",
+    "--config.detection_threshold=0.0",  # a random detector scores ~0.5
   ]
   # several faces: the random detector's best sliding windows (3 at most)
   assert _run(common + [f"--output={tmp_path}/many", "--config.max_faces=3"]) == 0

@@ -238,6 +238,7 @@ class FaceAnalyzer:
       score_threshold=cfg.irp.score_threshold,
       tie_tolerance=cfg.irp.tie_tolerance,
       max_candidates=cfg.irp.max_candidates,
+      keep=cfg.irp.keep,
       visibility_threshold=cfg.nms.visibility_threshold,
     )
     t3 = _clock()

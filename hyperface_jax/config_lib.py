@@ -90,13 +90,13 @@ def hyperface_base() -> ml_collections.ConfigDict:
       # computed (models/fast_conv.py conv_algorithm; same parameters, same values up to
       # float rounding). "auto" on CPU: convolutions of >= 50 M multiply-adds per image
       # (all five of hyperface_alexnet's) as Winograd convolutions, models/winograd.py
-      # (1.24x PyTorch eager's training speed, README "Against PyTorch"); smaller strided
+      # (1.20-1.37x PyTorch eager's training speed, README "Against PyTorch"); smaller strided
       # ones (the demo's conv1) with the shifted-matmul weight gradient. Accelerators keep
       # XLA's (not measured there).
       conv_impl="auto",
       # (kernel size, output tile) of the Winograd convolutions: models/alexnet.py's
       # WINOGRAD_TILES, written out because configs import no JAX (bench/winograd_tiles.py).
-      winograd_tiles=((3, 4), (5, 4)),
+      winograd_tiles=((3, 5), (5, 4)),
       # "xla", "masked_grad" or "auto" (masked_grad on CPU): how the 3x3 / 2 max-pools
       # compute their gradient (models/fast_pool.py; same values). "auto": with the host
       # allocator of hyperface_jax.main (host_memory.py) masked_grad trained

@@ -64,6 +64,7 @@ CASES = [  # (tile, kernel, padding, input H, input W): odd, even and partial la
   (2, 3, 1, 6, 9),
   (2, 3, 0, 9, 8),
   (4, 3, 1, 14, 11),
+  (5, 3, 1, 13, 13),  # conv3..conv5 with the default tile (WINOGRAD_TILES)
   (2, 5, 2, 27, 27),  # conv2
   (4, 5, 2, 11, 12),
 ]
@@ -71,6 +72,7 @@ CASES = [  # (tile, kernel, padding, input H, input W): odd, even and partial la
 
 STRIDED = [  # (tile, kernel, stride, padding, input H, input W, channels)
   (4, 11, 4, 0, 67, 67, 3),  # conv1 of the paper (Caffe, VALID) at the smallest input
+  (5, 11, 4, 0, 67, 67, 3),  # the same with the default 3x3 tile (WINOGRAD_TILES)
   (2, 11, 4, 2, 70, 66, 3),  # torchvision's padding, rows / columns left over
   (2, 5, 2, 1, 17, 16, 4),  # 3x3 after space-to-depth over 16 channels
 ]

@@ -13,8 +13,9 @@ HyperFace's detection task (docs/papers.md 1.4: IoU > 0.5 face, < 0.35 non-face)
 HyperFace detection loss (docs/papers.md 1.6), and, like MTCNN's P-Net, a box regression
 from each window to its face (IoU > 0.4; inference/fast_proposals.py applies it). The
 default region sampling (scale 0.6-1.6, shift 0.25 of the face side) yields many near-miss
-negatives, which is what a proposal net scanning every position needs to learn. The paper does not say which detector
-Fast-HyperFace uses (docs/papers.md 1.11 [?]); this is the documented choice.
+negatives, which is what a proposal net scanning every position needs to learn. The paper
+does not say which detector Fast-HyperFace uses (docs/papers.md 1.11 [?]); this is the
+documented choice.
 
 Variants:
   (none) batch 256, 20k steps: accelerators.

@@ -22,8 +22,9 @@ os.environ.setdefault("JAX_DEFAULT_PRNG_IMPL", "rbg")
 # and in the subprocesses of the fault and multi-host tests): JAX's persistent cache lets
 # every later test load them instead (the train_e2e, steps, checkpointing, fast_conv,
 # weighting and faults files summed to 489 s in `pytest --durations=0` with it against 728 s
-# without, from an empty cache, on the 2-core CI machine). The folder is made by the first process (pytest, or xdist's controller
-# before it starts the workers, which inherit it) and removed when that process exits. A
+# without, from an empty cache, on the 2-core CI machine). The folder is made by the first
+# process (pytest, or xdist's controller before it starts the workers, which inherit it)
+# and removed when that process exits. A
 # size cap turns on JAX's file lock, so that the two xdist workers never read an entry the
 # other is still writing. Compiled programs are the same whether loaded or built.
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:

@@ -29,7 +29,7 @@ relu_init = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
 # fit the maps: conv1's 55 x 55 output is 11 x 11 tiles, conv3..conv5's 13 x 13 is
 # computed as 15 x 15 (16 x 16 with 4). Float32 error against XLA's convolution: ~1e-5 of
 # the output's scale for F(4, 3), F(5, 3) and F(4, 5) (tests/test_winograd.py); F(5, 5)
-# and F(7, 3) reach 2-4e-4, so they are not used.
+# and F(7, 3) reach 2-5e-4 (bench/winograd_error.py), so they are not used.
 WINOGRAD_TILES = ((3, 5), (5, 4))
 
 

@@ -9,8 +9,8 @@ where d is the (m + r - 1)^2 input tile and g the kernel; the products (*) of al
 channels are (m + r - 1)^2 independent matmuls [tiles, Cin] x [Cin, Cout]. F(5x5, 3x3)
 (the default for 3x3 kernels, models/alexnet.py WINOGRAD_TILES) does 49 multiplies per 25
 outputs instead of 225 (4.6x fewer; F(4x4, 3x3) 36 per 16, 4x), F(4x4, 5x5) 64 instead of
-400 (6.25x). The transforms
-are adds, subtracts and small constant factors that XLA fuses into loops.
+400 (6.25x). The transforms are adds, subtracts and small constant factors that XLA fuses
+into loops.
 
 Why by hand: XLA's CPU backend has no Winograd convolution, and on this CPU its direct
 convolutions (YNNPACK) run HyperFace-AlexNet's conv2..conv5 slower than PyTorch's oneDNN
@@ -20,7 +20,8 @@ matmuls, so the backward passes get the same saving. No library offers this for 
 
 Numerics: the transforms are exact in real arithmetic; in float32 the result differs from
 `lax.conv_general_dilated` by rounding only (relative to the output's scale ~1e-6 for
-F(2, 3), ~1e-5 for F(4, 3), F(5, 3), F(2, 5) and F(4, 5); tests/test_winograd.py). The matrices are built here for any (m, r) from the
+F(2, 3), ~1e-5 for F(4, 3), F(5, 3), F(2, 5) and F(4, 5); tests/test_winograd.py,
+bench/winograd_error.py). The matrices are built here for any (m, r) from the
 interpolation points 0, 1, -1, 2, -2, 1/2, -1/2, ... and infinity (Lavin & Gray section 4),
 the choice that keeps their entries small.
 """

@@ -10,12 +10,13 @@ another (640x480, faces of 80-330 px); `--photo` adds a real photograph (docs/pr
 says how to get scikit-image's 512x512 astronaut offline). Each variant is the analyzer
 with the `--set` settings plus its own (`LABEL: KEY=VALUE KEY=VALUE`; default: the
 configured pipeline, and the sliding window in fixed 256-crop batches, the pipeline
-before bucketed batches and learned default proposals). Per variant and image: one
-warm-up call (compilation), then `--repeats` calls (median wall seconds and median process
-CPU seconds per stage: proposals, network, irp, lnms; CPU time = all threads of this
-process, which on a machine shared with other jobs is the part that does not depend on
-their load), then one call on `--batch` synthetic images (images/s). Prints markdown tables
-and the load average (os.getloadavg) before and after.
+before bucketed batches and learned default proposals), each with its own network. Per
+image: one warm-up call (compilation) per variant, then `--repeats` rounds in which the
+variants take turns, one call each, so that load from outside this process falls on all
+of them alike (median wall seconds and median process CPU seconds per stage: proposals,
+network, irp, lnms, box_refine; CPU time = all threads of this process, which on a
+machine shared with other jobs is the part that does not depend on their load); then one
+call on `--batch` synthetic images per variant (images/s). Prints markdown tables and the load average (os.getloadavg) before and after.
 """
 
 from __future__ import annotations
@@ -60,40 +61,54 @@ def parse_variant(text):
   return label.strip(), config_lib.parse_overrides(rest.split())
 
 
-def measure_image(an, image, repeats):
-  """Median wall / CPU seconds per stage of `repeats` calls on one image (after a warm-up)."""
-  an([image])  # compile
-  rows = []
-  for _ in range(repeats):
-    an([image])
-    rows.append(dict(an.timings))
+def _medians(rows):
   out = {}
   for s in analyzer_lib.STAGES + ("total",):
     out[f"{s}_s"] = float(np.median([r[s] for r in rows]))
     out[f"{s}_cpu_s"] = float(np.median([r[f"{s}_cpu"] for r in rows]))
   out["proposals_per_image"] = float(np.median([r["num_proposals"] for r in rows]))
-  out["faces"] = len(an([image])[0])
   return out
 
 
-def measure(an, images, photos, repeats):
-  row = {"synthetic": measure_image(an, images[0], repeats)}
-  for name, photo in photos.items():
-    row[name] = measure_image(an, photo, repeats)
-  an(images)  # compiles any bucket the batch needs
-  t0 = time.perf_counter()
-  an(images)
-  row["batch/images_per_s"] = len(images) / (time.perf_counter() - t0)
-  row["batch/proposals_per_image"] = an.timings["num_proposals"] / len(images)
-  row["proposals"] = an.config.proposals.name
-  return row
+def measure_image(analyzers, image, repeats):
+  """Per analyzer, median wall / CPU seconds per stage of `repeats` calls on one image
+  (after a warm-up call each). The analyzers take turns call by call, so that a burst of
+  load from outside this process falls on all of them alike."""
+  timings = {label: [] for label in analyzers}
+  for an in analyzers.values():
+    an([image])  # compile
+  for _ in range(repeats):
+    for label, an in analyzers.items():
+      an([image])
+      timings[label].append(dict(an.timings))
+  out = {label: _medians(t) for label, t in timings.items()}
+  for label, an in analyzers.items():
+    out[label]["faces"] = len(an([image])[0])
+  return out
+
+
+def measure(analyzers, images, photos, repeats):
+  """Rows per analyzer: the 640x480 image, each photograph, and images/s on `images`."""
+  rows = {label: {} for label in analyzers}
+  for name, image in [("synthetic", images[0]), *photos.items()]:
+    for label, r in measure_image(analyzers, image, repeats).items():
+      rows[label][name] = r
+  for an in analyzers.values():
+    an(images)  # compiles any bucket the batch needs
+  for label, an in analyzers.items():
+    t0 = time.perf_counter()
+    an(images)
+    rows[label]["batch/images_per_s"] = len(images) / (time.perf_counter() - t0)
+    rows[label]["batch/proposals_per_image"] = an.timings["num_proposals"] / len(images)
+    rows[label]["proposals"] = an.config.proposals.name
+  return rows
 
 
 def markdown(rows):
   lines = [
     "| pipeline | image | proposals | proposals/img | proposals ms | network ms | IRP ms | "
-    "L-NMS ms | total ms (CPU ms) | faces | images/s (batch) |",
-    "|---|---|---|---|---|---|---|---|---|---|---|",
+    "L-NMS ms | refine ms | total ms (CPU ms) | faces | images/s (batch) |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ]
   for label, row in rows.items():
     for image, r in row.items():
@@ -102,7 +117,7 @@ def markdown(rows):
       ms = lambda k: f"{1e3 * r[k]:.0f}"  # noqa: B023
       lines.append(
         f"| {label} | {image} | {row['proposals']} | {r['proposals_per_image']:.0f} | "
-        f"{ms('proposals_s')} | {ms('network_s')} | {ms('irp_s')} | {ms('lnms_s')} | "
+        f"{ms('proposals_s')} | {ms('network_s')} | {ms('irp_s')} | {ms('lnms_s')} | {ms('box_refine_s')} | "
         f"{ms('total_s')} ({ms('total_cpu_s')}) | {r['faces']} | "
         f"{row['batch/images_per_s']:.2f} |"
       )
@@ -122,14 +137,17 @@ def main(argv=None):
   overrides = config_lib.parse_overrides(args.set)
   images = test_images(args.batch)
   photos = {os.path.splitext(os.path.basename(f))[0]: image_io.read_image(f)[0] for f in args.photo}
-  base = analyzer_lib.FaceAnalyzer.from_workdir(args.workdir, **overrides)
-  load_before = os.getloadavg()
-  rows = {}
+  analyzers = {}
   for text in args.variant or DEFAULT_VARIANTS:
     label, extra = parse_variant(text)
-    an = analyzer_lib.FaceAnalyzer(base.network, base.config, **extra)
-    rows[label] = measure(an, images, photos, args.repeats)
-    print(label, json.dumps(rows[label]), flush=True)
+    # Each variant its own network (batch settings are the network's).
+    analyzers[label] = analyzer_lib.FaceAnalyzer.from_workdir(
+      args.workdir, **{**overrides, **extra}
+    )
+  load_before = os.getloadavg()
+  rows = measure(analyzers, images, photos, args.repeats)
+  for label, row in rows.items():
+    print(label, json.dumps(row), flush=True)
   load_after = os.getloadavg()
   print(
     f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "

@@ -11,7 +11,8 @@ import pytest
 
 from hyperface_jax import checkpointing, sharding, train
 from hyperface_jax.data import preprocess
-from hyperface_jax.inference import analyzer, batched
+from hyperface_jax.inference import analyzer, batched, box_refine
+from hyperface_jax.inference import config as config_lib
 
 _SMOKE = os.path.join(os.path.dirname(__file__), "..", "configs", "smoke.py")
 _spec = importlib.util.spec_from_file_location("smoke_config", _SMOKE)
@@ -40,6 +41,7 @@ def face_analyzer(workdir):
     workdir,
     **{
       "batch_size": 16,
+      "min_bucket": 8,
       "proposals.sliding_window.min_side": 24,
       "proposals.sliding_window.scale_step": 2.0,
       "proposals.sliding_window.stride_fraction": 0.5,
@@ -124,6 +126,8 @@ def test_batched_network_equals_direct_model_apply(workdir):
     got = net([image], [regions])[0]
     p_face = jax.nn.softmax(want["detection"], -1)[:, 1]
     np.testing.assert_allclose(got["score"], p_face, rtol=1e-5, atol=1e-6)
+    margin = want["detection"][:, 1] - want["detection"][:, 0]  # the score's log-odds
+    np.testing.assert_allclose(got["score_logit"], margin, rtol=1e-5, atol=1e-5)
     centre = regions[:, None, :2] + regions[:, None, 2:] / 2
     np.testing.assert_allclose(
       got["landmarks"],
@@ -138,13 +142,13 @@ def test_no_recompilation_across_image_sizes(face_analyzer):
   # batch_size 16, min_bucket 8: at most the two buckets 8 and 16 ever compile.
   assert batched.bucket_sizes(16, 8) == [8, 16]
   images = _images()
-  face_analyzer(images)
-  face_analyzer(images[:1])
-  traces = face_analyzer.network.traces
-  assert 1 <= traces <= 2
-  face_analyzer(images[1:])
-  face_analyzer(images[::-1])
-  assert face_analyzer.network.traces == traces
+  net = face_analyzer.network
+  for n in (5, 16):  # compiles both buckets (if no earlier test did)
+    net(images[:1], [np.tile([[0.0, 0.0, 40.0, 40.0]], (n, 1))])
+  assert net.traces == 2
+  for call in (images, images[:1], images[1:], images[::-1]):  # all stages, all sizes
+    face_analyzer(call)
+  assert net.traces == 2
   assert set(analyzer.STAGES) <= set(face_analyzer.timings)
   assert face_analyzer.timings["total_cpu"] > 0
   assert face_analyzer.timings["total_cpu"] == pytest.approx(
@@ -342,3 +346,31 @@ def test_detection_threshold_drops_low_final_scores(face_analyzer):
     kept[t] = np.round(out[0]["score"], 6).tolist()
   # Two separate one-member groups, top-K mean scores 0.9 / 5 and 0.6 / 5.
   assert kept == {0.0: [0.18, 0.12], 0.15: [0.18], 0.2: []}
+
+
+def test_box_refinement_is_the_last_stage(face_analyzer):
+  # The pipeline with box refinement = the pipeline without it, then box_refine.refine_boxes
+  # on its final detections with the configured settings (one more network pass).
+  images = _images()
+  low = {"irp.score_threshold": 0.0, "nms.score_threshold": 0.0, "detection_threshold": 0.0}
+  cfg = config_lib.with_overrides(face_analyzer.config, low)
+  off = config_lib.with_overrides(cfg, {"box_refine.enabled": False})
+  raw = face_analyzer.score_proposals(images)
+  plain = face_analyzer.refine(images, [dict(d) for d in raw], off)
+  assert face_analyzer.timings["box_refine"] < 1e-3  # skipped
+  got = face_analyzer.refine(images, [dict(d) for d in raw], cfg)
+  want = box_refine.refine_boxes(
+    face_analyzer.network,
+    images,
+    plain,
+    scale_step=cfg.box_refine.scale_step,
+    windows=cfg.box_refine.windows,
+    temperature=cfg.box_refine.temperature,
+  )
+  assert sum(len(d["score"]) for d in got) > 0
+  for g, w, p in zip(got, want, plain, strict=True):
+    np.testing.assert_allclose(g["box"], w["box"], rtol=1e-6)
+    np.testing.assert_array_equal(g["score"], p["score"])
+    np.testing.assert_array_equal(g["landmarks"], p["landmarks"])
+  moved = np.concatenate([g["box"] - p["box"] for g, p in zip(got, plain, strict=True)])
+  assert np.abs(moved).max() > 1e-3  # the refinement did move boxes

@@ -8,7 +8,8 @@
 
 Pipeline per call, over all images together: proposals (registry.PROPOSALS) -> batched
 network pass (inference/batched.py, bucketed batches) -> Iterative Region Proposals
-(inference/irp.py) -> landmark-based NMS or plain NMS (inference/lnms.py).
+(inference/irp.py) -> landmark-based NMS or plain NMS (inference/lnms.py) -> box
+refinement (inference/box_refine.py).
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from hyperface_jax.inference import box_refine, irp, lnms, proposals
 from hyperface_jax.inference import config as config_lib
-from hyperface_jax.inference import irp, lnms, proposals
 
 if TYPE_CHECKING:  # batched imports JAX: only `from_workdir` needs it (from_export runs without)
   from hyperface_jax.inference import batched
 
-STAGES = ("proposals", "network", "irp", "lnms")
+STAGES = ("proposals", "network", "irp", "lnms", "box_refine")
 # Where `make demo` puts the demo's proposal net (configs/fast_hyperface.py:cpu): a workdir
 # inside the HyperFace workdir, found by `from_workdir` (`proposals.name="auto"`).
 PROPOSAL_SUBDIR = "proposals"
@@ -128,7 +129,8 @@ class FaceAnalyzer:
     config: the pipeline settings (inference/config.py), locked.
     network: the BatchedNetwork (bucketed batches, one compilation per bucket), or the
       onnx_network.OnnxNetwork of `from_export`.
-    timings: seconds per stage ("proposals", "network", "irp", "lnms") of the last call,
+    timings: seconds per stage (STAGES: "proposals", "network", "irp", "lnms",
+      "box_refine") of the last call,
       summed over its images, plus "total"; "<stage>_cpu" / "total_cpu" are the process
       CPU seconds of the same stages (all threads; independent of other jobs' load).
   """
@@ -225,7 +227,8 @@ class FaceAnalyzer:
   def refine(
     self, images: Sequence[np.ndarray], dets: List[Dict[str, np.ndarray]], config=None
   ) -> List[Dict[str, np.ndarray]]:
-    """Stages 3-4: IRP and (landmark) NMS, with `config` (default self.config)."""
+    """Stages 3-5: IRP, (landmark) NMS and box refinement, with `config` (default
+    self.config)."""
     cfg = config or self.config
     images = _check_images(images)
     t2 = _clock()
@@ -269,12 +272,24 @@ class FaceAnalyzer:
       d = lnms.select(d, np.asarray(d["score"]) >= cfg.detection_threshold)
       out.append(lnms.select(d, np.arange(min(len(d["score"]), cfg.max_faces))))
     t4 = _clock()
+    if cfg.box_refine.enabled:
+      out = box_refine.refine_boxes(
+        self.network,
+        images,
+        out,
+        scale_step=cfg.box_refine.scale_step,
+        windows=cfg.box_refine.windows,
+        temperature=cfg.box_refine.temperature,
+      )
+    t5 = _clock()
     self.timings.update(
       {
         "irp": t3[0] - t2[0],
         "lnms": t4[0] - t3[0],
+        "box_refine": t5[0] - t4[0],
         "irp_cpu": t3[1] - t2[1],
         "lnms_cpu": t4[1] - t3[1],
+        "box_refine_cpu": t5[1] - t4[1],
       }
     )
     return out

@@ -85,6 +85,7 @@ def inference_model(config):
 
 _EMPTY_OUTPUTS = {
   "score": np.zeros(0, np.float32),
+  "score_logit": np.zeros(0, np.float32),
   "p_female": np.zeros(0, np.float32),
   "landmarks": np.zeros((0, 21, 2), np.float32),
   "visibility": np.zeros((0, 21), np.float32),
@@ -160,6 +161,9 @@ class BatchedNetwork(CropNetwork):
       res = {}
       if "detection" in out:
         res["score"] = jax.nn.softmax(out["detection"], axis=-1)[:, 1]
+        # The log-odds of "score", which does not saturate where the softmax rounds to
+        # 1.0: box refinement (inference/box_refine.py) weighs windows by it.
+        res["score_logit"] = out["detection"][:, 1] - out["detection"][:, 0]
       if "gender" in out:
         res["p_female"] = jax.nn.softmax(out["gender"], axis=-1)[:, 1]
       if "visibility" in out:

@@ -18,7 +18,8 @@ from hyperface_jax.inference import lnms
 
 
 def inference_config() -> ml_collections.ConfigDict:
-  """The pipeline defaults: proposals -> network -> IRP -> L-NMS (docs/papers.md 1.8)."""
+  """The pipeline defaults: proposals -> network -> IRP -> L-NMS (docs/papers.md 1.8) -> box
+  refinement (ours, inference/box_refine.py)."""
   c = ml_collections.ConfigDict()
   c.proposals = ml_collections.ConfigDict()
   # docs/papers.md 1.8 step 1: the paper uses selective search. Default "auto" (resolved by
@@ -81,13 +82,15 @@ def inference_config() -> ml_collections.ConfigDict:
   c.max_proposals = 3000
   # Network batches (docs/papers.md 1.8 step 2): every crop of every image goes through
   # batches of `batch_size`; the rest is padded to the smallest bucket that holds it
-  # (8, 16, 24, 32, then powers of two; inference/batched.py bucket_sizes), each bucket
-  # one compiled program: 20 crops run as a batch of 24, not 256. Documented default 32:
-  # on the 2-core CPU the demo model's forward costs ~1.1 ms a crop in batches of 16-40
-  # and ~1.5 ms in batches of 48-128 (bench/forward_batch_speed.py), so 50 proposals
-  # run fastest as 32 + 24. Accelerators want larger batches: set it there.
-  c.batch_size = 32
-  c.min_bucket = 8
+  # (min_bucket rounded up to a power of two m, then 2m, 3m, 4m, then doubling, and
+  # batch_size itself; inference/batched.py bucket_sizes), each bucket one compiled
+  # program. Documented defaults 24 and 4 (buckets 4, 8, 12, 16, 24): on the 2-core CPU the
+  # demo model's forward takes 7.5 / 13.3 / 17.8 / 21.1 / 27.0 / 38.2 ms for batches of
+  # 4 / 8 / 12 / 16 / 24 / 32 (bench/forward_batch_speed.py; 1.12 ms a crop at 24, the
+  # least), so 50 proposals run as 24 + 24 + 4 (62 ms against 65 as 32 + 24) and the box
+  # refinement's 10 windows of two faces as 12, not 16. Accelerators want larger batches.
+  c.batch_size = 24
+  c.min_bucket = 4
   # Average every crop's outputs with those of its mirror image (inference/batched.py;
   # the papers use single crops); twice the network time.
   c.flip_test = False
@@ -97,7 +100,11 @@ def inference_config() -> ml_collections.ConfigDict:
       iterations=1,  # docs/papers.md 1.8 [?]; TK runs up to 3 stages
       score_threshold=0.25,  # candidates entering IRP (TK keeps det > 0.25 between stages)
       tie_tolerance=1e-3,  # new box wins at score >= old - this (irp.py: saturated scores)
-      max_candidates=0,  # per image, IRP only the best this many (0 = all; irp.py)
+      # Per image, IRP only the best this many candidates (0 = all; irp.py); the others
+      # keep their proposal box. Documented default 16 (one network bucket), chosen on
+      # 300 synth_faces VALIDATION scenes with box refinement among 8 / 12 / 16 / 24 / all:
+      # AP 0.942 / 0.947 / 0.951 / 0.949 / 0.950 (docs/inference.md "Box refinement").
+      max_candidates=16,
       # Documented default "both" (irp.py): the candidate AND its landmark-fitted box go on
       # to L-NMS, instead of the paper's "better" of the two (docs/papers.md 1.8 step 3).
       # With 50 learned proposals a face has few windows, and L-NMS's box vote gains from
@@ -130,6 +137,17 @@ def inference_config() -> ml_collections.ConfigDict:
       # where a top-K mean would cap a sure face at 1/K, else "top_k_mean".
       "score_mode": "auto",
     }
+  )
+  # Box refinement (inference/box_refine.py; not in the paper, a documented default): each
+  # returned face's box is scaled about its centre by scale_step**k, k = -(windows // 2) ..
+  # windows // 2, the network scores those windows, and the box becomes their mean
+  # weighted by softmax(face-score log-odds / temperature). The softmax score rounds to 1.0
+  # on windows covering only part of a face; its log-odds keep growing with the IoU.
+  # Chosen on 300 synth_faces VALIDATION scenes by bench/box_refine_study.py (the highest
+  # AP at the default threshold among steps 1.08 / 1.15 / 1.25, 3 or 5 windows and
+  # temperatures 1 / 2 / 4: 0.942 -> 0.950; docs/inference.md "Box refinement").
+  c.box_refine = ml_collections.ConfigDict(
+    dict(enabled=True, scale_step=1.15, windows=5, temperature=4.0)
   )
   c.max_faces = 32  # rows of the padded output (faces beyond are dropped, best kept)
   # Faces whose final (group) score is below this are not returned. Documented default,

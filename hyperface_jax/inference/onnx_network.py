@@ -4,7 +4,7 @@
 (`input_size`, `normalize`, `batch_size`, `flip_test`, `crops`, `run_crops`, `__call__`)
 and computes the same things: training-identical OpenCV crops, `data.preprocess.normalize`
 with the mode of the export's preprocessing.json, the network, then softmax of the
-detection and gender logits and visibility clipped to [0, 1], landmarks de-normalized to
+detection and gender logits (and the face score's log-odds) and visibility clipped to [0, 1], landmarks de-normalized to
 image pixels. Nothing here imports JAX, Flax or TensorFlow:
 
   analyzer = FaceAnalyzer.from_export("exports/demo_onnx", **overrides)
@@ -31,6 +31,7 @@ REQUIRED_OUTPUTS = ("detection", "landmarks", "visibility", "pose", "gender")
 
 _EMPTY_OUTPUTS = {
   "score": np.zeros(0, np.float32),
+  "score_logit": np.zeros(0, np.float32),
   "p_female": np.zeros(0, np.float32),
   "landmarks": np.zeros((0, 21, 2), np.float32),
   "visibility": np.zeros((0, 21), np.float32),
@@ -112,6 +113,7 @@ class OnnxNetwork(CropNetwork):
       outs.append(
         {
           "score": _softmax_last(raw["detection"])[:, 1],
+          "score_logit": raw["detection"][:, 1] - raw["detection"][:, 0],
           "p_female": _softmax_last(raw["gender"])[:, 1],
           "visibility": np.clip(raw["visibility"], 0.0, 1.0),  # MSE-trained (1.6)
           "landmarks": raw["landmarks"],

@@ -16,7 +16,8 @@ variants take turns, one call each, so that load from outside this process falls
 of them alike (median wall seconds and median process CPU seconds per stage: proposals,
 network, irp, lnms, box_refine; CPU time = all threads of this process, which on a
 machine shared with other jobs is the part that does not depend on their load); then one
-call on `--batch` synthetic images per variant (images/s). Prints markdown tables and the load average (os.getloadavg) before and after.
+call on `--batch` synthetic images per variant (images/s). Prints markdown tables and
+the load average (os.getloadavg) before and after.
 """
 
 from __future__ import annotations
@@ -117,7 +118,8 @@ def markdown(rows):
       ms = lambda k: f"{1e3 * r[k]:.0f}"  # noqa: B023
       lines.append(
         f"| {label} | {image} | {row['proposals']} | {r['proposals_per_image']:.0f} | "
-        f"{ms('proposals_s')} | {ms('network_s')} | {ms('irp_s')} | {ms('lnms_s')} | {ms('box_refine_s')} | "
+        f"{ms('proposals_s')} | {ms('network_s')} | {ms('irp_s')} | {ms('lnms_s')} | "
+        f"{ms('box_refine_s')} | "
         f"{ms('total_s')} ({ms('total_cpu_s')}) | {r['faces']} | "
         f"{row['batch/images_per_s']:.2f} |"
       )

@@ -4,8 +4,8 @@ Not in the paper (a documented default of this project; docs/inference.md "Box
 refinement"). HyperFace's detection head labels regions at IoU > 0.5 with a face as faces
 and those at IoU < 0.35 as non-faces, the regions in between are ignored (docs/papers.md
 1.4), and its softmax score saturates: on the synth_faces validation scenes 27 % of the
-windows at IoU 0.35-0.5 with a face score >= 0.99, as do 65 % of those at 0.5-0.6 and 97 %
-of those above 0.8. L-NMS's box vote over the few windows a face has can then land at IoU
+windows at IoU 0.35-0.5 with a face have a score >= 0.99, as do 65 % of those at 0.5-0.6
+and 97 % of those above 0.8. L-NMS's box vote over the few windows a face has can then land at IoU
 0.4-0.5 with it. The log-odds of the score (`score_logit`, the difference of the two
 detection logits) do not saturate and keep growing with the IoU (medians 2.4 at IoU
 0.35-0.5, 5.9 at 0.5-0.6, 8.6 at 0.6-0.7, 11.6 above 0.8; bench/box_refine_study.py). So
@@ -90,6 +90,7 @@ def refine_boxes(
     Per image, a copy of its detections with the refined "box"; the other keys unchanged.
   """
   check_settings(scale_step, windows, temperature)
+  windows = int(windows)
   scales = window_scales(scale_step, windows)
   regions = [scaled_boxes(np.asarray(d["box"]), scales) for d in detections]
   scored = network(images, regions)

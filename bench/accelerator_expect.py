@@ -119,7 +119,11 @@ def summary_table(rows, pipeline: dict, mfu: float) -> str:
       if not isinstance(r, dict):  # the row's batch figures
         continue
       ms = lambda stage: f"{1e3 * r[f'{stage}_s']:.0f}"  # noqa: B023
-      stages = ", ".join(f"{s} {ms(s)}" for s in ("proposals", "network", "irp", "lnms"))
+      stages = ", ".join(
+        f"{s} {ms(s)}"
+        for s in ("proposals", "network", "irp", "lnms", "box_refine")
+        if f"{s}_s" in r
+      )
       lines.append(
         f"| pipeline: {label} | {image} image, {row.get('proposals', '?')} proposals, "
         f"{r['proposals_per_image']:.0f}/img | latency {ms('total')} ms ({stages} ms); "

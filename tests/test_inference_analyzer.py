@@ -268,6 +268,14 @@ def test_bad_inputs_and_settings(face_analyzer, workdir, tmp_path):
   assert os.path.isfile(os.path.join(workdir, "config.json"))
 
 
+def test_bad_box_refine_setting_fails_when_the_analyzer_is_built(face_analyzer):
+  with pytest.raises(ValueError, match="box_refine.windows"):
+    analyzer.FaceAnalyzer(face_analyzer.network, **{"box_refine.windows": 4})
+  # Off, its settings are not used and not checked.
+  off = {"box_refine.enabled": False, "box_refine.windows": 4, "batch_size": 16, "min_bucket": 8}
+  assert not analyzer.FaceAnalyzer(face_analyzer.network, **off).config.box_refine.enabled
+
+
 def test_auto_group_score_is_the_best_member_for_one_box_per_face_proposals(face_analyzer):
   # One candidate per face, as OpenCV's cascade returns: its group has 1 of K = 5 members.
   image = _images()[0]
@@ -360,12 +368,7 @@ def test_box_refinement_is_the_last_stage(face_analyzer):
   assert face_analyzer.timings["box_refine"] < 1e-3  # skipped
   got = face_analyzer.refine(images, [dict(d) for d in raw], cfg)
   want = box_refine.refine_boxes(
-    face_analyzer.network,
-    images,
-    plain,
-    scale_step=cfg.box_refine.scale_step,
-    windows=cfg.box_refine.windows,
-    temperature=cfg.box_refine.temperature,
+    face_analyzer.network, images, plain, **box_refine.settings(cfg.box_refine)
   )
   assert sum(len(d["score"]) for d in got) > 0
   for g, w, p in zip(got, want, plain, strict=True):

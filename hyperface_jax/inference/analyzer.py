@@ -139,6 +139,8 @@ class FaceAnalyzer:
     self.config = resolve_proposals(
       config_lib.with_overrides(config or config_lib.inference_config(), overrides)
     )
+    if self.config.box_refine.enabled:
+      box_refine.settings(self.config.box_refine)  # a bad value fails here, naming it
     self.network = network
     self.network.flip_test = bool(self.config.flip_test)
     if self.network.batch_size != self.config.batch_size:
@@ -274,12 +276,7 @@ class FaceAnalyzer:
     t4 = _clock()
     if cfg.box_refine.enabled:
       out = box_refine.refine_boxes(
-        self.network,
-        images,
-        out,
-        scale_step=cfg.box_refine.scale_step,
-        windows=cfg.box_refine.windows,
-        temperature=cfg.box_refine.temperature,
+        self.network, images, out, **box_refine.settings(cfg.box_refine)
       )
     t5 = _clock()
     self.timings.update(

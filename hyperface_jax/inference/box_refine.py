@@ -51,6 +51,14 @@ def window_scales(scale_step: float, windows: int) -> tuple:
   return tuple(float(scale_step) ** k for k in range(-m, m + 1))
 
 
+def settings(section) -> dict:
+  """`refine_boxes` keyword arguments of an inference config's `box_refine` section
+  (inference/config.py), checked (check_settings)."""
+  kwargs = {k: section[k] for k in ("scale_step", "windows", "temperature")}
+  check_settings(**kwargs)
+  return kwargs
+
+
 def check_settings(scale_step: float, windows: int, temperature: float) -> None:
   """Raises ValueError naming the setting when the refinement settings are unusable."""
   if not (np.isfinite(scale_step) and scale_step > 1.0):
